@@ -1,0 +1,112 @@
+"""Argument checks shared by every public entry point.
+
+Each raises TypeError (wrong kind or dtype) or ValueError (wrong shape, order or
+value) with a message that names the argument, what was expected and what came.
+"""
+import math
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INT_MAX = 2**31 - 1  # BLAS takes 32-bit sizes
+
+
+def float_dtype(dtype, name="dtype"):
+    """np.float32 or np.float64 from a name, type or dtype; anything else is refused."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64; got {dtype!r}")
+    return resolved
+
+
+def ndarray(name, value, ndim=None, dtype=None):
+    """value as it is, if it is a float32/float64 ndarray of the given ndim and dtype."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray; got {type(value).__name__}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64; got {value.dtype}")
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(f"{name} has dtype {value.dtype}, but the other arrays are "
+                        f"{dtype}; fastnn never casts silently: convert it first")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D; got {value.ndim}-D with shape "
+                         f"{value.shape}")
+    if value.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {value.shape}")
+    if max(value.shape) > _INT_MAX:
+        raise ValueError(f"{name} has an axis longer than 2**31 - 1: {value.shape}")
+    return value
+
+
+def input_array(name, value, ndim=None, dtype=None):
+    """A checked input array, made C-contiguous (a copy only when it is not)."""
+    return np.ascontiguousarray(ndarray(name, value, ndim, dtype))
+
+
+def output_array(name, value, shape, dtype):
+    """A checked output array: the given shape and dtype, C-contiguous and writeable."""
+    ndarray(name, value, len(shape), dtype)
+    if value.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {value.shape}")
+    if not value.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (it is written in place); "
+                         f"got strides {value.strides}")
+    if not value.flags.writeable:
+        raise ValueError(f"{name} must be writeable (it is written in place)")
+    return value
+
+
+def same_shape(name, value, expected, meaning):
+    """ValueError unless value.shape == expected; meaning spells the expected shape."""
+    if value.shape != tuple(expected):
+        raise ValueError(f"{name} must have shape {meaning} = {tuple(expected)}; "
+                         f"got {value.shape}")
+
+
+def real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number as float, optionally within [low, high]; *_open excludes an end."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} "
+                        f"{value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}; got {value!r}")
+    return value
+
+
+def integer(name, value, low=None):
+    """An int (Python or NumPy integer, not bool), at least low."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {type(value).__name__} "
+                        f"{value!r}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be at least {low}; got {value}")
+    return value
+
+
+def class_labels(name, value, m, n_classes):
+    """Integer class labels of shape (m,) within [0, n_classes), as np.intp."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray; got {type(value).__name__}")
+    if value.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class labels; got dtype {value.dtype}")
+    if value.shape != (m,):
+        raise ValueError(f"{name} must have shape (m,) = ({m},); got {value.shape}")
+    low, high = value.min(), value.max()
+    if low < 0 or high >= n_classes:
+        bad = int(np.flatnonzero((value < 0) | (value >= n_classes))[0])
+        raise ValueError(f"{name} must be class indices in [0, {n_classes}); "
+                         f"{name}[{bad}] = {value[bad]}")
+    return np.ascontiguousarray(value, dtype=np.intp)

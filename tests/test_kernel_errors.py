@@ -1,0 +1,177 @@
+"""Every kind of bad argument to fastnn.kernels gets a clear TypeError or ValueError."""
+import re
+
+import numpy as np
+import pytest
+
+from fastnn import kernels
+
+m, n_in, n_out = 4, 3, 2
+
+
+def forward_args(**change):
+    args = dict(A_prev=np.ones((m, n_in)), W=np.ones((n_out, n_in)), b=np.ones(n_out),
+                Z=np.empty((m, n_out)), A=np.empty((m, n_out)), activation="relu")
+    args.update(change)
+    return args
+
+
+def backward_args(**change):
+    args = dict(dA=np.ones((m, n_out)), Z=np.ones((m, n_out)), A=np.ones((m, n_out)),
+                A_prev=np.ones((m, n_in)), W=np.ones((n_out, n_in)),
+                dZ=np.empty((m, n_out)), dW=np.empty((n_out, n_in)), db=np.empty(n_out),
+                dA_prev=np.empty((m, n_in)), activation="tanh")
+    args.update(change)
+    return args
+
+
+def read_only(shape):
+    a = np.empty(shape)
+    a.flags.writeable = False
+    return a
+
+
+shared = np.ones((m, n_in))
+
+FORWARD_CASES = [
+    # (changed arguments, exception, pattern the message must contain)
+    (dict(A_prev=[[1.0] * n_in] * m), TypeError, r"A_prev must be a numpy.ndarray; got list"),
+    (dict(A_prev=np.ones((m, n_in), int)), TypeError, r"A_prev must have dtype float32 or float64; got int64"),
+    (dict(W=np.ones((n_out, n_in), np.float32)), TypeError, r"W has dtype float32, but the other arrays are float64"),
+    (dict(A_prev=np.ones(n_in)), ValueError, r"A_prev must be 2-D; got 1-D with shape \(3,\)"),
+    (dict(A_prev=np.ones((0, n_in))), ValueError, r"A_prev must not be empty"),
+    (dict(W=np.ones((n_out, n_in + 1))), ValueError, r"W must have shape \(n_out, n_in\).* = \(2, 3\); got \(2, 4\)"),
+    (dict(b=np.ones(n_out + 1)), ValueError, r"b must have shape \(n_out,\).* = \(2,\); got \(3,\)"),
+    (dict(Z=np.empty((m, n_out + 1))), ValueError, r"Z must have shape \(4, 2\); got \(4, 3\)"),
+    (dict(Z=np.empty((m, n_out), np.float32)), TypeError, r"Z has dtype float32"),
+    (dict(Z=np.empty((n_out, m)).T), ValueError, r"Z must be C-contiguous"),
+    (dict(A=read_only((m, n_out))), ValueError, r"A must be writeable"),
+    (dict(Z=[[0.0] * n_out] * m), TypeError, r"Z must be a numpy.ndarray; got list"),
+    (dict(activation="softplus"), ValueError, r"activation must be one of 'identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu'; got 'softplus'"),
+    (dict(activation=3), TypeError, r"activation must be a string"),
+    (dict(negative_slope=float("nan")), ValueError, r"negative_slope must be finite"),
+    (dict(negative_slope="0.1"), TypeError, r"negative_slope must be a real number"),
+    (dict(A_prev=shared, Z=shared[:, :n_out].copy(), A=shared[:, :n_out]), ValueError, r"A must be C-contiguous"),
+    (dict(A_prev=shared, A=shared.reshape(-1)[:m * n_out].reshape(m, n_out)), ValueError, r"A overlaps A_prev in memory"),
+]
+
+
+@pytest.mark.parametrize("change,error,pattern", FORWARD_CASES)
+def test_dense_forward_rejects(change, error, pattern):
+    with pytest.raises(error, match=pattern):
+        kernels.dense_forward(**forward_args(**change))
+
+
+BACKWARD_CASES = [
+    (dict(Z=np.ones((m + 1, n_out))), ValueError, r"Z must have shape \(m, n_out\) like dA = \(4, 2\); got \(5, 2\)"),
+    (dict(A_prev=np.ones((m + 1, n_in))), ValueError, r"A_prev must have shape \(m, n_in\) with m from dA = \(4, 3\); got \(5, 3\)"),
+    (dict(W=np.ones((n_out + 1, n_in))), ValueError, r"W must have shape \(n_out, n_in\).* = \(2, 3\); got \(3, 3\)"),
+    (dict(dW=np.empty((n_in, n_out))), ValueError, r"dW must have shape \(2, 3\); got \(3, 2\)"),
+    (dict(db=np.empty((n_out, 1))), ValueError, r"db must be 1-D"),
+    (dict(dA_prev=np.empty((m, n_in), np.float32)), TypeError, r"dA_prev has dtype float32"),
+    (dict(dA=np.ones((m, n_out), np.complex128)), TypeError, r"dA must have dtype float32 or float64; got complex128"),
+    (dict(dA=np.array([["a"] * n_out] * m)), TypeError, r"dA must have dtype float32 or float64"),
+    (dict(dA=np.ones((m, n_out), object)), TypeError, r"dA must have dtype float32 or float64; got object"),
+]
+
+
+@pytest.mark.parametrize("change,error,pattern", BACKWARD_CASES)
+def test_dense_backward_rejects(change, error, pattern):
+    with pytest.raises(error, match=pattern):
+        kernels.dense_backward(**backward_args(**change))
+
+
+def test_dense_backward_output_overlapping_an_input_is_refused():
+    args = backward_args()
+    args["dW"] = args["W"]
+    with pytest.raises(ValueError, match="dW overlaps W in memory"):
+        kernels.dense_backward(**args)
+
+
+def test_in_place_aliases_that_are_safe_are_allowed():
+    args = backward_args(dA=np.full((m, n_out), 2.0))
+    args["dZ"] = args["dA"]  # dZ written over dA: documented as allowed
+    kernels.dense_backward(**args)
+    np.testing.assert_allclose(args["dZ"], 2.0 * (1 - 1.0))  # tanh' from A = 1 is 0
+    Z = np.linspace(-1, 1, 6)
+    kernels.activation_forward(Z, Z, "relu")  # A = Z in place
+    np.testing.assert_array_equal(Z, np.maximum(np.linspace(-1, 1, 6), 0))
+
+
+def test_non_contiguous_inputs_are_accepted_and_correct():
+    rng = np.random.default_rng(0)
+    wide = rng.standard_normal((m, 2 * n_in))
+    A_prev = wide[:, ::2]
+    W = np.asfortranarray(rng.standard_normal((n_out, n_in)))
+    Z, A = np.empty((m, n_out)), np.empty((m, n_out))
+    kernels.dense_forward(A_prev, W, np.zeros(n_out), Z, A, "identity")
+    np.testing.assert_allclose(Z, A_prev @ W.T, rtol=1e-12)
+
+
+def loss_call(name, Z=None, Y=None, A=None, dZ=None):
+    Z = np.zeros((m, 3)) if Z is None else Z
+    Y = np.zeros((m, 3)) if Y is None else Y
+    A = np.empty(Z.shape) if A is None else A
+    dZ = np.empty(Z.shape) if dZ is None else dZ
+    return lambda: getattr(kernels, name)(Z, Y, A, dZ)
+
+
+LOSS_CASES = [
+    (loss_call("softmax_cross_entropy", Y=np.array([0, 1, 3, 0])), ValueError, r"Y must be class indices in \[0, 3\); Y\[2\] = 3"),
+    (loss_call("softmax_cross_entropy", Y=np.array([0, -1, 2, 0])), ValueError, r"Y\[1\] = -1"),
+    (loss_call("softmax_cross_entropy", Y=np.array([0, 1, 2])), ValueError, r"Y must have shape \(m,\) = \(4,\); got \(3,\)"),
+    (loss_call("softmax_cross_entropy", Y=np.zeros((m, 4))), ValueError, r"Y must have shape \(m, k\) like Z, or integer labels \(m,\) = \(4, 3\); got \(4, 4\)"),
+    (loss_call("softmax_cross_entropy", Z=np.zeros(3)), ValueError, r"Z must be 2-D"),
+    (loss_call("sigmoid_binary_cross_entropy", Y=np.zeros((m, 1))), ValueError, r"Y must have shape Z.shape = \(4, 3\); got \(4, 1\)"),
+    (loss_call("sigmoid_binary_cross_entropy", dZ=np.empty((m, 1))), ValueError, r"dZ must have shape \(4, 3\)"),
+    (loss_call("mean_squared_error", Y=np.zeros((m, 3), np.float32)), TypeError, r"Y has dtype float32"),
+]
+
+
+@pytest.mark.parametrize("call,error,pattern", LOSS_CASES)
+def test_output_losses_reject(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+p, g = np.zeros(5), np.ones(5)
+
+UPDATE_CASES = [
+    (lambda: kernels.sgd_update(p, g, 0.0), ValueError, r"lr must be in \(0, inf\]; got 0.0"),
+    (lambda: kernels.sgd_update(p, g, float("inf")), ValueError, r"lr must be finite"),
+    (lambda: kernels.sgd_update(p, g, 0.1, -1e-3), ValueError, r"weight_decay must be in \[0, inf\]"),
+    (lambda: kernels.sgd_update(p, np.ones(4), 0.1), ValueError, r"grad must have shape param.shape = \(5,\); got \(4,\)"),
+    (lambda: kernels.sgd_update(read_only(5), g, 0.1), ValueError, r"param must be writeable"),
+    (lambda: kernels.sgd_update(p, g, "fast"), TypeError, r"lr must be a real number; got str"),
+    (lambda: kernels.momentum_update(p, g, np.zeros(4), 0.1), ValueError, r"velocity must have shape \(5,\)"),
+    (lambda: kernels.momentum_update(p, g, np.zeros(5), 0.1, momentum=1.5), ValueError, r"momentum must be in \[0, 1\]"),
+    (lambda: kernels.momentum_update(p, g, np.zeros(5), 0.1, nesterov="yes"), TypeError, r"nesterov must be True or False"),
+    (lambda: kernels.momentum_update(p, g, p, 0.1), ValueError, r"param overlaps velocity in memory"),
+    (lambda: kernels.adam_update(p, g, np.zeros(5), np.zeros(5), 0), ValueError, r"t must be at least 1; got 0"),
+    (lambda: kernels.adam_update(p, g, np.zeros(5), np.zeros(5), 1.5), TypeError, r"t must be an integer"),
+    (lambda: kernels.adam_update(p, g, np.zeros(5), np.zeros(5), 1, beta1=1.0), ValueError, r"beta1 must be in \[0, 1\)"),
+    (lambda: kernels.adam_update(p, g, np.zeros(5), np.zeros(5), 1, eps=0.0), ValueError, r"eps must be in \(0, inf\]"),
+    (lambda: kernels.adam_update(p, g, np.zeros(5), np.zeros(5, np.float32), 1), TypeError, r"v has dtype float32"),
+]
+
+
+@pytest.mark.parametrize("call,error,pattern", UPDATE_CASES)
+def test_optimizer_updates_reject(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+def test_a_refused_update_changes_nothing():
+    param, velocity = np.ones(5), np.full(5, 0.5)
+    with pytest.raises(ValueError):
+        kernels.momentum_update(param, g, velocity, lr=-1.0)
+    np.testing.assert_array_equal(param, 1.0)
+    np.testing.assert_array_equal(velocity, 0.5)
+
+
+def test_messages_name_expected_and_actual():
+    with pytest.raises(ValueError) as info:
+        kernels.dense_forward(**forward_args(W=np.ones((n_out, 7))))
+    message = str(info.value)
+    assert message.startswith("W ") and "(2, 3)" in message and "(2, 7)" in message
+    assert re.search(r"n_in", message)
