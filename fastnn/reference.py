@@ -62,11 +62,12 @@ def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
 
 
 def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
-    """Mean over all elements of log(1 + e^z) - z y; A = sigmoid(Z), dZ = (A - Y) / Z.size."""
+    """Mean over all elements of max(z, 0) - z y + log(1 + e^-|z|) (= log(1 + e^z) - z y);
+    A = sigmoid(Z), dZ = (A - Y) / Z.size."""
     expit(Z, out=A)
     np.subtract(A, Y, out=dZ)
     dZ /= Z.size
-    return float(np.mean(np.logaddexp(0, Z) - Z * Y))
+    return float(np.mean(np.maximum(Z, 0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))))
 
 
 def softmax_cross_entropy(Z, Y, P, dZ):
