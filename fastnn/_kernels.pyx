@@ -527,3 +527,396 @@ def adam_update(floating[::1] param,        # INOUT
     with nogil:
         _adam(&param[0], &grad[0], &m[0], &v[0], n, lr, beta1, beta2, eps, t,
               <floating> weight_decay)
+
+
+# ---------------------------------------------------------------- the network engine
+# A whole MLP in flat buffers: params holds, layer after layer, W (n_out, n_in) then
+# b (n_out,); grads and the optimizer states share that layout. A training step
+# (forward through every layer, fused output+loss, backward, update) is one call,
+# GIL released, on a workspace that grows only when a larger batch arrives.
+
+import numpy as np
+cimport numpy as cnp
+from libc.stdlib cimport malloc, free
+from libc.math cimport isfinite, NAN
+
+cnp.import_array()
+
+cdef enum:
+    SGD = 0
+    MOMENTUM = 1
+    NESTEROV = 2
+    ADAM = 3
+
+OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM}
+
+
+cdef struct Plan:
+    intp n_layers
+    intp* sizes        # n_layers + 1 widths, input first
+    int* acts          # n_layers codes; the output layer's is IDENTITY (logits)
+    int output         # OUT_SIGMOID, OUT_SOFTMAX or OUT_IDENTITY
+    double slope       # leaky_relu's negative slope
+    intp max_width     # widest layer after the input
+
+
+cdef struct Optim:
+    int kind
+    double lr, momentum, beta1, beta2, eps, weight_decay
+    long t
+
+
+cdef inline intp _work_size(const Plan* plan, intp m) noexcept nogil:
+    """Workspace for a batch of m: Z and A of every layer, two gradient buffers."""
+    cdef intp l, total = 2 * m * plan.max_width
+    for l in range(plan.n_layers):
+        total += 2 * m * plan.sizes[l + 1]
+    return total
+
+
+cdef void _forward(const Plan* plan, const floating* params, const floating* x, intp m,
+                   floating* work) noexcept nogil:
+    """Every layer's Z and A into work (layer after layer: Z, then A); the output
+    layer's Z holds the logits and its A is left for the output function."""
+    cdef intp l, n_in, n_out
+    cdef const floating* a_prev = x
+    cdef const floating* w = params
+    cdef floating* z = work
+    for l in range(plan.n_layers):
+        n_in, n_out = plan.sizes[l], plan.sizes[l + 1]
+        _dense_forward(a_prev, w, w + n_out * n_in, z, z + m * n_out if l + 1 < plan.n_layers
+                       else z, m, n_in, n_out, plan.acts[l], <floating> plan.slope)
+        a_prev = z + m * n_out
+        w += n_out * (n_in + 1)
+        z += 2 * m * n_out
+
+
+cdef double _output_loss(const Plan* plan, const floating* z, const floating* y,
+                         const intp* labels, floating* out, floating* dz,
+                         intp m) noexcept nogil:
+    """The fused output+loss kernel of the plan's output: out = probabilities or values."""
+    cdef intp k = plan.sizes[plan.n_layers]
+    if plan.output == OUT_SIGMOID:
+        return _sigmoid_bce(z, y, out, dz, m * k)
+    if plan.output == OUT_IDENTITY:
+        return _identity_mse(z, y, out, dz, m * k)
+    if labels != NULL:
+        return _softmax_ce_labels(z, labels, out, dz, m, k)
+    return _softmax_ce_probs(z, y, out, dz, m, k)
+
+
+cdef void _update(const Optim* opt, floating* p, const floating* g, floating* s1,
+                  floating* s2, intp n, double wd) noexcept nogil:
+    if opt.kind == SGD:
+        _sgd(p, g, n, <floating> opt.lr, <floating> wd)
+    elif opt.kind == ADAM:
+        _adam(p, g, s1, s2, n, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.t, <floating> wd)
+    else:
+        _momentum(p, g, s1, n, <floating> opt.lr, <floating> opt.momentum, <floating> wd,
+                  opt.kind == NESTEROV)
+
+
+cdef double _sum_squared_weights(const Plan* plan, const floating* params) noexcept nogil:
+    """sum over layers of ||W||^2 (biases excluded), for the L2 penalty."""
+    cdef intp l, i, n
+    cdef double total = 0
+    for l in range(plan.n_layers):
+        n = plan.sizes[l + 1] * plan.sizes[l]
+        for i in range(n):
+            total += params[i] * params[i]
+        params += n + plan.sizes[l + 1]
+    return total
+
+
+cdef inline intp _n_params(const Plan* plan) noexcept nogil:
+    """The number of parameters: sum over layers of n_out (n_in + 1)."""
+    cdef intp l, total = 0
+    for l in range(plan.n_layers):
+        total += plan.sizes[l + 1] * (plan.sizes[l] + 1)
+    return total
+
+
+cdef intp _first_nonfinite(const void* data, intp n, bint single) noexcept nogil:
+    """Index of the first NaN or infinity among n values, or -1."""
+    cdef intp i
+    cdef const float* f = <const float*> data
+    cdef const double* d = <const double*> data
+    for i in range(n):
+        if not (isfinite(f[i]) if single else isfinite(d[i])):
+            return i
+    return -1
+
+
+cdef double _step(const Plan* plan, floating* params, floating* grads, floating* s1,
+                  floating* s2, const floating* x, const floating* y, const intp* labels,
+                  intp m, floating* work, const Optim* opt, bint backward) noexcept nogil:
+    """Forward and loss; with backward, every layer's gradient into grads; with opt too,
+    the update of every layer (weight decay on W, not b).
+
+    Returns the mean loss, plus 0.5 wd sum ||W||^2 (at the weights the step started
+    from) when training. When the loss or a gradient is not finite, the update is not
+    made and the return is that loss, or NaN: the parameters stay as they were.
+    """
+    cdef intp L = plan.n_layers, l, n_in, n_out, offset, n_w, zoff = 0
+    cdef floating* dz = work + (_work_size(plan, m) - 2 * m * plan.max_width)
+    cdef floating* other = dz + m * plan.max_width
+    cdef floating* swap
+    cdef const floating* a_prev
+    cdef double wd = 0 if opt == NULL else opt.weight_decay
+    cdef double loss
+
+    _forward(plan, params, x, m, work)
+    for l in range(L - 1):
+        zoff += 2 * m * plan.sizes[l + 1]
+    loss = _output_loss(plan, work + zoff, y, labels, work + zoff + m * plan.sizes[L], dz, m)
+    if not backward or not isfinite(loss):
+        return loss
+
+    offset = 0
+    for l in range(L):
+        offset += plan.sizes[l + 1] * (plan.sizes[l] + 1)
+    for l in range(L - 1, -1, -1):
+        n_in, n_out = plan.sizes[l], plan.sizes[l + 1]
+        offset -= n_out * (n_in + 1)
+        if l > 0:
+            zoff -= 2 * m * n_in
+            a_prev = work + zoff + m * n_in
+        else:
+            a_prev = x
+        _dense_backward(dz, a_prev, params + offset, grads + offset,
+                        grads + offset + n_out * n_in, other if l > 0 else NULL,
+                        m, n_in, n_out)
+        if l > 0:
+            _activation_grad(other, work + zoff, work + zoff + m * n_in, other, m * n_in,
+                             plan.acts[l - 1], <floating> plan.slope)
+            swap = dz
+            dz = other
+            other = swap
+
+    if opt == NULL:
+        return loss
+    if _first_nonfinite(grads, _n_params(plan), sizeof(floating) == 4) >= 0:
+        return NAN
+    if wd != 0:
+        loss += 0.5 * wd * _sum_squared_weights(plan, params)
+    for l in range(L):
+        n_w = plan.sizes[l + 1] * plan.sizes[l]
+        _update(opt, params + offset, grads + offset, s1 + offset, s2 + offset, n_w, wd)
+        offset += n_w
+        _update(opt, params + offset, grads + offset, s1 + offset, s2 + offset,
+                plan.sizes[l + 1], 0)
+        offset += plan.sizes[l + 1]
+    return loss
+
+
+cdef void _predict(const Plan* plan, const floating* params, const floating* x, intp m,
+                   floating* work, floating* out) noexcept nogil:
+    """out = the network's output: probabilities (sigmoid, softmax) or values."""
+    cdef intp L = plan.n_layers, l, k = plan.sizes[L], zoff = 0
+    _forward(plan, params, x, m, work)
+    for l in range(L - 1):
+        zoff += 2 * m * plan.sizes[l + 1]
+    if plan.output == OUT_SOFTMAX:
+        for l in range(m):
+            _softmax_row(work + zoff + l * k, out + l * k, k)
+    else:
+        _activate(work + zoff, out, m * k,
+                  SIGMOID if plan.output == OUT_SIGMOID else IDENTITY, <floating> 0)
+
+
+def _nonfinite_message(name, array, first):
+    """'X must be finite: 3 values are NaN or infinite, the first is X[4, 1] = nan'."""
+    count = int((~np.isfinite(array)).sum())
+    where = ", ".join(map(str, np.unravel_index(first, array.shape)))
+    return (f"{name} must be finite: {count} value{'s are' if count > 1 else ' is'} NaN "
+            f"or infinite, the first is {name}[{where}] = {array.flat[first]}")
+
+
+cdef class Engine:
+    """The compiled side of an MLP: its flat parameters and the plan to walk them.
+
+    Engine(params, sizes, activations, output, negative_slope) keeps a reference to
+    params (float32 or float64, C-contiguous, 1-D) and works on it in place. The
+    methods take arrays already checked by fastnn.model; they verify dtype, order,
+    shape and finiteness once more in C, where it costs next to nothing.
+    """
+    cdef Plan plan
+    cdef object params
+    cdef bint single
+    cdef void* work
+    cdef intp work_rows
+    cdef bint busy
+
+    def __cinit__(self, cnp.ndarray params, sizes, activations, int output,
+                  double negative_slope):
+        cdef intp l, expected = 0
+        self.plan.n_layers = len(sizes) - 1
+        self.plan.sizes = <intp*> malloc((self.plan.n_layers + 1) * sizeof(intp))
+        self.plan.acts = <int*> malloc(self.plan.n_layers * sizeof(int))
+        if self.plan.sizes == NULL or self.plan.acts == NULL:
+            raise MemoryError()
+        self.plan.max_width = 0
+        for l in range(self.plan.n_layers + 1):
+            self.plan.sizes[l] = sizes[l]
+        for l in range(self.plan.n_layers):
+            self.plan.acts[l] = activations[l]
+            self.plan.max_width = max(self.plan.max_width, self.plan.sizes[l + 1])
+            expected += self.plan.sizes[l + 1] * (self.plan.sizes[l] + 1)
+        self.plan.output = output
+        self.plan.slope = negative_slope
+        self.single = self._check(params, "params", expected, 1)
+        self.params = params
+
+    def __dealloc__(self):
+        free(self.plan.sizes)
+        free(self.plan.acts)
+        free(self.work)
+
+    cdef bint _check(self, cnp.ndarray a, str name, intp size, int ndim) except -1:
+        """True for float32, False for float64; TypeError/ValueError otherwise."""
+        cdef int kind = cnp.PyArray_TYPE(a)
+        if kind != cnp.NPY_FLOAT32 and kind != cnp.NPY_FLOAT64:
+            raise TypeError(f"{name} must be float32 or float64, got {(<object> a).dtype}")
+        if self.params is not None and (kind == cnp.NPY_FLOAT32) != self.single:
+            raise TypeError(f"{name} has dtype {(<object> a).dtype}, the model is "
+                            f"{self.params.dtype}")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_NDIM(a) != ndim \
+                or cnp.PyArray_SIZE(a) != size:
+            raise ValueError(f"{name} must be a C-contiguous {ndim}-D array of {size} "
+                             f"values; got shape {(<object> a).shape}")
+        return kind == cnp.NPY_FLOAT32
+
+    cdef intp _rows(self, cnp.ndarray X) except -1:
+        """m, after checking X (m, n_in) and that every value is finite."""
+        cdef intp m, bad
+        if cnp.PyArray_NDIM(X) != 2 or cnp.PyArray_DIMS(X)[1] != self.plan.sizes[0] \
+                or cnp.PyArray_DIMS(X)[0] < 1:
+            raise ValueError(f"X must have shape (m, {self.plan.sizes[0]}) with m >= 1; "
+                             f"got {(<object> X).shape}")
+        m = cnp.PyArray_DIMS(X)[0]
+        self._check(X, "X", m * self.plan.sizes[0], 2)
+        bad = _first_nonfinite(cnp.PyArray_DATA(X), m * self.plan.sizes[0], self.single)
+        if bad >= 0:
+            raise ValueError(_nonfinite_message("X", X, bad))
+        return m
+
+    cdef void* _workspace(self, intp m) except NULL:
+        """The shared workspace, grown (never shrunk) to hold a batch of m."""
+        cdef intp itemsize = 4 if self.single else 8
+        if m > self.work_rows:
+            free(self.work)
+            self.work_rows = 0
+            self.work = malloc(_work_size(&self.plan, m) * itemsize)
+            if self.work == NULL:
+                raise MemoryError()
+            self.work_rows = m
+        return self.work
+
+    cdef int _enter(self) except -1:
+        if self.busy:
+            raise RuntimeError("this model is already being trained or differentiated "
+                               "in another thread; fastnn refuses concurrent training")
+        self.busy = True
+        return 0
+
+    cdef const void* _targets(self, object Y, intp m, const intp** labels) except? NULL:
+        """The pointer to float targets (m, k), or NULL with *labels set for class labels."""
+        cdef cnp.ndarray arr = Y
+        cdef intp k = self.plan.sizes[self.plan.n_layers], bad, i
+        if cnp.PyArray_TYPE(arr) == cnp.NPY_INTP and self.plan.output == OUT_SOFTMAX:
+            if cnp.PyArray_NDIM(arr) != 1 or cnp.PyArray_DIMS(arr)[0] != m \
+                    or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+                raise ValueError(f"labels must be a C-contiguous (m,) = ({m},) array")
+            labels[0] = <const intp*> cnp.PyArray_DATA(arr)
+            for i in range(m):
+                if labels[0][i] < 0 or labels[0][i] >= k:
+                    raise ValueError(f"labels must be in [0, {k}); labels[{i}] = "
+                                     f"{labels[0][i]}")
+            return NULL
+        self._check(arr, "Y", m * k, 2)
+        bad = _first_nonfinite(cnp.PyArray_DATA(arr), m * k, self.single)
+        if bad >= 0:
+            raise ValueError(_nonfinite_message("y", arr, bad))
+        return cnp.PyArray_DATA(arr)
+
+    def predict(self, cnp.ndarray X, cnp.ndarray out):
+        """out (m, k) = the output (probabilities or values) for X (m, n_in). Thread-safe:
+        each call has its own workspace."""
+        cdef intp m = self._rows(X)
+        cdef intp k = self.plan.sizes[self.plan.n_layers]
+        self._check(out, "out", m * k, 2)
+        cdef void* work = malloc(_work_size(&self.plan, m) * (4 if self.single else 8))
+        if work == NULL:
+            raise MemoryError()
+        cdef const void* p = cnp.PyArray_DATA(self.params)
+        cdef const void* x = cnp.PyArray_DATA(X)
+        cdef void* o = cnp.PyArray_DATA(out)
+        with nogil:
+            if self.single:
+                _predict(&self.plan, <const float*> p, <const float*> x, m,
+                         <float*> work, <float*> o)
+            else:
+                _predict(&self.plan, <const double*> p, <const double*> x, m,
+                         <double*> work, <double*> o)
+            free(work)
+
+    def loss(self, cnp.ndarray X, Y):
+        """The mean loss on (X, Y), forward only.
+
+        Y: float targets (m, k) of the model's dtype, or np.intp labels (m,) for softmax.
+        """
+        return self._run(X, Y, None, None, None, NULL, False)
+
+    def loss_and_gradients(self, cnp.ndarray X, Y, cnp.ndarray grads):
+        """The mean loss on (X, Y); writes its gradient (params' layout) into grads."""
+        return self._run(X, Y, grads, None, None, NULL, True)
+
+    def step(self, cnp.ndarray X, Y, cnp.ndarray grads, cnp.ndarray state1,
+             cnp.ndarray state2, str optimizer, double lr, double momentum, double beta1,
+             double beta2, double eps, long t, double weight_decay):
+        """One training step in place; returns loss + 0.5 weight_decay sum ||W||^2.
+
+        grads is scratch; state1 and state2 are the optimizer's (the velocity, or Adam's
+        m and v), each in params' layout (pass grads for a state that is not used).
+        A non-finite return means nothing was updated (see _step).
+        """
+        cdef Optim opt
+        opt.kind = OPTIMIZERS[optimizer]
+        opt.lr, opt.momentum, opt.weight_decay = lr, momentum, weight_decay
+        opt.beta1, opt.beta2, opt.eps, opt.t = beta1, beta2, eps, t
+        return self._run(X, Y, grads, state1, state2, &opt, True)
+
+    cdef double _run(self, cnp.ndarray X, object Y, cnp.ndarray grads, cnp.ndarray s1,
+                     cnp.ndarray s2, const Optim* opt, bint backward) except? -1:
+        cdef intp m = self._rows(X)
+        cdef intp n = cnp.PyArray_SIZE(self.params)
+        cdef const intp* labels = NULL
+        cdef const void* y = self._targets(Y, m, &labels)
+        cdef void* g = NULL
+        cdef void* a = NULL
+        cdef void* b = NULL
+        if backward:
+            self._check(grads, "grads", n, 1)
+            g = cnp.PyArray_DATA(grads)
+        if opt != NULL:
+            self._check(s1, "state1", n, 1)
+            self._check(s2, "state2", n, 1)
+            a, b = cnp.PyArray_DATA(s1), cnp.PyArray_DATA(s2)
+        cdef void* p = cnp.PyArray_DATA(self.params)
+        cdef const void* x = cnp.PyArray_DATA(X)
+        cdef double loss
+        self._enter()
+        try:
+            work = self._workspace(m)
+            with nogil:
+                if self.single:
+                    loss = _step(&self.plan, <float*> p, <float*> g, <float*> a,
+                                 <float*> b, <const float*> x, <const float*> y, labels,
+                                 m, <float*> work, opt, backward)
+                else:
+                    loss = _step(&self.plan, <double*> p, <double*> g, <double*> a,
+                                 <double*> b, <const double*> x, <const double*> y,
+                                 labels, m, <double*> work, opt, backward)
+        finally:
+            self.busy = False
+        return loss

@@ -27,20 +27,24 @@ def activation_forward(Z, A, activation, negative_slope=0.01):
         raise ValueError(f"unknown activation {activation!r}")
 
 
+def _derivative(Z, A, activation, negative_slope):
+    """g'(Z) as a new array (1 for identity); sigmoid and tanh from the cache A = g(Z)."""
+    if activation == "identity":
+        return 1
+    if activation == "sigmoid":
+        return A * (1 - A)
+    if activation == "tanh":
+        return 1 - A * A
+    if activation == "relu":
+        return Z > 0
+    if activation == "leaky_relu":
+        return np.where(Z > 0, 1, negative_slope)
+    raise ValueError(f"unknown activation {activation!r}")
+
+
 def activation_derivative(Z, A, out, activation, negative_slope=0.01):
     """out = g'(Z); sigmoid' = A (1 - A) and tanh' = 1 - A^2 from the cached A = g(Z)."""
-    if activation == "identity":
-        out.fill(1)
-    elif activation == "sigmoid":
-        np.multiply(A, 1 - A, out=out)
-    elif activation == "tanh":
-        np.subtract(1, A * A, out=out)
-    elif activation == "relu":
-        np.greater(Z, 0, out=out, casting="unsafe")
-    elif activation == "leaky_relu":
-        np.copyto(out, np.where(Z > 0, 1, negative_slope))
-    else:
-        raise ValueError(f"unknown activation {activation!r}")
+    np.copyto(out, _derivative(Z, A, activation, negative_slope))
 
 
 def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=0.01):
@@ -52,9 +56,9 @@ def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=0.01):
 
 def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
                    negative_slope=0.01):
-    """dZ = dA g'(Z), dW = dZ^T A_prev, db = sum of dZ's rows, dA_prev = dZ W (if given)."""
-    activation_derivative(Z, A, dZ, activation, negative_slope)
-    dZ *= dA
+    """dZ = dA g'(Z) (dZ may be dA), dW = dZ^T A_prev, db = sum of dZ's rows,
+    dA_prev = dZ W (if given)."""
+    np.multiply(dA, _derivative(Z, A, activation, negative_slope), out=dZ)
     np.matmul(dZ.T, A_prev, out=dW)
     np.sum(dZ, axis=0, out=db)
     if dA_prev is not None:
@@ -131,3 +135,101 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
     denom /= math.sqrt(1 - beta2 ** t)
     denom += eps
     param -= (lr / (1 - beta1 ** t)) * m / denom
+
+
+class Engine:
+    """The NumPy twin of fastnn._kernels.Engine: a whole MLP over one flat parameter
+    vector (W then b, layer after layer), composed from the kernels above.
+
+    Engine(params, sizes, activations, output, negative_slope), with the integer codes
+    of fastnn._kernels.ACTIVATIONS and OUTPUTS; same methods, same results.
+    Buffers are allocated once per batch size, as a careful NumPy user would.
+    """
+
+    def __init__(self, params, sizes, activations, output, negative_slope):
+        from fastnn._kernels import ACTIVATIONS, OUTPUTS
+        names = {code: name for name, code in ACTIVATIONS.items()}
+        self.activations = [names[code] for code in activations]
+        self.output = {code: name for name, code in OUTPUTS.items()}[output]
+        self.slope = negative_slope
+        self.params = params
+        self.sizes = list(sizes)
+        self.layers = self._views(params)
+        self._buffers = {}
+
+    def _views(self, flat):
+        views, offset = [], 0
+        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
+            views.append((flat[offset:offset + n_out * n_in].reshape(n_out, n_in),
+                          flat[offset + n_out * n_in:offset + n_out * (n_in + 1)]))
+            offset += n_out * (n_in + 1)
+        return views
+
+    def _cache(self, m):
+        if m not in self._buffers:
+            dtype = self.params.dtype
+            self._buffers[m] = [(np.empty((m, n), dtype), np.empty((m, n), dtype),
+                                 np.empty((m, n), dtype)) for n in self.sizes[1:]]
+        return self._buffers[m]
+
+    def _forward(self, X):
+        cache = self._cache(X.shape[0])
+        A_prev = X
+        for (W, b), (Z, A, _), act in zip(self.layers, cache, self.activations):
+            dense_forward(A_prev, W, b, Z, A, act, self.slope)
+            A_prev = A
+        return cache
+
+    def _loss(self, Z, Y, out, dZ):
+        if self.output == "sigmoid":
+            return sigmoid_binary_cross_entropy(Z, Y, out, dZ)
+        if self.output == "softmax":
+            return softmax_cross_entropy(Z, Y, out, dZ)
+        return mean_squared_error(Z, Y, out, dZ)
+
+    def predict(self, X, out):
+        Z = self._forward(X)[-1][0]
+        if self.output == "softmax":
+            softmax_cross_entropy(Z, np.zeros(len(Z), np.intp), out, np.empty_like(Z))
+        else:
+            activation_forward(Z, out, "sigmoid" if self.output == "sigmoid" else "identity")
+
+    def loss(self, X, Y):
+        Z, A, dZ = self._forward(X)[-1]
+        return self._loss(Z, Y, A, dZ)
+
+    def loss_and_gradients(self, X, Y, grads):
+        cache = self._forward(X)
+        Z, A, dZ = cache[-1]
+        loss = self._loss(Z, Y, A, dZ)
+        if not np.isfinite(loss):
+            return loss
+        dA = dZ
+        for l in range(len(self.layers) - 1, -1, -1):
+            W, _ = self.layers[l]
+            dW, db = self._views(grads)[l]
+            Z, A, dZ = cache[l]
+            A_prev = X if l == 0 else cache[l - 1][1]
+            dA_prev = None if l == 0 else cache[l - 1][2]
+            dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, self.activations[l],
+                           self.slope)
+            dA = dA_prev
+        return loss
+
+    def step(self, X, Y, grads, state1, state2, optimizer, lr, momentum, beta1, beta2,
+             eps, t, weight_decay):
+        loss = self.loss_and_gradients(X, Y, grads)
+        if not np.isfinite(loss) or not np.isfinite(grads).all():
+            return loss if not np.isfinite(loss) else float("nan")
+        if weight_decay:
+            loss += 0.5 * weight_decay * sum(float(np.sum(W * W)) for W, _ in self.layers)
+        for (W, b), (dW, db), (v1W, v1b), (v2W, v2b) in zip(
+                self.layers, self._views(grads), self._views(state1), self._views(state2)):
+            for p, g, s1, s2, wd in ((W, dW, v1W, v2W, weight_decay), (b, db, v1b, v2b, 0.0)):
+                if optimizer == "sgd":
+                    sgd_update(p, g, lr, wd)
+                elif optimizer == "adam":
+                    adam_update(p, g, s1, s2, t, lr, beta1, beta2, eps, wd)
+                else:
+                    momentum_update(p, g, s1, lr, momentum, wd, optimizer == "nesterov")
+        return loss
