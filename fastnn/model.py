@@ -573,8 +573,9 @@ def _layer_sizes(layer_sizes):
 
 def _hidden_activations(activation, n_hidden):
     if isinstance(activation, str):
-        activation = [activation] * n_hidden
-    elif isinstance(activation, (list, tuple)):
+        activation_code(activation)
+        return (activation,) * n_hidden
+    if isinstance(activation, (list, tuple)):
         if len(activation) != n_hidden:
             raise ValueError(f"activation lists one name per hidden layer ({n_hidden}); "
                              f"got {len(activation)}")
@@ -582,5 +583,5 @@ def _hidden_activations(activation, n_hidden):
         raise TypeError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))} or "
                         f"a list of them; got {type(activation).__name__}")
     for i, name in enumerate(activation):
-        activation_code(name, f"activation[{i}]" if len(activation) > 1 else "activation")
+        activation_code(name, f"activation[{i}]")
     return tuple(activation)
