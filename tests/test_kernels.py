@@ -64,7 +64,7 @@ def test_dense_forward_and_backward_match_twin(activation, dtype, m, n_in, n_out
     # that may cancel; see assert_close.
     mag_Z = np.abs(A_prev) @ np.abs(W).T + np.abs(b)
     mag_dZ = np.abs(dA) * (1 + mag_Z)
-    magnitudes = (mag_Z, mag_Z, mag_dZ, mag_dZ.T @ np.abs(A_prev), mag_dZ.sum(axis=0),
+    magnitudes = (mag_Z, mag_Z + np.abs(outputs[reference][1]), mag_dZ, mag_dZ.T @ np.abs(A_prev), mag_dZ.sum(axis=0),
                   mag_dZ @ np.abs(W))
     for got, want, mag in zip(outputs[kernels], outputs[reference], magnitudes):
         if not (first_layer and got is outputs[kernels][-1]):
