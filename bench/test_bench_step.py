@@ -1,0 +1,132 @@
+"""Whole training steps, inference and a fit epoch: fastnn against fastnn.reference.
+
+Each case is one pytest-benchmark group: the compiled engine, its NumPy twin and,
+for the GEMM-bound cases, the machine's own BLAS GEMM over exactly the step's
+matrix products (scipy's BLAS, the one fastnn calls), so the table shows how close
+the step runs to the BLAS limit. `python bench/report.py` turns the JSON into one table.
+"""
+import numpy as np
+import pytest
+from scipy.linalg import blas
+
+import fastnn
+from fastnn import MLP, reference
+from fastnn._kernels import ACTIVATIONS, OUTPUTS
+
+NETWORKS = {  # widths, output, batch
+    "tiny": ([2, 10, 5, 1], "sigmoid", 300),
+    "small": ([784, 100, 100, 100, 100, 10], "softmax", 100),
+    "mid": ([784, 512, 512, 10], "softmax", 256),
+    "large": ([1024, 2048, 2048, 10], "softmax", 512),
+}
+DTYPES = ["float64", "float32"]
+
+
+def make_net(name, dtype):
+    sizes, output, batch = NETWORKS[name]
+    net = MLP(sizes, activation="relu", output=output, dtype=dtype, seed=0)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    y = rng.integers(0, 2 if output == "sigmoid" else sizes[-1], batch)
+    return net, X, net._targets(y, batch)
+
+
+def twin_of(net):
+    codes = [ACTIVATIONS[a] for a in net.activations] + [ACTIVATIONS["identity"]]
+    params = net._params.copy()
+    return reference.Engine(params, net.layer_sizes, codes, OUTPUTS[net.output],
+                            net.negative_slope), params
+
+
+def step_flops(sizes, batch):
+    """2 m n_in n_out per GEMM: forward, dW, and dA_prev for every layer but the first."""
+    pairs = list(zip(sizes, sizes[1:]))
+    return 2 * batch * sum(i * o for i, o in pairs) * 3 - 2 * batch * sizes[0] * sizes[1]
+
+
+def step_gemms(sizes, batch, dtype):
+    """A function running the step's matrix products with scipy's BLAS, nothing else."""
+    gemm = blas.sgemm if dtype == "float32" else blas.dgemm
+    rng = np.random.default_rng(2)
+    acts = [np.asfortranarray(rng.standard_normal((batch, n)).astype(dtype)) for n in sizes]
+    weights = [np.asfortranarray(rng.standard_normal((o, i)).astype(dtype))
+               for i, o in zip(sizes, sizes[1:])]
+
+    def run():
+        for l, W in enumerate(weights):
+            gemm(1.0, acts[l], W, trans_b=True)                 # Z = A_prev W^T
+        for l in range(len(weights) - 1, -1, -1):
+            gemm(1.0, acts[l + 1], acts[l], trans_a=True)       # dW = dZ^T A_prev
+            if l:
+                gemm(1.0, acts[l + 1], weights[l])              # dA_prev = dZ W
+    return run
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("network", NETWORKS)
+@pytest.mark.parametrize("impl", ["fastnn", "reference", "blas_gemm"])
+def test_training_step(benchmark, impl, network, dtype):
+    net, X, T = make_net(network, dtype)
+    sizes, _, batch = NETWORKS[network]
+    if impl == "blas_gemm" and network == "tiny":
+        pytest.skip("the tiny network is not GEMM-bound")
+    benchmark.group = f"step {network} {dtype}"
+    benchmark.extra_info["flops"] = step_flops(sizes, batch)
+    engine, params = (net._engine, net._params) if impl == "fastnn" else twin_of(net)
+    states = [np.zeros_like(params) for _ in range(3)]
+    if impl == "blas_gemm":
+        benchmark(step_gemms(sizes, batch, dtype))
+        return
+    step = lambda: engine.step(X, T, *states, "sgd", 1e-4, 0.0, 0.0, 0.0, 0.0, 1, 0.0)
+    rounds = 3 if network == "large" else None
+    if rounds:
+        benchmark.pedantic(step, rounds=rounds, iterations=1, warmup_rounds=1)
+    else:
+        benchmark(step)
+
+
+PREDICT_SIZES = [64, 64, 64, 10]
+
+
+@pytest.mark.parametrize("m", [1, 10_000])
+@pytest.mark.parametrize("impl", ["fastnn", "reference"])
+def test_predict(benchmark, impl, m):
+    net = MLP(PREDICT_SIZES, output="softmax", seed=0)
+    X = np.random.default_rng(0).standard_normal((m, PREDICT_SIZES[0]))
+    benchmark.group = f"predict {m} sample{'s' if m > 1 else ''}"
+    if impl == "fastnn":
+        benchmark(net.predict_proba, X)  # argument checks included
+    else:
+        twin, _ = twin_of(net)
+        out = np.empty((m, PREDICT_SIZES[-1]))
+        benchmark(twin.predict, X, out)
+
+
+def reference_epoch(twin, X, T, batch, rng, grads, velocity):
+    """One epoch as a careful NumPy user would write it: shuffle, gather, step."""
+    order = rng.permutation(len(X))
+    Xs, Ts = X[order], T[order]
+    for start in range(0, len(X), batch):
+        twin.step(Xs[start:start + batch], Ts[start:start + batch], grads, velocity,
+                  velocity, "sgd", 0.01, 0.0, 0.0, 0.0, 0.0, 1, 0.0)
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "reference"])
+def test_fit_epoch_small(benchmark, impl):
+    sizes = NETWORKS["small"][0]
+    net = MLP(sizes, output="softmax", seed=0)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10_000, sizes[0]))
+    y = rng.integers(0, sizes[-1], 10_000)
+    benchmark.group = "fit epoch small (10,000 samples, batch 100)"
+    benchmark.extra_info["flops"] = step_flops(sizes, 10_000)
+    if impl == "fastnn":
+        benchmark.pedantic(net.fit, args=(X, y), kwargs=dict(epochs=1, batch_size=100,
+                                                             lr=0.01),
+                           rounds=5, iterations=1, warmup_rounds=1)
+    else:
+        twin, params = twin_of(net)
+        T = net._targets(y, len(X))
+        grads, velocity = np.zeros_like(params), np.zeros_like(params)
+        benchmark.pedantic(reference_epoch, args=(twin, X, T, 100, rng, grads, velocity),
+                           rounds=5, iterations=1, warmup_rounds=1)
