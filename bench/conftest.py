@@ -1,7 +1,10 @@
 """pytest-benchmark suite: fastnn against fastnn.reference in the same run.
 
-BLAS threads are fixed for the whole session with threadpoolctl (both numpy's and
-scipy's OpenBLAS): FASTNN_BENCH_THREADS, default all cores.
+BLAS threads are fixed for the whole session with threadpoolctl, for numpy's
+OpenBLAS (the reference's) and scipy's (fastnn's) alike: FASTNN_BENCH_THREADS,
+default 1. On the 2-core development VM a second BLAS thread made GEMM slower, not
+faster (dgemm 256x784x512: 37.7 GFLOP/s on one thread, 32.3 on two), so one
+thread gives the fairest and steadiest comparison there.
 """
 import os
 
@@ -9,7 +12,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-THREADS = int(os.environ.get("FASTNN_BENCH_THREADS", os.cpu_count() or 1))
+THREADS = int(os.environ.get("FASTNN_BENCH_THREADS", "1"))
 
 
 @pytest.fixture(scope="session", autouse=True)

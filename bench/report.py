@@ -22,7 +22,7 @@ def _time(seconds):
 def rows(report):
     cases = {}
     for bench in report["benchmarks"]:
-        impl = bench["name"].split("[", 1)[1].split("-", 1)[0]
+        impl = bench["name"].split("[", 1)[1].rstrip("]").split("-", 1)[0]
         cases.setdefault(bench["group"], {})[impl] = bench
     for group in sorted(cases, key=_order):
         impls = cases[group]

@@ -192,8 +192,10 @@ cdef double _sigmoid_bce(const floating* z, const floating* y, floating* a, floa
     return total / size
 
 
-cdef double _softmax_row(const floating* z, floating* p, intp k) noexcept nogil:
-    """p = softmax(z) over one row; returns log-sum-exp(z) = max + log(sum e^(z - max))."""
+cdef floating _softmax_row(const floating* z, floating* p, intp k,
+                           floating* log_sum) noexcept nogil:
+    """p = softmax(z) over one row. Returns zmax and sets *log_sum = log(sum e^(z - zmax)),
+    so that log softmax(z)_j = (z_j - zmax) - log_sum: no cancellation against zmax."""
     cdef intp j
     cdef floating zmax = z[0]
     cdef floating s = 0
@@ -205,7 +207,8 @@ cdef double _softmax_row(const floating* z, floating* p, intp k) noexcept nogil:
         s += p[j]
     for j in range(k):
         p[j] /= s
-    return zmax + _log(s)
+    log_sum[0] = _log(s)
+    return zmax
 
 
 cdef double _softmax_ce_labels(const floating* z, const intp* labels, floating* p,
@@ -216,9 +219,11 @@ cdef double _softmax_ce_labels(const floating* z, const intp* labels, floating* 
     """
     cdef intp i, j
     cdef floating inv = (<floating> 1) / m
+    cdef floating zmax, log_sum
     cdef double total = 0
     for i in range(m):
-        total += _softmax_row(z + i * k, p + i * k, k) - z[i * k + labels[i]]
+        zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
+        total += log_sum - (z[i * k + labels[i]] - zmax)
         for j in range(k):
             dz[i * k + j] = p[i * k + j] * inv
         dz[i * k + labels[i]] -= inv
@@ -233,13 +238,13 @@ cdef double _softmax_ce_probs(const floating* z, const floating* y, floating* p,
     """
     cdef intp i, j
     cdef floating inv = (<floating> 1) / m
-    cdef floating lse, ysum
+    cdef floating zmax, log_sum, ysum
     cdef double total = 0
     for i in range(m):
-        lse = _softmax_row(z + i * k, p + i * k, k)
+        zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
         ysum = 0
         for j in range(k):
-            total += y[i * k + j] * (lse - z[i * k + j])
+            total += y[i * k + j] * (log_sum - (z[i * k + j] - zmax))
             ysum += y[i * k + j]
         for j in range(k):
             dz[i * k + j] = (p[i * k + j] * ysum - y[i * k + j]) * inv
@@ -713,12 +718,13 @@ cdef void _predict(const Plan* plan, const floating* params, const floating* x, 
                    floating* work, floating* out) noexcept nogil:
     """out = the network's output: probabilities (sigmoid, softmax) or values."""
     cdef intp L = plan.n_layers, l, k = plan.sizes[L], zoff = 0
+    cdef floating log_sum
     _forward(plan, params, x, m, work)
     for l in range(L - 1):
         zoff += 2 * m * plan.sizes[l + 1]
     if plan.output == OUT_SOFTMAX:
         for l in range(m):
-            _softmax_row(work + zoff + l * k, out + l * k, k)
+            _softmax_row(work + zoff + l * k, out + l * k, k, &log_sum)
     else:
         _activate(work + zoff, out, m * k,
                   SIGMOID if plan.output == OUT_SIGMOID else IDENTITY, <floating> 0)
