@@ -249,10 +249,12 @@ class MLP:
 
         Shape (m, k); (m,) when the output has one unit.
         """
-        X = self._features(X)
-        out = np.empty((X.shape[0], self.n_outputs), self.dtype)
-        self._engine.predict(X, out)
-        return out.reshape(-1) if self.n_outputs == 1 else out
+        if not (type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2
+                and X.shape[1] == self.layer_sizes[0] and X.shape[0]
+                and X.flags.c_contiguous):  # the fast path skips only what it has seen
+            X = self._features(X)
+        out = self._engine.predict(X)  # which checks shape, dtype and finiteness in C
+        return out.reshape(-1) if self.layer_sizes[-1] == 1 else out
 
     def predict(self, X):
         """Class labels (sigmoid: 0/1 where p > 0.5; softmax: argmax), or values."""

@@ -187,12 +187,14 @@ class Engine:
             return softmax_cross_entropy(Z, Y, out, dZ)
         return mean_squared_error(Z, Y, out, dZ)
 
-    def predict(self, X, out):
+    def predict(self, X, out=None):
         Z = self._forward(X)[-1][0]
+        out = np.empty_like(Z) if out is None else out
         if self.output == "softmax":
             softmax_cross_entropy(Z, np.zeros(len(Z), np.intp), out, np.empty_like(Z))
         else:
             activation_forward(Z, out, "sigmoid" if self.output == "sigmoid" else "identity")
+        return out
 
     def loss(self, X, Y):
         Z, A, dZ = self._forward(X)[-1]

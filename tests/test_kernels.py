@@ -47,6 +47,21 @@ def test_activation_forward_and_derivative_match_twin(activation, dtype, m, n, s
 @given(m=SIZES, n_in=SIZES, n_out=SIZES, seed=SEEDS, first_layer=st.booleans())
 def test_dense_forward_and_backward_match_twin(activation, dtype, m, n_in, n_out, seed,
                                                first_layer, assert_close):
+    check_dense_against_twin(activation, dtype, m, n_in, n_out, seed, first_layer,
+                             assert_close)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n_in,n_out", [(1, 1, 1), (1, 5, 3), (4, 1, 3), (4, 5, 1),
+                                          (1, 5, 1), (1, 1, 4), (3, 1, 1)])
+def test_dense_layer_with_unit_dimensions_matches_twin(m, n_in, n_out, dtype, assert_close):
+    # One row or one column turns the GEMMs into GEMVs: every such case, both directions.
+    for first_layer in (False, True):
+        check_dense_against_twin("tanh", dtype, m, n_in, n_out, 5, first_layer, assert_close)
+
+
+def check_dense_against_twin(activation, dtype, m, n_in, n_out, seed, first_layer,
+                             assert_close):
     rng = np.random.default_rng(seed)
     A_prev, W = normal(rng, (m, n_in), dtype), normal(rng, (n_out, n_in), dtype, n_in ** -0.5)
     b, dA = normal(rng, n_out, dtype), normal(rng, (m, n_out), dtype)
