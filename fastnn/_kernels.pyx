@@ -80,12 +80,10 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
 
 
 cdef inline floating _sigmoid(floating z) noexcept nogil:
-    """1 / (1 + e^-z), evaluated so that no exp overflows."""
-    cdef floating e
-    if z >= 0:
-        return 1 / (1 + _exp(-z))
-    e = _exp(z)
-    return e / (1 + e)
+    """1 / (1 + e^-z) as (1 or e) / (1 + e) with e = exp(-|z|): no exp overflows, and
+    the sign picks a value rather than a branch (random signs mispredict)."""
+    cdef floating e = _exp(-z if z >= 0 else z)
+    return (1 if z >= 0 else e) / (1 + e)
 
 
 # ---------------------------------------------------------------- activations
@@ -193,7 +191,7 @@ cdef double _sigmoid_bce(const floating* z, const floating* y, floating* a, floa
         zi = z[i]
         e = _exp(-zi if zi >= 0 else zi)
         total += (zi if zi > 0 else 0) - zi * y[i] + _log1p(e)
-        p = 1 / (1 + e) if zi >= 0 else e / (1 + e)
+        p = (1 if zi >= 0 else e) / (1 + e)
         a[i] = p
         dz[i] = (p - y[i]) * inv
     return total / size
