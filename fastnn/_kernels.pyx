@@ -753,6 +753,20 @@ cdef void _predict(const Plan* plan, const floating* params, const floating* x, 
                   SIGMOID if plan.output == OUT_SIGMOID else IDENTITY, <floating> 0)
 
 
+def first_nonfinite(cnp.ndarray array):
+    """The flat index of the first NaN or infinity in a C-contiguous float32/float64
+    array, or -1; one vectorised pass, no temporary array."""
+    cdef int kind = cnp.PyArray_TYPE(array)
+    if (kind != cnp.NPY_FLOAT32 and kind != cnp.NPY_FLOAT64) \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(array):
+        raise TypeError("first_nonfinite takes a C-contiguous float32 or float64 array")
+    cdef const void* data = cnp.PyArray_DATA(array)
+    cdef intp n = cnp.PyArray_SIZE(array), first
+    with nogil:
+        first = _first_nonfinite(data, n, kind == cnp.NPY_FLOAT32)
+    return first
+
+
 def _nonfinite_message(name, array, first):
     """'X must be finite: 3 values are NaN or infinite, the first is X[4, 1] = nan'."""
     count = int((~np.isfinite(array)).sum())

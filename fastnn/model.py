@@ -557,9 +557,16 @@ def _rng_from_state(saved):
 
 
 def _check_finite(name, array):
-    bad = ~np.isfinite(array)
-    if bad.any():
-        raise ValueError(_kernels._nonfinite_message(name, array, int(np.flatnonzero(bad)[0])))
+    """ValueError saying how many values are NaN or infinite and where the first is."""
+    if array.dtype.kind in "biu":
+        return
+    if array.dtype in check.FLOAT_DTYPES and array.flags.c_contiguous:
+        first = _kernels.first_nonfinite(array)
+    else:
+        bad = np.flatnonzero(~np.isfinite(array))
+        first = bad[0] if len(bad) else -1
+    if first >= 0:
+        raise ValueError(_kernels._nonfinite_message(name, array, int(first)))
 
 
 def _layer_sizes(layer_sizes):
