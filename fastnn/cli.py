@@ -1,0 +1,372 @@
+"""The `fastnn` command: see the lessons of initialisation and activations.
+
+    fastnn histograms [--activation sigmoid] [--init 1] [--grid] [--out fig.png]
+    fastnn compare-init [--dataset circles|spiral] [--out fig.png]
+    fastnn compare-activations [--out fig.png]
+    fastnn vanishing [--out fig.png]
+    fastnn dead-relu [--out fig.png]
+    fastnn demo --out DIR
+
+Numbers go to standard output, progress to standard error; --out saves a figure
+(matplotlib, the `plot` extra). Every command takes --seed and --help.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+from fastnn import experiments
+from fastnn._version import __version__
+from fastnn.plots import PLOT_HINT, PlottingUnavailable
+
+BARS = " ▁▂▃▄▅▆▇█"
+ASCII_BARS = " .:-=+*#%@"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on standard error, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if getattr(args, "out", None) and args.command != "demo":
+        _require_matplotlib()
+    try:
+        args.run(args)
+    except PlottingUnavailable as error:
+        print(f"fastnn: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as error:
+        print(f"fastnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _require_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SystemExit(f"fastnn: {PLOT_HINT}") from None
+
+
+# ------------------------------------------------------------------ output helpers
+
+def _bars(counts):
+    """A histogram as one line of block characters (ASCII where the terminal can't)."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        BARS.encode(encoding)
+        bars = BARS
+    except (UnicodeEncodeError, LookupError):
+        bars = ASCII_BARS
+    top = max(int(max(counts)), 1)
+    return "".join(bars[math.ceil(c / top * (len(bars) - 1))] for c in counts)
+
+
+def _table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _percent(x):
+    return f"{100 * x:.0f}%"
+
+
+def _progress(label, done, total, loss):
+    print(f"  {label}: {done}/{total}, loss {loss:.4g}", file=sys.stderr, flush=True)
+
+
+def _init_value(text):
+    """--init: a std (number) or a scheme name."""
+    try:
+        value = float(text)
+    except ValueError:
+        if text not in experiments.HISTOGRAM_INITS:
+            raise argparse.ArgumentTypeError(
+                f"expected a std such as 1 or 0.01, or one of "
+                f"{', '.join(experiments.HISTOGRAM_INITS)}; got {text!r}") from None
+        return text
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"a std must be a positive number; got {text!r}")
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def _init_label(init_scheme):
+    return f"std={init_scheme:g}" if isinstance(init_scheme, float) else init_scheme
+
+
+# ------------------------------------------------------------------ commands
+
+def histograms_text(activation, init_scheme, records):
+    lo, hi = records[0].hist[1][0], records[0].hist[1][-1]
+    span = f"[{lo:.3g}, {hi:.3g}]"
+    rows = [[r.layer + 1, f"{r.mean:.3f}", f"{r.std:.3f}", _percent(r.saturated),
+             _percent(r.zero), _bars(r.hist[0])] for r in records]
+    return (f"{activation}, init {_init_label(init_scheme)}\n"
+            + _table(["layer", "mean", "std", "saturated", "zero", f"histogram {span}"], rows))
+
+
+def run_histograms(args):
+    cases = experiments.HISTOGRAM_GRID if args.grid else [(args.activation, args.init)]
+    print(f"{args.samples} standard-normal samples through 5 layers of 100 units, no biases\n")
+    rows = []
+    for activation, init_scheme in cases:
+        records = experiments.histograms(activation, init_scheme, n_samples=args.samples,
+                                         bins=args.bins, seed=args.seed)
+        print(histograms_text(activation, init_scheme, records) + "\n")
+        rows.append((f"{activation}\n{_init_label(init_scheme)}", records))
+    if args.out:
+        from fastnn import plots
+        print(f"saved {plots.histograms(rows, args.out)}")
+
+
+def run_compare_init(args):
+    if args.dataset == "circles":
+        _compare_init_circles(args)
+    else:
+        _compare_init_spiral(args)
+
+
+def _compare_init_circles(args):
+    iterations = args.iterations or 15_000
+    print(f"circles (300 train, 100 test, noise 0.05), [2, 10, 5, 1] relu/sigmoid, "
+          f"full-batch gradient descent, lr 0.01, {iterations} iterations")
+    results, data = experiments.compare_init_circles(iterations, seed=args.seed,
+                                                     progress=_progress)
+    rows = [[i] + [f"{r.losses[i]:.6g}" for r in results]
+            for i in range(0, iterations, 1000)]
+    print(_table(["iteration"] + [r.label for r in results], rows))
+    print()
+    print(_table(["init", "train accuracy", "test accuracy"],
+                 [[r.label, _percent(r.train_score), _percent(r.test_score)]
+                  for r in results]))
+    if args.out:
+        from fastnn import plots
+        print(f"saved {plots.loss_and_boundaries(results, data, args.out, 'circles: cost')}")
+    return results
+
+
+def _compare_init_spiral(args):
+    iterations = args.iterations or 2000
+    print(f"spiral (1500 samples, 3 classes), [2, 100, 100, 100, 100, 3] relu/softmax, "
+          f"SGD lr 0.01, batch 128, {iterations} iterations, the same batches for each init")
+    results, _ = experiments.compare_init_spiral(iterations, seed=args.seed,
+                                                 progress=_progress)
+    step = max(1, iterations // 10)
+    rows = [[i + 1] + [f"{r.losses[i]:.4f}" for r in results]
+            for i in list(range(0, iterations, step)) + [iterations - 1]]
+    print(_table(["iteration"] + [r.label for r in results], rows))
+    print(f"\nln 3 = {math.log(3):.4f}: a network that has learnt nothing sits there.")
+    print(_table(["init", "mean loss, last 100 iterations", "train accuracy"],
+                 [[r.label, f"{_tail_mean(r.losses):.4f}", _percent(r.train_score)]
+                  for r in results]))
+    if args.out:
+        from fastnn import plots
+        print("saved " + plots.loss_curves(results, args.out, "spiral: loss per iteration",
+                                           reference_line=(math.log(3), "ln 3")))
+    return results
+
+
+def _tail_mean(losses, n=100):
+    tail = losses[-n:]
+    return sum(tail) / len(tail)
+
+
+def run_compare_activations(args):
+    print(f"spiral (600 train, 300 test, 3 classes), [2, 32, 32, 3] softmax, SGD lr 0.1, "
+          f"batch 32, {args.epochs} epochs; each activation with its matching init "
+          f"(Xavier for sigmoid and tanh, He for relu and leaky_relu)")
+    results, _ = experiments.compare_activations(args.epochs, seed=args.seed,
+                                                 progress=_progress)
+    print(_table(["activation", "final loss", "train accuracy", "test accuracy"],
+                 [[r.label, f"{r.losses[-1]:.4f}", _percent(r.train_score),
+                   _percent(r.test_score)] for r in results]))
+    print("\ntanh beats sigmoid in hidden layers (zero-centred, stronger gradients); ReLU "
+          "is the default; when unsure, try them all.")
+    if args.out:
+        from fastnn import plots
+        print("saved " + plots.loss_curves(results, args.out,
+                                           "hidden activations: loss per epoch", log=True))
+    return results
+
+
+def run_vanishing(args):
+    norms = experiments.vanishing(depth=args.depth, seed=args.seed)
+    print(f"{args.depth} hidden layers of 32 units on the moons, untrained: ||dW|| per layer")
+    sigmoid, relu = norms["sigmoid"], norms["relu"]
+    print(_table(["layer", "sigmoid (Xavier)", "relu (He)"],
+                 [[s.layer + 1, f"{s.dW_norm:.3e}", f"{r.dW_norm:.3e}"]
+                  for s, r in zip(sigmoid, relu)]))
+    for name, records in norms.items():
+        print(f"{name}: first layer / last layer = "
+              f"{records[0].dW_norm / records[-1].dW_norm:.2e}")
+    if args.out:
+        from fastnn import plots
+        print(f"saved {plots.gradient_norms(norms, args.out)}")
+    return norms
+
+
+def run_dead_relu(args):
+    lrs = (args.lr, args.large_lr)
+    print(f"spiral (600 samples, 3 classes), [2, 64, 64, 64, 3] relu (He)/softmax, SGD, "
+          f"batch 32, {args.epochs} epochs, lr {args.lr:g} and {args.large_lr:g}")
+    runs = experiments.dead_relu(lrs, args.epochs, seed=args.seed, progress=_progress)
+    rows = []
+    for lr, (records, diverged) in runs.items():
+        rows.append([f"{lr:g}"] + [_percent(r.fraction) for r in records]
+                    + ["yes" if diverged else "no"])
+    print(_table(["lr"] + [f"dead in hidden {r.layer + 1}" for r in records] + ["diverged"],
+                 rows))
+    if args.out:
+        from fastnn import plots
+        print(f"saved {plots.dead_units(runs, args.out)}")
+    return runs
+
+
+def run_demo(args):
+    """Everything, at a size that runs in well under a minute, into a report folder."""
+    from fastnn import plots
+    plots._pyplot()  # fail early, with the hint, when matplotlib is missing
+    os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+    path = lambda name: os.path.join(args.out, name)
+    summary = ["# fastnn demo", "",
+               f"fastnn {__version__}, seed {args.seed}. Every number below comes from "
+               "this run.", ""]
+
+    print("histograms ...", file=sys.stderr)
+    rows = [(f"{a}\n{_init_label(i)}", experiments.histograms(a, i, seed=args.seed))
+            for a, i in experiments.HISTOGRAM_GRID]
+    plots.histograms(rows, path("histograms.png"))
+    summary += ["## Activation histograms", "",
+                "1000 samples through 5 layers of 100 units. Mean, std and saturated "
+                "share of each layer's activations:", "", "![](histograms.png)", "",
+                "| case | " + " | ".join(f"layer {k}" for k in range(1, 6)) + " |",
+                "|---|" + "---|" * 5]
+    for title, records in rows:
+        summary.append(f"| {title.replace(chr(10), ' ')} | " + " | ".join(
+            f"{r.mean:.2f} / {r.std:.3f} / {_percent(r.saturated)}" for r in records) + " |")
+
+    print("compare-init (circles) ...", file=sys.stderr)
+    results, data = experiments.compare_init_circles(seed=args.seed, progress=_progress)
+    plots.loss_and_boundaries(results, data, path("compare_init_circles.png"), "circles: cost")
+    summary += ["", "## Initialisation on circles (the course's exercise)", "",
+                "![](compare_init_circles.png)", "", "| init | first cost | final cost | "
+                "train | test |", "|---|---|---|---|---|"]
+    summary += [f"| {r.label} | {r.losses[0]:.4g} | {r.losses[-1]:.4g} | "
+                f"{_percent(r.train_score)} | {_percent(r.test_score)} |" for r in results]
+
+    print("compare-init (spiral) ...", file=sys.stderr)
+    results, _ = experiments.compare_init_spiral(1000, seed=args.seed, progress=_progress)
+    plots.loss_curves(results, path("compare_init_spiral.png"), "spiral: loss per iteration",
+                      reference_line=(math.log(3), "ln 3"))
+    summary += ["", "## Initialisation of a deep ReLU network (spiral, 1000 iterations)", "",
+                "![](compare_init_spiral.png)", "", f"ln 3 = {math.log(3):.4f}", "",
+                "| init | mean loss, last 100 iterations |", "|---|---|"]
+    summary += [f"| {r.label} | {_tail_mean(r.losses):.4f} |" for r in results]
+
+    print("compare-activations ...", file=sys.stderr)
+    results, _ = experiments.compare_activations(seed=args.seed, progress=_progress)
+    plots.loss_curves(results, path("compare_activations.png"),
+                      "hidden activations: loss per epoch", log=True)
+    summary += ["", "## Hidden activations", "", "![](compare_activations.png)", "",
+                "| activation | final loss | train | test |", "|---|---|---|---|"]
+    summary += [f"| {r.label} | {r.losses[-1]:.4f} | {_percent(r.train_score)} | "
+                f"{_percent(r.test_score)} |" for r in results]
+
+    print("vanishing ...", file=sys.stderr)
+    norms = experiments.vanishing(seed=args.seed)
+    plots.gradient_norms(norms, path("vanishing.png"))
+    summary += ["", "## Vanishing gradients (10 hidden layers)", "", "![](vanishing.png)", ""]
+    summary += [f"- {name}: ||dW|| of the first layer / the last = "
+                f"{records[0].dW_norm / records[-1].dW_norm:.2e}"
+                for name, records in norms.items()]
+
+    print("dead-relu ...", file=sys.stderr)
+    runs = experiments.dead_relu(seed=args.seed, progress=_progress)
+    plots.dead_units(runs, path("dead_relu.png"))
+    summary += ["", "## Dead ReLU units", "", "![](dead_relu.png)", ""]
+    summary += [f"- lr {lr:g}: dead units per hidden layer "
+                + ", ".join(_percent(r.fraction) for r in records)
+                for lr, (records, _) in runs.items()]
+
+    with open(path("summary.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(summary) + "\n")
+    print(f"wrote {args.out}/summary.md and 6 figures in {time.perf_counter() - start:.1f} s")
+
+
+# ------------------------------------------------------------------ the parser
+
+def _parser():
+    parser = _Parser(prog="fastnn", description="See the lessons of initialisation and "
+                     "activation functions, with real numbers and pictures.")
+    parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
+
+    def command(name, run, help, out_help="save a figure (PNG) here", out_required=False):
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        sub.add_argument("--out", metavar="PATH", help=out_help, required=out_required)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command("histograms", run_histograms, "activation histograms of a deep random "
+                  "network (Deep Learning from Scratch, 6.2)")
+    sub.add_argument("--activation", default="sigmoid",
+                     choices=["sigmoid", "tanh", "relu", "leaky_relu"])
+    sub.add_argument("--init", type=_init_value, default=1.0,
+                     help="a std such as 1 or 0.01, or xavier, lecun, he (default 1)")
+    sub.add_argument("--grid", action="store_true", help="the classic grid of seven cases")
+    sub.add_argument("--samples", type=_positive_int, default=1000)
+    sub.add_argument("--bins", type=_positive_int, default=30)
+
+    sub = command("compare-init", run_compare_init, "zeros, random and He (circles), or "
+                  "std=0.01, Xavier and He (spiral) initialisation, trained side by side")
+    sub.add_argument("--dataset", choices=["circles", "spiral"], default="circles")
+    sub.add_argument("--iterations", type=_positive_int,
+                     help="default 15000 (circles) or 2000 (spiral)")
+
+    sub = command("compare-activations", run_compare_activations,
+                  "sigmoid, tanh, relu and leaky_relu hidden layers on one problem")
+    sub.add_argument("--epochs", type=_positive_int, default=100)
+
+    sub = command("vanishing", run_vanishing,
+                  "gradient norm per layer: deep sigmoid against deep ReLU")
+    sub.add_argument("--depth", type=_positive_int, default=10)
+
+    sub = command("dead-relu", run_dead_relu,
+                  "dead ReLU units after training with a sensible and a too-large lr")
+    sub.add_argument("--lr", type=_positive_float, default=0.01)
+    sub.add_argument("--large-lr", type=_positive_float, default=3.0)
+    sub.add_argument("--epochs", type=_positive_int, default=30)
+
+    command("demo", run_demo, "all of the above, small, into a report folder of figures "
+            "and a Markdown summary", out_help="the report folder", out_required=True)
+    return parser

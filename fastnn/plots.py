@@ -1,0 +1,125 @@
+"""Figures for the experiments (matplotlib, the optional `plot` extra).
+
+Each function draws one figure from an experiment's results and saves it as a file.
+"""
+import numpy as np
+
+PLOT_HINT = "figures need matplotlib: pip install 'fastnn[plot]' (or pip install matplotlib)"
+
+
+class PlottingUnavailable(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlottingUnavailable(PLOT_HINT) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return path
+
+
+def histograms(rows, path):
+    """rows: [(title, activation records), ...]; one row of per-layer histograms each,
+    like the book's figures."""
+    plt = _pyplot()
+    n_cols = max(len(records) for _, records in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.4 * n_cols, 2.1 * len(rows)),
+                             squeeze=False)
+    for r, (title, records) in enumerate(rows):
+        for c, rec in enumerate(records):
+            counts, edges = rec.hist
+            ax = axes[r][c]
+            ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="C0")
+            ax.set_title(f"{c + 1}-layer" if r == 0 else "", fontsize=9)
+            ax.tick_params(labelsize=7)
+            if c:
+                ax.set_yticks([])
+            else:
+                ax.set_ylabel(title, fontsize=9)
+    return _save(fig, path)
+
+
+def loss_curves(results, path, title, log=False, reference_line=None):
+    """One loss curve per RunResult; reference_line=(value, label) draws a dashed line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for result in results:
+        ax.plot(np.arange(1, len(result.losses) + 1), result.losses, label=result.label,
+                linewidth=1)
+    if reference_line is not None:
+        ax.axhline(reference_line[0], color="grey", linestyle="--", linewidth=0.8,
+                   label=reference_line[1])
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration" if "iteration" in title else "epoch")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)
+
+
+def loss_and_boundaries(results, data, path, title):
+    """Loss curves beside each network's decision boundary on 2-D data (train points)."""
+    plt = _pyplot()
+    X, y = data[0], data[1]
+    fig, axes = plt.subplots(1, len(results) + 1, figsize=(4 * (len(results) + 1), 3.8))
+    for result in results:
+        axes[0].plot(result.losses, label=result.label, linewidth=1)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("iteration")
+    axes[0].set_ylabel("cost")
+    axes[0].set_title(title)
+    axes[0].legend()
+    lo, hi = X.min(axis=0) - 0.3, X.max(axis=0) + 0.3
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    grid = np.c_[gx.ravel(), gy.ravel()]
+    for ax, result in zip(axes[1:], results):
+        labels = result.net.predict(grid).reshape(gx.shape)
+        ax.contourf(gx, gy, labels, alpha=0.3, cmap="coolwarm")
+        ax.scatter(X[:, 0], X[:, 1], c=y, s=8, cmap="coolwarm")
+        ax.set_title(f"{result.label}: train {result.train_score:.0%}", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return _save(fig, path)
+
+
+def gradient_norms(norms, path):
+    """norms: {"sigmoid": records, "relu": records}; ||dW|| per layer on a log scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for name, records in norms.items():
+        ax.semilogy([r.layer + 1 for r in records], [r.dW_norm for r in records], "o-",
+                    label=f"{name} ({'Xavier' if name == 'sigmoid' else 'He'})")
+    ax.set_xlabel("layer (1 = first)")
+    ax.set_ylabel("||dW||")
+    ax.set_title("Gradient norm per layer of a deep network")
+    ax.legend()
+    return _save(fig, path)
+
+
+def dead_units(runs, path):
+    """runs: {lr: (dead-unit records, diverged)}; the dead fraction per layer and lr."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    width = 0.8 / len(runs)
+    for i, (lr, (records, _)) in enumerate(runs.items()):
+        layers = np.arange(len(records))
+        ax.bar(layers + i * width, [r.fraction for r in records], width, label=f"lr={lr:g}")
+    ax.set_xticks(np.arange(len(records)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"hidden {r.layer + 1}" for r in records])
+    ax.set_ylabel("fraction of dead ReLU units")
+    ax.set_ylim(0, 1)
+    ax.set_title("Dead ReLU units after training")
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,82 @@
+"""fastnn.diagnostics against hand-made cases and plain NumPy."""
+import numpy as np
+import pytest
+
+from fastnn import MLP, diagnostics, kernels
+
+X = np.random.default_rng(0).standard_normal((50, 3))
+y = (X[:, 0] > 0).astype(int)
+
+
+def test_activation_stats_match_numpy_on_the_layer_outputs():
+    net = MLP([3, 6, 4, 1], activation=["tanh", "relu"], seed=0)
+    records = diagnostics.activation_stats(net, X, bins=10)
+    assert [r.layer for r in records] == [0, 1, 2]
+    assert [r.activation for r in records] == ["tanh", "relu", "sigmoid"]
+    A1 = np.tanh(X @ net.layers[0].W.T + net.layers[0].b)
+    assert records[0].mean == pytest.approx(A1.mean(), rel=1e-12)
+    assert records[0].std == pytest.approx(A1.std(), rel=1e-12)
+    assert records[0].saturated == np.mean(np.abs(A1) > 0.99)
+    counts, edges = records[0].hist
+    assert counts.sum() == A1.size and edges[0] == -1 and edges[-1] == 1
+    A2 = np.maximum(A1 @ net.layers[1].W.T + net.layers[1].b, 0)
+    assert records[1].zero == np.mean(A2 == 0) and records[1].saturated == 0
+    np.testing.assert_allclose(records[2].hist[0].sum(), 50)
+    assert records[2].mean == pytest.approx(net.predict_proba(X).mean(), rel=1e-12)
+    table = str(records)
+    assert table.splitlines()[0].split() == ["layer", "activation", "mean", "std", "min",
+                                            "max", "saturated", "zero"]
+    assert len(table.splitlines()) == 4
+
+
+def test_sigmoid_saturation_counts_both_ends():
+    net = MLP([1, 1, 1], activation="sigmoid", init="zeros", seed=0)
+    net.layers[0].W[...] = 1.0
+    Z = np.array([[-10.0], [-4.0], [0.0], [4.0], [10.0]])  # sigmoid: 4.5e-5 .. 0.99995
+    assert diagnostics.activation_stats(net, Z)[0].saturated == pytest.approx(2 / 5)
+
+
+def test_gradient_norms_are_the_norms_of_the_gradients():
+    net = MLP([3, 5, 5, 1], seed=1)
+    records = diagnostics.gradient_norms(net, X, y)
+    for record, (dW, db) in zip(records, net.gradients(X, y)):
+        assert record.dW_norm == pytest.approx(np.sqrt((dW ** 2).sum()), rel=1e-12)
+        assert record.db_norm == pytest.approx(np.sqrt((db ** 2).sum()), rel=1e-12)
+
+
+def test_dead_units_finds_the_units_that_never_fire():
+    net = MLP([3, 8, 1], activation="relu", seed=2)
+    net.layers[0].b[[1, 5]] = -100.0  # never positive on this data
+    net.layers[0].W[[1, 5]] = 0.0
+    (record,) = diagnostics.dead_units(net, X)
+    assert (record.dead, record.units, record.fraction) == (2, 8, 0.25)
+
+
+def test_symmetry_groups_identical_units():
+    net = MLP([3, 4, 2, 1], init="zeros", seed=0)
+    records = diagnostics.symmetry(net)
+    assert records[0].groups == ((0, 1, 2, 3),) and records[0].distinct == 1
+    net.layers[0].W[2, 0] = 1.0
+    records = diagnostics.symmetry(net)
+    assert records[0].groups == ((0, 1, 3),) and records[0].distinct == 2
+    assert diagnostics.symmetry(MLP([3, 4, 1], seed=0))[0].groups == ()
+
+
+def test_gradient_check_passes_for_backprop_and_fails_for_a_wrong_gradient(monkeypatch):
+    net = MLP([3, 4, 1], activation="tanh", seed=3)
+    result = diagnostics.gradient_check(net, X[:10], y[:10], weight_decay=0.1)
+    assert result.passed and result.difference < 2e-7 and result.worst == ()
+    assert "gradient check passed" in str(result)
+    right = net.gradients
+
+    def wrong(X, y, weight_decay=0.0):
+        grads = right(X, y, weight_decay)
+        grads[0][0][1, 2] += 0.5
+        return grads
+
+    monkeypatch.setattr(net, "gradients", wrong)
+    result = diagnostics.gradient_check(net, X[:10], y[:10])
+    assert not result.passed
+    assert result.worst[0].name == "0.weight[1, 2]"
+    assert result.worst[0].analytic - result.worst[0].numeric == pytest.approx(0.5, rel=1e-6)
+    assert "FAILED" in str(result)
