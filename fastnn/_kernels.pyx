@@ -14,7 +14,7 @@ layer's dZ and nowhere else.
 """
 
 from cython cimport floating
-from libc.math cimport exp, expf, log1p, log1pf, log, logf, tanh, tanhf, sqrt, sqrtf
+from libc.math cimport exp, expf, log1p, log, logf, tanh, tanhf, sqrt, sqrtf
 from libc.string cimport memcpy, memset
 
 from fastnn._blas cimport gemm
@@ -59,10 +59,8 @@ cdef inline floating _log(floating x) noexcept nogil:
 
 
 cdef inline floating _log1p(floating x) noexcept nogil:
-    if floating is float:
-        return log1pf(x)
-    else:
-        return log1p(x)
+    # glibc's log1pf has no FMA variant and measured slower than the double log1p.
+    return <floating> log1p(<double> x)
 
 
 cdef inline floating _tanh(floating x) noexcept nogil:
