@@ -55,9 +55,10 @@ def test_every_command_has_help_and_seed(capsys, command):
     assert "--seed" in capsys.readouterr().out
 
 
-def test_python_dash_m_and_the_console_script():
+def test_python_dash_m_and_the_console_script(tmp_path):
+    # Outside the checkout, whose uncompiled fastnn/ would shadow the installed one.
     for argv in ([sys.executable, "-m", "fastnn", "--version"], ["fastnn", "--version"]):
-        done = subprocess.run(argv, capture_output=True, text=True, check=True)
+        done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=tmp_path)
         assert done.stdout.startswith("fastnn ")
 
 
