@@ -77,7 +77,8 @@ def test_training_step(benchmark, impl, network, dtype):
     if impl == "blas_gemm":
         benchmark(step_gemms(sizes, batch, dtype))
         return
-    step = lambda: engine.step(X, T, *states, "sgd", 1e-4, 0.0, 0.0, 0.0, 0.0, 1, 0.0)
+    counter = np.zeros(1, np.int64)
+    step = lambda: engine.step(X, T, *states, "sgd", 1e-4, 0.0, 0.0, 0.0, 0.0, counter, 0.0)
     rounds = 3 if network == "large" else None
     if rounds:
         benchmark.pedantic(step, rounds=rounds, iterations=1, warmup_rounds=1)
@@ -102,13 +103,13 @@ def test_predict(benchmark, impl, m):
         benchmark(twin.predict, X, out)
 
 
-def reference_epoch(twin, X, T, batch, rng, grads, velocity):
+def reference_epoch(twin, X, T, batch, rng, grads, velocity, counter):
     """One epoch as a careful NumPy user would write it: shuffle, gather, step."""
     order = rng.permutation(len(X))
     Xs, Ts = X[order], T[order]
     for start in range(0, len(X), batch):
         twin.step(Xs[start:start + batch], Ts[start:start + batch], grads, velocity,
-                  velocity, "sgd", 0.01, 0.0, 0.0, 0.0, 0.0, 1, 0.0)
+                  velocity, "sgd", 0.01, 0.0, 0.0, 0.0, 0.0, counter, 0.0)
 
 
 @pytest.mark.parametrize("impl", ["fastnn", "reference"])
@@ -128,5 +129,6 @@ def test_fit_epoch_small(benchmark, impl):
         twin, params = twin_of(net)
         T = net._targets(y, len(X))
         grads, velocity = np.zeros_like(params), np.zeros_like(params)
-        benchmark.pedantic(reference_epoch, args=(twin, X, T, 100, rng, grads, velocity),
+        benchmark.pedantic(reference_epoch, args=(twin, X, T, 100, rng, grads, velocity,
+                                                  np.zeros(1, np.int64)),
                            rounds=5, iterations=1, warmup_rounds=1)

@@ -548,6 +548,8 @@ def adam_update(floating[::1] param,        # INOUT
 # (forward through every layer, fused output+loss, backward, update) is one call,
 # GIL released, on a workspace that grows only when a larger batch arrives.
 
+from time import sleep as _sleep
+
 import numpy as np
 cimport numpy as cnp
 from libc.stdlib cimport malloc, free
@@ -780,13 +782,19 @@ cdef class Engine:
     params (float32 or float64, C-contiguous, 1-D) and works on it in place. The
     methods take arrays already checked by fastnn.model; they verify dtype, order,
     shape and finiteness once more in C, where it costs next to nothing.
+
+    Threads: predict may run in any number of threads at once (each call has its own
+    workspace, the GIL is released); a step waits for running predictions and
+    predictions wait for a running step, so a prediction never sees half-updated
+    weights; a second step (or loss, or gradients) while one runs is refused.
     """
     cdef Plan plan
     cdef object params
     cdef bint single
     cdef void* work
     cdef intp work_rows
-    cdef bint busy
+    cdef bint busy      # a step, loss or gradient is using the workspace
+    cdef int readers    # predictions in progress (each with its own workspace)
 
     def __cinit__(self, cnp.ndarray params, sizes, activations, int output,
                   double negative_slope):
@@ -854,9 +862,17 @@ cdef class Engine:
         return self.work
 
     cdef int _enter(self) except -1:
+        """Claim the model for a step (or loss, or gradients) on the shared workspace.
+
+        A second one at the same time is refused; predictions already running (they
+        read the parameters) are waited for. busy and readers change only while this
+        thread holds the GIL, so these checks cannot race.
+        """
         if self.busy:
             raise RuntimeError("this model is already being trained or differentiated "
                                "in another thread; fastnn refuses concurrent training")
+        while self.readers:
+            _sleep(20e-6)
         self.busy = True
         return 0
 
@@ -897,14 +913,20 @@ cdef class Engine:
         cdef const void* p = cnp.PyArray_DATA(self.params)
         cdef const void* x = cnp.PyArray_DATA(X)
         cdef void* o = cnp.PyArray_DATA(out)
-        with nogil:
-            if self.single:
-                _predict(&self.plan, <const float*> p, <const float*> x, m,
-                         <float*> work, <float*> o)
-            else:
-                _predict(&self.plan, <const double*> p, <const double*> x, m,
-                         <double*> work, <double*> o)
+        while self.busy:  # a training step is changing the parameters: wait for it
+            _sleep(20e-6)
+        self.readers += 1
+        try:
+            with nogil:
+                if self.single:
+                    _predict(&self.plan, <const float*> p, <const float*> x, m,
+                             <float*> work, <float*> o)
+                else:
+                    _predict(&self.plan, <const double*> p, <const double*> x, m,
+                             <double*> work, <double*> o)
+        finally:
             free(work)
+            self.readers -= 1
         return out
 
     def loss(self, cnp.ndarray X, Y):
@@ -920,21 +942,29 @@ cdef class Engine:
 
     def step(self, cnp.ndarray X, Y, cnp.ndarray grads, cnp.ndarray state1,
              cnp.ndarray state2, str optimizer, double lr, double momentum, double beta1,
-             double beta2, double eps, long t, double weight_decay):
+             double beta2, double eps, cnp.ndarray t, double weight_decay):
         """One training step in place; returns loss + 0.5 weight_decay sum ||W||^2.
 
         grads is scratch; state1 and state2 are the optimizer's (the velocity, or Adam's
         m and v), each in params' layout (pass grads for a state that is not used).
+        t is the step counter, an int64 array of one element: the step is number
+        t[0] + 1 (Adam's bias correction) and t[0] is incremented with the update, in
+        the same compiled call, so an interrupt can never separate the two.
         A non-finite return means nothing was updated (see _step).
         """
         cdef Optim opt
+        if cnp.PyArray_TYPE(t) != cnp.NPY_INT64 or cnp.PyArray_SIZE(t) != 1 \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(t):
+            raise TypeError("t must be an int64 array of one element (the step counter)")
+        cdef long long* counter = <long long*> cnp.PyArray_DATA(t)
         opt.kind = OPTIMIZERS[optimizer]
         opt.lr, opt.momentum, opt.weight_decay = lr, momentum, weight_decay
-        opt.beta1, opt.beta2, opt.eps, opt.t = beta1, beta2, eps, t
-        return self._run(X, Y, grads, state1, state2, &opt, True)
+        opt.beta1, opt.beta2, opt.eps, opt.t = beta1, beta2, eps, counter[0] + 1
+        return self._run(X, Y, grads, state1, state2, &opt, True, counter)
 
     cdef double _run(self, cnp.ndarray X, object Y, cnp.ndarray grads, cnp.ndarray s1,
-                     cnp.ndarray s2, const Optim* opt, bint backward) except? -1:
+                     cnp.ndarray s2, const Optim* opt, bint backward,
+                     long long* counter=NULL) except? -1:
         cdef intp m = self._rows(X)
         cdef intp n = cnp.PyArray_SIZE(self.params)
         cdef const intp* labels = NULL
@@ -964,6 +994,8 @@ cdef class Engine:
                     loss = _step(&self.plan, <double*> p, <double*> g, <double*> a,
                                  <double*> b, <const double*> x, <const double*> y,
                                  labels, m, <double*> work, opt, backward)
+                if counter != NULL and isfinite(loss):
+                    counter[0] += 1
         finally:
             self.busy = False
         return loss

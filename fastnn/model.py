@@ -10,6 +10,7 @@ import math
 import numbers
 import os
 import tempfile
+import threading
 
 import numpy as np
 
@@ -129,7 +130,8 @@ class MLP:
         self._grads = np.zeros_like(self._params)
         self._optimizer = None      # the optimizer of the last fit
         self._states = None         # its state arrays (velocity; Adam's m and v)
-        self._t = 0                 # training steps taken with that optimizer
+        self._steps = np.zeros(1, np.int64)  # steps taken with it; the engine counts
+        self._training = threading.Lock()    # held by fit, partial_fit, load_state_dict
         self.history = {"loss": [], "val_loss": [], "val_score": []}
 
     def _initialise(self, init, bias_init):
@@ -367,9 +369,20 @@ class MLP:
             if not callable(callback):
                 raise TypeError(f"callbacks must be callables; got {callback!r}")
 
+        if not self._training.acquire(blocking=False):
+            raise RuntimeError("this model is being trained in another thread; fastnn "
+                               "refuses concurrent training of one model")
+        try:
+            return self._epochs(X, targets, m, epochs, batch, opt, weight_decay, shuffle,
+                                validation, patience, callbacks, verbose)
+        finally:
+            self._training.release()
+
+    def _epochs(self, X, targets, m, epochs, batch, opt, weight_decay, shuffle, validation,
+                patience, callbacks, verbose):
         if self._optimizer is None or self._optimizer.name != opt.name:
             self._states = [np.zeros_like(self._params) for _ in range(opt.n_states)]
-            self._t = 0
+            self._steps[0] = 0
         self._optimizer = opt
         states = (self._states + [self._grads, self._grads])[:2]
         momentum, beta1, beta2, eps = opt.hyper()
@@ -390,13 +403,12 @@ class MLP:
                 loss = self._engine.step(
                     X_epoch[start:start + batch], t_epoch[start:start + batch],
                     self._grads, states[0], states[1], opt.name, opt.lr, momentum,
-                    beta1, beta2, eps, self._t + 1, weight_decay)
+                    beta1, beta2, eps, self._steps, weight_decay)
                 if not math.isfinite(loss):
                     raise DivergenceError(
                         f"training diverged in epoch {epoch}: the loss or its gradient "
                         f"became {loss} (lr={opt.lr:g}); try a smaller learning rate. "
                         f"The model keeps the weights from before that step.")
-                self._t += 1
                 total += loss * min(batch, m - start)
             logs = {"loss": total / m}
             if validation is not None:
@@ -432,7 +444,8 @@ class MLP:
 
     def reset_optimizer(self):
         """Forget the optimizer's state (velocity, moments, step count)."""
-        self._optimizer, self._states, self._t = None, None, 0
+        self._optimizer, self._states = None, None
+        self._steps[0] = 0
 
     # ------------------------------------------------------------ state and files
 
@@ -460,8 +473,14 @@ class MLP:
                              f"unexpected {unexpected}")
         checked = {key: _checked_copy(key, state_dict[key], target)
                    for key, target in expected.items()}
-        for key, target in expected.items():
-            target[...] = checked[key]
+        if not self._training.acquire(blocking=False):
+            raise RuntimeError("this model is being trained in another thread; load its "
+                               "state when training is over")
+        try:
+            for key, target in expected.items():
+                target[...] = checked[key]
+        finally:
+            self._training.release()
 
     def save(self, path):
         """Write the model to one .npz file (no pickles): the parameters under
@@ -477,7 +496,7 @@ class MLP:
             "negative_slope": self.negative_slope, "dtype": self.dtype.name,
             "optimizer": None if self._optimizer is None else {
                 "name": self._optimizer.name, "config": vars(self._optimizer),
-                "t": self._t},
+                "t": int(self._steps[0])},
             "history": self.history, "rng": _rng_state(self._rng),
         }
         arrays["header"] = np.array(json.dumps(header))
@@ -529,7 +548,7 @@ def load(path):
                 raise ValueError("optimizer state arrays do not match the optimizer")
             net._states = [_checked_copy(f"optimizer.state{i}", s, net._params).copy()
                            for i, s in enumerate(states)]
-            net._t = check.integer("optimizer step count", optimizer["t"], 0)
+            net._steps[0] = check.integer("optimizer step count", optimizer["t"], 0)
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path!s} is a damaged or foreign fastnn file: {error!r}") from None
     return net
@@ -551,9 +570,16 @@ def _rng_from_state(saved):
         rng.set_state(state)
         return rng
     state = saved["state"]
-    bit_generator = getattr(np.random, state["bit_generator"])()
+    if state["bit_generator"] not in _BIT_GENERATORS:  # a name from a file picks no code
+        raise ValueError(f"unknown bit generator {state['bit_generator']!r}")
+    bit_generator = _BIT_GENERATORS[state["bit_generator"]]()
     bit_generator.state = state
     return np.random.Generator(bit_generator)
+
+
+_BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM,
+                                                 np.random.MT19937, np.random.Philox,
+                                                 np.random.SFC64)}
 
 
 def _check_finite(name, array):

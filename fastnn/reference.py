@@ -223,6 +223,8 @@ class Engine:
         loss = self.loss_and_gradients(X, Y, grads)
         if not np.isfinite(loss) or not np.isfinite(grads).all():
             return loss if not np.isfinite(loss) else float("nan")
+        t[0] += 1  # the step counter, as the compiled engine keeps it
+        t = int(t[0])
         if weight_decay:
             loss += 0.5 * weight_decay * sum(float(np.sum(W * W)) for W, _ in self.layers)
         for (W, b), (dW, db), (v1W, v1b), (v2W, v2b) in zip(

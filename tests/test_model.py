@@ -99,11 +99,13 @@ def test_training_steps_match_the_numpy_twin(activation, output, optimizer, dtyp
     engine, params, twin, twin_params = twin_engines(net)
     lr, momentum, beta1, beta2, eps = STEP_OPTIONS[optimizer]
     buffers = {side: [np.zeros_like(params) for _ in range(3)] for side in ("k", "r")}
+    counters = {side: np.zeros(1, np.int64) for side in ("k", "r")}
     for t in range(1, 6):
         losses = [
             e.step(X, targets, *buffers[side], optimizer, lr, momentum, beta1, beta2,
-                   eps, t, 0.01)
+                   eps, counters[side], 0.01)
             for e, side in ((engine, "k"), (twin, "r"))]
+        assert counters["k"][0] == counters["r"][0] == t
         assert losses[0] == pytest.approx(losses[1], rel=1e-5 if dtype == "float32" else 1e-11)
     scale = np.abs(twin_params).max()
     tolerance = 2e-5 if dtype == "float32" else 1e-11
@@ -122,12 +124,12 @@ def test_fit_runs_the_same_steps_as_the_twin_driven_by_the_same_loop():
     net.fit(X, y, epochs=3, batch_size=16, lr=0.2, optimizer="momentum", shuffle=False)
     Y = y.reshape(-1, 1).astype(float)
     velocity, grads = np.zeros_like(twin_params), np.zeros_like(twin_params)
-    t = 0
+    t = np.zeros(1, np.int64)
     for _ in range(3):
         for start in range(0, 64, 16):
-            t += 1
             twin.step(X[start:start + 16], Y[start:start + 16], grads, velocity, grads,
                       "momentum", 0.2, 0.9, 0, 0, 0, t, 0.0)
+    assert t[0] == net._steps[0] == 12
     np.testing.assert_allclose(net._params, twin_params, rtol=0, atol=1e-12)
 
 
@@ -277,9 +279,9 @@ def test_partial_fit_and_verbose():
     X, y = datasets.make_xor(64, seed=0)
     net = MLP([2, 8, 1], seed=0)
     net.partial_fit(X, y, batch_size=8)
-    assert len(net.history["loss"]) == 1 and net._t == 8
+    assert len(net.history["loss"]) == 1 and net._steps[0] == 8
     net.partial_fit(X, y, batch_size=8)
-    assert net._t == 16  # the optimizer's state carries on
+    assert net._steps[0] == 16  # the optimizer's state carries on
     out = io.StringIO()
     with redirect_stdout(out):
         net.fit(X, y, epochs=2, verbose=True)
@@ -301,12 +303,13 @@ def test_a_training_step_allocates_nothing_once_warm():
     net.fit(X, y, epochs=1, batch_size=1, optimizer="adam")  # warm
     targets = net._targets(y, len(X))
     states = [np.zeros_like(net._params) for _ in range(2)]
+    counter = np.zeros(1, np.int64)
     tracemalloc.start()
     try:
         before = tracemalloc.take_snapshot()
         for t in range(1000):
             net._engine.step(X[t:t + 1], targets[t:t + 1], net._grads, *states, "adam",
-                             1e-3, 0.0, 0.9, 0.999, 1e-8, t + 1, 0.0)
+                             1e-3, 0.0, 0.9, 0.999, 1e-8, counter, 0.0)
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()

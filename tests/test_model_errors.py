@@ -9,7 +9,8 @@ y = np.arange(10) % 2
 
 
 def snapshot(net):
-    return (net._params.copy(), {k: list(v) for k, v in net.history.items()}, net._t,
+    return (net._params.copy(), {k: list(v) for k, v in net.history.items()},
+            int(net._steps[0]),
             None if net._states is None else [s.copy() for s in net._states])
 
 
