@@ -795,6 +795,7 @@ cdef class Engine:
     cdef intp work_rows
     cdef bint busy      # a step, loss or gradient is using the workspace
     cdef int readers    # predictions in progress (each with its own workspace)
+    cdef bint waiting   # a step waits for the running predictions to finish
 
     def __cinit__(self, cnp.ndarray params, sizes, activations, int output,
                   double negative_slope):
@@ -868,11 +869,15 @@ cdef class Engine:
         read the parameters) are waited for. busy and readers change only while this
         thread holds the GIL, so these checks cannot race.
         """
-        if self.busy:
+        if self.busy or self.waiting:
             raise RuntimeError("this model is already being trained or differentiated "
                                "in another thread; fastnn refuses concurrent training")
-        while self.readers:
-            _sleep(20e-6)
+        self.waiting = True  # new predictions now wait, so the running ones drain
+        try:
+            while self.readers:
+                _sleep(20e-6)
+        finally:
+            self.waiting = False
         self.busy = True
         return 0
 
@@ -913,7 +918,7 @@ cdef class Engine:
         cdef const void* p = cnp.PyArray_DATA(self.params)
         cdef const void* x = cnp.PyArray_DATA(X)
         cdef void* o = cnp.PyArray_DATA(out)
-        while self.busy:  # a training step is changing the parameters: wait for it
+        while self.busy or self.waiting:  # a step is (about to be) changing the weights
             _sleep(20e-6)
         self.readers += 1
         try:

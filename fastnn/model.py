@@ -515,22 +515,32 @@ class MLP:
 
 
 def load(path):
-    """A model saved by MLP.save, ready to predict or to continue training."""
+    """A model saved by MLP.save, ready to predict or to continue training.
+
+    The file is read without pickles (allow_pickle=False); the header's architecture,
+    every array's shape and dtype, and the finiteness of every value are checked before
+    a model is built. A truncated, corrupted, tampered or foreign file raises
+    ValueError; a missing one FileNotFoundError.
+    """
+    path = os.fspath(path)
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
+        with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"{path!s} is not a readable fastnn model file: {error}") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as error:  # zipfile, zlib and numpy each raise their own kinds
+        raise ValueError(f"{path} is not a readable fastnn model file: {error}") from None
     try:
         header = json.loads(str(arrays.pop("header")))
     except (KeyError, ValueError) as error:
-        raise ValueError(f"{path!s} has no valid fastnn header: {error}") from None
+        raise ValueError(f"{path} has no valid fastnn header: {error}") from None
     if not isinstance(header, dict) or header.get("format") != "fastnn.MLP":
-        raise ValueError(f"{path!s} is not a fastnn model file")
+        raise ValueError(f"{path} is not a fastnn model file")
     if header.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path!s} has format version {header.get('format_version')!r}; "
+        raise ValueError(f"{path} has format version {header.get('format_version')!r}; "
                          f"this fastnn reads version {FORMAT_VERSION}")
     try:
+        _check_architecture(header, arrays)
         net = MLP(header["layer_sizes"], header["activations"], header["output"],
                   init="zeros", negative_slope=header["negative_slope"],
                   dtype=header["dtype"])
@@ -549,9 +559,22 @@ def load(path):
             net._states = [_checked_copy(f"optimizer.state{i}", s, net._params).copy()
                            for i, s in enumerate(states)]
             net._steps[0] = check.integer("optimizer step count", optimizer["t"], 0)
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"{path!s} is a damaged or foreign fastnn file: {error!r}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"{path} is a damaged or foreign fastnn file: {error}") from None
     return net
+
+
+def _check_architecture(header, arrays):
+    """The header's layer sizes must be those of the weight arrays, before any allocation."""
+    sizes = header["layer_sizes"]
+    if not isinstance(sizes, list) or len(sizes) < 2:
+        raise ValueError(f"layer_sizes {sizes!r} is not a list of widths")
+    for index, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        for key, shape in ((f"{2 * index}.weight", (n_out, n_in)),
+                           (f"{2 * index}.bias", (n_out,))):
+            if key not in arrays or arrays[key].shape != shape:
+                found = arrays[key].shape if key in arrays else "nothing"
+                raise ValueError(f"the header says {key} is {shape}; the file has {found}")
 
 
 def _rng_state(rng):
