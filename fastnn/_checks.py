@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from fastnn import _kernels
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INT_MAX = 2**31 - 1  # BLAS takes 32-bit sizes
 
@@ -43,8 +45,13 @@ def ndarray(name, value, ndim=None, dtype=None):
 
 
 def input_array(name, value, ndim=None, dtype=None):
-    """A checked input array, made C-contiguous (a copy only when it is not)."""
-    return np.ascontiguousarray(ndarray(name, value, ndim, dtype))
+    """A checked input array of finite values, made C-contiguous (a copy only when it
+    is not). The finiteness scan is the compiled one: one pass, no temporary."""
+    value = np.ascontiguousarray(ndarray(name, value, ndim, dtype))
+    first = _kernels.first_nonfinite(value)
+    if first >= 0:
+        raise ValueError(_kernels._nonfinite_message(name, value, first))
+    return value
 
 
 def output_array(name, value, shape, dtype):

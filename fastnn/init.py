@@ -36,9 +36,14 @@ def as_rng(seed):
 
 
 def _fans(shape):
-    if len(shape) != 2 or min(shape) < 1:
+    """(fan_in, fan_out) of a weight shape (n_out, n_in), both integers >= 1."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 2:
         raise ValueError(f"shape must be (n_out, n_in) with both >= 1; got {shape!r}")
-    return shape[1], shape[0]
+    try:
+        n_out, n_in = (check.integer("shape", n, 1) for n in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (n_out, n_in) with both >= 1; got {shape!r}") from None
+    return n_in, n_out
 
 
 def _normal(shape, std, rng, dtype):
@@ -129,7 +134,7 @@ def he_uniform(shape, rng=None, dtype=np.float64, mode="fan_in", negative_slope=
 def orthogonal(shape, rng=None, dtype=np.float64, gain=1.0):
     """Saxe et al. (2014): W = gain * Q, Q with orthonormal rows or columns, from the QR
     decomposition of one standard-normal draw (signs fixed by R's diagonal, as PyTorch)."""
-    n_out, n_in = shape[0], _fans(shape)[0]
+    n_in, n_out = _fans(shape)
     a = as_rng(rng).standard_normal((n_out, n_in))
     if n_out < n_in:
         a = a.T

@@ -183,7 +183,12 @@ class MLP:
         if not isinstance(X, np.ndarray):
             X = np.asarray(X)
             if X.dtype.kind == "f":
-                X = X.astype(self.dtype)
+                with np.errstate(over="ignore"):
+                    converted = X.astype(self.dtype)
+                if np.isinf(converted).sum() > np.isinf(X).sum():
+                    raise ValueError(f"{name} has values beyond the range of "
+                                     f"{self.dtype.name}, the model's dtype")
+                X = converted
         if X.dtype.kind in "biu":
             X = X.astype(self.dtype)
         elif X.dtype.kind != "f":

@@ -50,6 +50,7 @@ FORWARD_CASES = [
     (dict(activation="softplus"), ValueError, r"activation must be one of 'identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu'; got 'softplus'"),
     (dict(activation=3), TypeError, r"activation must be a string"),
     (dict(negative_slope=float("nan")), ValueError, r"negative_slope must be finite"),
+    (dict(W=np.array([[1.0, np.inf, 0.0], [np.nan, 0.0, 0.0]])), ValueError, r"W must be finite: 2 values are NaN or infinite, the first is W\[0, 1\] = inf"),
     (dict(negative_slope="0.1"), TypeError, r"negative_slope must be a real number"),
     (dict(A_prev=shared, Z=shared[:, :n_out].copy(), A=shared[:, :n_out]), ValueError, r"A must be C-contiguous"),
     (dict(A_prev=shared, A=shared.reshape(-1)[:m * n_out].reshape(m, n_out)), ValueError, r"A overlaps A_prev in memory"),
