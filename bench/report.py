@@ -2,8 +2,9 @@
 
     pytest bench/ --benchmark-json=bench.json && python bench/report.py bench.json
 
-For each case (benchmark group): fastnn's and the reference's median, their ratio
-(reference / fastnn: how many times faster fastnn is) and, where the case records
+For each case (benchmark group): fastnn's and the baseline's median (the baseline is
+fastnn.reference, or for the threads case fastnn itself on one thread), their ratio
+(baseline / fastnn: how many times faster fastnn is) and, where the case records
 its FLOPs, fastnn's GFLOP/s beside the machine's own BLAS GEMM doing only the
 case's matrix products, and fastnn's share of that GEMM throughput.
 """
@@ -26,10 +27,11 @@ def rows(report):
         cases.setdefault(bench["group"], {})[impl] = bench
     for group in sorted(cases, key=_order):
         impls = cases[group]
-        if "fastnn" not in impls or "reference" not in impls:
+        baseline = next((b for b in ("reference", "one_thread") if b in impls), None)
+        if "fastnn" not in impls or baseline is None:
             continue
         fast = impls["fastnn"]["stats"]["median"]
-        ref = impls["reference"]["stats"]["median"]
+        ref = impls[baseline]["stats"]["median"]
         row = [group, _time(fast), _time(ref), f"{ref / fast:.1f}x", "", "", ""]
         flops = impls["fastnn"].get("extra_info", {}).get("flops")
         if flops:
@@ -53,7 +55,7 @@ def main(argv):
         sys.exit("usage: python bench/report.py BENCH.json")
     with open(argv[1]) as f:
         report = json.load(f)
-    header = ["case", "fastnn", "reference", "speed-up", "fastnn GFLOP/s",
+    header = ["case", "fastnn", "baseline", "speed-up", "fastnn GFLOP/s",
               "BLAS GEMM GFLOP/s", "of GEMM"]
     table = [header] + list(rows(report))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]

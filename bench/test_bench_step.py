@@ -132,3 +132,28 @@ def test_fit_epoch_small(benchmark, impl):
         benchmark.pedantic(reference_epoch, args=(twin, X, T, 100, rng, grads, velocity,
                                                   np.zeros(1, np.int64)),
                            rounds=5, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "one_thread"])
+def test_predict_threads(benchmark, impl):
+    """Eight predictions of 5,000 samples each on one model: from eight threads at once
+    (fastnn) against one after the other on one thread. BLAS is on one thread, so any
+    gain comes from fastnn releasing the GIL; it is bounded by the number of cores."""
+    import threading
+
+    net = MLP([64, 256, 256, 10], output="softmax", seed=0)
+    inputs = [np.random.default_rng(i).standard_normal((5000, 64)) for i in range(8)]
+    benchmark.group = "predict 8 x 5,000 samples, [64, 256, 256, 10]: 8 threads vs 1"
+
+    def threaded():
+        threads = [threading.Thread(target=net.predict_proba, args=(X,)) for X in inputs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def sequential():
+        for X in inputs:
+            net.predict_proba(X)
+
+    benchmark(threaded if impl == "fastnn" else sequential)
