@@ -97,24 +97,19 @@ def _init_value(text):
     return value
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
-    return value
+def _positive(kind):
+    """An argparse type: a positive int or a positive finite float."""
+    what = "integer" if kind is int else "number"
 
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
-    return value
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"expected a positive {what}; got {text!r}")
+        return value
+    return parse
 
 
 def _init_label(init_scheme):
@@ -344,28 +339,28 @@ def _parser():
     sub.add_argument("--init", type=_init_value, default=1.0,
                      help="a std such as 1 or 0.01, or xavier, lecun, he (default 1)")
     sub.add_argument("--grid", action="store_true", help="the classic grid of seven cases")
-    sub.add_argument("--samples", type=_positive_int, default=1000)
-    sub.add_argument("--bins", type=_positive_int, default=30)
+    sub.add_argument("--samples", type=_positive(int), default=1000)
+    sub.add_argument("--bins", type=_positive(int), default=30)
 
     sub = command("compare-init", run_compare_init, "zeros, random and He (circles), or "
                   "std=0.01, Xavier and He (spiral) initialisation, trained side by side")
     sub.add_argument("--dataset", choices=["circles", "spiral"], default="circles")
-    sub.add_argument("--iterations", type=_positive_int,
+    sub.add_argument("--iterations", type=_positive(int),
                      help="default 15000 (circles) or 2000 (spiral)")
 
     sub = command("compare-activations", run_compare_activations,
                   "sigmoid, tanh, relu and leaky_relu hidden layers on one problem")
-    sub.add_argument("--epochs", type=_positive_int, default=100)
+    sub.add_argument("--epochs", type=_positive(int), default=100)
 
     sub = command("vanishing", run_vanishing,
                   "gradient norm per layer: deep sigmoid against deep ReLU")
-    sub.add_argument("--depth", type=_positive_int, default=10)
+    sub.add_argument("--depth", type=_positive(int), default=10)
 
     sub = command("dead-relu", run_dead_relu,
                   "dead ReLU units after training with a sensible and a too-large lr")
-    sub.add_argument("--lr", type=_positive_float, default=0.01)
-    sub.add_argument("--large-lr", type=_positive_float, default=3.0)
-    sub.add_argument("--epochs", type=_positive_int, default=30)
+    sub.add_argument("--lr", type=_positive(float), default=0.01)
+    sub.add_argument("--large-lr", type=_positive(float), default=3.0)
+    sub.add_argument("--epochs", type=_positive(int), default=30)
 
     command("demo", run_demo, "all of the above, small, into a report folder of figures "
             "and a Markdown summary", out_help="the report folder", out_required=True)

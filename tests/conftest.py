@@ -31,3 +31,22 @@ def assert_close():
 def backend(request):
     """Both implementations, for tests that each must pass against an outside truth."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def numeric_gradient():
+    """Central differences of a scalar f() with respect to every entry of x, in place
+    (each entry nudged by +-eps and restored exactly): the independent truth for
+    backprop."""
+    def gradient(f, x, eps=1e-6):
+        grad = np.empty_like(x)
+        for i in np.ndindex(x.shape):
+            saved = x[i]
+            x[i] = saved + eps
+            up = f()
+            x[i] = saved - eps
+            down = f()
+            x[i] = saved
+            grad[i] = (up - down) / (2 * eps)
+        return grad
+    return gradient

@@ -201,26 +201,12 @@ def test_softmax_cross_entropy_hand_computed(backend):
 
 # ---------------------------------------------------------------- finite differences
 
-def _numeric_gradient(f, x, eps=1e-6):
-    """Central differences of the scalar f() with respect to every entry of x."""
-    grad = np.empty_like(x)
-    for i in np.ndindex(x.shape):
-        saved = x[i]
-        x[i] = saved + eps
-        up = f()
-        x[i] = saved - eps
-        down = f()
-        x[i] = saved
-        grad[i] = (up - down) / (2 * eps)
-    return grad
-
-
 def _relative_error(got, want):
     return np.linalg.norm(got - want) / (np.linalg.norm(got) + np.linalg.norm(want))
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_dense_backward_matches_finite_differences(backend, activation):
+def test_dense_backward_matches_finite_differences(backend, activation, numeric_gradient):
     rng = np.random.default_rng(7)
     m, n_in, n_out = 6, 4, 5
     A_prev, W, b = rng.standard_normal((m, n_in)), rng.standard_normal((n_out, n_in)), \
@@ -237,11 +223,12 @@ def test_dense_backward_matches_finite_differences(backend, activation):
         np.empty((m, n_in))
     backend.dense_backward(G, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation, 0.1)
     for analytic, wrt in ((dW, W), (db, b), (dA_prev, A_prev)):
-        assert _relative_error(analytic, _numeric_gradient(loss, wrt)) < 1e-8
+        assert _relative_error(analytic, numeric_gradient(loss, wrt)) < 1e-8
 
 
 @pytest.mark.parametrize("loss_name,target", LOSSES)
-def test_output_loss_gradient_matches_finite_differences(backend, loss_name, target):
+def test_output_loss_gradient_matches_finite_differences(backend, loss_name, target,
+                                                        numeric_gradient):
     rng = np.random.default_rng(11)
     m, k = 5, 4
     Z = 2.0 * rng.standard_normal((m, k))
@@ -253,7 +240,7 @@ def test_output_loss_gradient_matches_finite_differences(backend, loss_name, tar
         return loss_fn(Z, Y, np.empty((m, k)), np.empty((m, k)))
 
     loss_fn(Z, Y, A, dZ)
-    assert _relative_error(dZ, _numeric_gradient(loss, Z)) < 1e-8
+    assert _relative_error(dZ, numeric_gradient(loss, Z)) < 1e-8
 
 
 # ---------------------------------------------------------------- extreme logits
