@@ -10,6 +10,7 @@ import numpy as np
 
 from fastnn import _checks as check
 from fastnn import kernels
+from fastnn.model import MLP
 
 __all__ = ["activation_stats", "gradient_norms", "dead_units", "symmetry", "gradient_check",
            "layer_outputs", "Records", "ActivationStats", "GradientNorms", "DeadUnits",
@@ -38,10 +39,16 @@ def _cell(value):
     return str(value)
 
 
+def _model(net):
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be a fastnn.MLP; got {type(net).__name__}")
+    return net
+
+
 def layer_outputs(net, X):
     """[(Z, A), ...] per layer for X: pre-activations and activations; the output
     layer's A is what predict_proba gives (probabilities or values), as (m, k)."""
-    X = net._features(X)
+    X = _model(net)._features(X)
     out, A_prev = [], X
     for index, layer in enumerate(net.layers):
         n_out = layer.W.shape[0]
@@ -113,7 +120,7 @@ def gradient_norms(net, X, y):
     """Per-layer norms of dW and db (backprop, mean loss): vanishing or exploding
     gradients show as norms shrinking or growing from the last layer to the first."""
     return Records(GradientNorms(i, name, float(np.linalg.norm(dW)), float(np.linalg.norm(db)))
-                   for i, ((dW, db), name) in enumerate(zip(net.gradients(X, y),
+                   for i, ((dW, db), name) in enumerate(zip(_model(net).gradients(X, y),
                                                             _layer_names(net))))
 
 
@@ -149,7 +156,7 @@ def symmetry(net):
     """Per layer, the groups of units whose incoming weights and bias are identical:
     what zero or constant initialisation produces, and training never breaks."""
     records = Records()
-    for index, layer in enumerate(net.layers):
+    for index, layer in enumerate(_model(net).layers):
         rows = np.column_stack([layer.W, layer.b])
         _, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
         groups = tuple(tuple(int(i) for i in np.flatnonzero(inverse.ravel() == g))
@@ -192,7 +199,7 @@ def gradient_check(net, X, y, eps=1e-7, weight_decay=0.0, threshold=GRADIENT_CHE
     eps = check.real("eps", eps, 0, low_open=True)
     weight_decay = check.real("weight_decay", weight_decay, 0)
     threshold = check.real("threshold", threshold, 0, low_open=True)
-    X = net._features(X)
+    X = _model(net)._features(X)
     analytic = net.gradients(X, y, weight_decay=weight_decay)
 
     def objective():

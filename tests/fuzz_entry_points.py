@@ -189,6 +189,10 @@ def fuzz(max_examples):
         call(diagnostics.dead_units, net, X)
         call(diagnostics.symmetry, net)
         call(diagnostics.gradient_check, net, X, y, eps=extra)
+        for function in (diagnostics.activation_stats, diagnostics.dead_units,
+                         diagnostics.symmetry):
+            call(function, *([extra, X] if function is not diagnostics.symmetry else [extra]))
+        call(diagnostics.gradient_norms, extra, X, y)
 
     @config
     @given(name=st.sampled_from(["make_circles", "make_moons", "make_spiral", "make_xor"]),
