@@ -10,6 +10,7 @@ from fastnn import datasets, init, kernels, optim, reference
 from fastnn._version import __version__
 from fastnn.activations import ACTIVATIONS, gain
 from fastnn.model import MLP, DivergenceError, Layer, load
+from fastnn import diagnostics  # noqa: E402  (it needs MLP)
 
 __all__ = ["__version__", "MLP", "Layer", "DivergenceError", "load", "ACTIVATIONS", "gain",
-           "datasets", "init", "kernels", "optim", "reference"]
+           "datasets", "diagnostics", "init", "kernels", "optim", "reference"]

@@ -111,9 +111,10 @@ def class_labels(name, value, m, n_classes):
         raise TypeError(f"{name} must hold integer class labels; got dtype {value.dtype}")
     if value.shape != (m,):
         raise ValueError(f"{name} must have shape (m,) = ({m},); got {value.shape}")
+    value = np.array(value, dtype=np.intp)  # a private copy: checked, it stays valid
     low, high = value.min(), value.max()
     if low < 0 or high >= n_classes:
         bad = int(np.flatnonzero((value < 0) | (value >= n_classes))[0])
         raise ValueError(f"{name} must be class indices in [0, {n_classes}); "
                          f"{name}[{bad}] = {value[bad]}")
-    return np.ascontiguousarray(value, dtype=np.intp)
+    return value

@@ -14,7 +14,7 @@ layer's dZ and nowhere else.
 """
 
 from cython cimport floating
-from libc.math cimport exp, expf, log1p, log, logf, tanh, sqrt, sqrtf
+from libc.math cimport exp, expf, log1p, log, logf, tanh, sqrt, sqrtf, NAN
 from libc.string cimport memcpy, memset
 
 from fastnn._blas cimport gemm
@@ -218,16 +218,19 @@ cdef double _softmax_ce_labels(const floating* z, const intp* labels, floating* 
 
     loss_i = lse(z_i) - z_i[y_i];  dZ = (softmax(z) - onehot(y)) / m.
     """
-    cdef intp i, j
+    cdef intp i, j, c
     cdef floating inv = (<floating> 1) / m
     cdef floating zmax, log_sum
     cdef double total = 0
     for i in range(m):
+        c = labels[i]  # read once and bounded here: the caller's check cannot be trusted
+        if c < 0 or c >= k:  # against another thread changing the labels meanwhile
+            return NAN
         zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
-        total += log_sum - (z[i * k + labels[i]] - zmax)
+        total += log_sum - (z[i * k + c] - zmax)
         for j in range(k):
             dz[i * k + j] = p[i * k + j] * inv
-        dz[i * k + labels[i]] -= inv
+        dz[i * k + c] -= inv
     return total / m
 
 
@@ -261,7 +264,7 @@ cdef double _identity_mse(const floating* z, const floating* y, floating* a, flo
     cdef double total = 0
     for i in range(size):
         r = z[i] - y[i]
-        total += r * r
+        total += (<double> r) * r  # squared in double: float32 squares overflow at 1.8e19
         a[i] = z[i]
         dz[i] = r * scale
     return total / size
@@ -551,8 +554,10 @@ from time import sleep as _sleep
 import numpy as np
 cimport numpy as cnp
 from libc.stdlib cimport malloc, free
-from libc.math cimport isfinite, NAN
+from libc.math cimport isfinite
 from libc.stdint cimport uint32_t, uint64_t
+from libc.limits cimport INT_MAX
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 cnp.import_array()
 
@@ -637,7 +642,7 @@ cdef double _sum_squared_weights(const Plan* plan, const floating* params) noexc
     for l in range(plan.n_layers):
         n = plan.sizes[l + 1] * plan.sizes[l]
         for i in range(n):
-            total += params[i] * params[i]
+            total += (<double> params[i]) * params[i]
         params += n + plan.sizes[l + 1]
     return total
 
@@ -692,7 +697,9 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
     for l in range(L - 1):
         zoff += 2 * m * plan.sizes[l + 1]
     loss = _output_loss(plan, work + zoff, y, labels, work + zoff + m * plan.sizes[L], dz, m)
-    if not backward or not isfinite(loss):
+    if wd != 0:
+        loss += 0.5 * wd * _sum_squared_weights(plan, params)
+    if not backward or (opt != NULL and not isfinite(loss)):
         return loss
 
     offset = 0
@@ -723,8 +730,6 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
         return loss
     if grads_bad:
         return NAN
-    if wd != 0:
-        loss += 0.5 * wd * _sum_squared_weights(plan, params)
     for l in range(L):
         n_w = plan.sizes[l + 1] * plan.sizes[l]
         _update(opt, params + offset, grads + offset, s1 + offset, s2 + offset, n_w, wd)
@@ -781,10 +786,10 @@ cdef class Engine:
     methods take arrays already checked by fastnn.model; they verify dtype, order,
     shape and finiteness once more in C, where it costs next to nothing.
 
-    Threads: predict may run in any number of threads at once (each call has its own
-    workspace, the GIL is released); a step waits for running predictions and
-    predictions wait for a running step, so a prediction never sees half-updated
-    weights; a second step (or loss, or gradients) while one runs is refused.
+    Threads: predict, loss and gradients only read the parameters and may run in any
+    number of threads at once (each call has its own workspace, the GIL is released);
+    a step (or assign) waits for the running readers and new readers wait for it, so
+    none ever sees half-updated weights; steps and assigns take turns.
     """
     cdef Plan plan
     cdef object params
@@ -805,6 +810,8 @@ cdef class Engine:
             raise MemoryError()
         self.plan.max_width = 0
         for l in range(self.plan.n_layers + 1):
+            if not 1 <= sizes[l] <= INT_MAX:
+                raise ValueError(f"layer widths must be in [1, 2**31 - 1]; got {sizes[l]}")
             self.plan.sizes[l] = sizes[l]
         for l in range(self.plan.n_layers):
             self.plan.acts[l] = activations[l]
@@ -842,34 +849,42 @@ cdef class Engine:
             raise ValueError(f"X must have shape (m, {self.plan.sizes[0]}) with m >= 1; "
                              f"got {(<object> X).shape}")
         m = cnp.PyArray_DIMS(X)[0]
+        if m > INT_MAX:  # BLAS takes 32-bit sizes
+            raise ValueError(f"X has {m} rows; at most 2**31 - 1 fit one call")
         self._check(X, "X", m * self.plan.sizes[0], 2)
         bad = _first_nonfinite(cnp.PyArray_DATA(X), m * self.plan.sizes[0], self.single)
         if bad >= 0:
             raise ValueError(_nonfinite_message("X", X, bad))
         return m
 
+    cdef size_t _work_bytes(self, intp m) except 0:
+        """Bytes of workspace for a batch of m, refusing sizes that would overflow."""
+        cdef intp per_row = _work_size(&self.plan, 1) * (4 if self.single else 8)
+        if m > PY_SSIZE_T_MAX // per_row:
+            raise MemoryError(f"a batch of {m} rows needs more memory than can be addressed")
+        return m * per_row
+
     cdef void* _workspace(self, intp m) except NULL:
         """The shared workspace, grown (never shrunk) to hold a batch of m."""
-        cdef intp itemsize = 4 if self.single else 8
+        cdef size_t nbytes = self._work_bytes(m)
         if m > self.work_rows:
             free(self.work)
             self.work_rows = 0
-            self.work = malloc(_work_size(&self.plan, m) * itemsize)
+            self.work = malloc(nbytes)
             if self.work == NULL:
                 raise MemoryError()
             self.work_rows = m
         return self.work
 
     cdef int _enter(self) except -1:
-        """Claim the model for a step (or loss, or gradients) on the shared workspace.
-
-        A second one at the same time is refused; predictions already running (they
-        read the parameters) are waited for. busy and readers change only while this
-        thread holds the GIL, so these checks cannot race.
+        """Claim the model for a step (or loss, or gradients, or assign) on the shared
+        workspace: wait for another such call to end, then for the predictions already
+        running (they read the parameters). busy, waiting and readers change only while
+        this thread holds the GIL, so these checks cannot race. (Concurrent *training*
+        is refused one level up, by MLP.)
         """
-        if self.busy or self.waiting:
-            raise RuntimeError("this model is already being trained or differentiated "
-                               "in another thread; fastnn refuses concurrent training")
+        while self.busy or self.waiting:
+            _sleep(20e-6)
         self.waiting = True  # new predictions now wait, so the running ones drain
         try:
             while self.readers:
@@ -910,16 +925,15 @@ cdef class Engine:
             out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32 if self.single
                                     else cnp.NPY_FLOAT64, 0)
         self._check(out, "out", m * k, 2)
-        cdef void* work = malloc(_work_size(&self.plan, m) * (4 if self.single else 8))
-        if work == NULL:
-            raise MemoryError()
+        cdef size_t nbytes = self._work_bytes(m)
         cdef const void* p = cnp.PyArray_DATA(self.params)
         cdef const void* x = cnp.PyArray_DATA(X)
         cdef void* o = cnp.PyArray_DATA(out)
-        while self.busy or self.waiting:  # a step is (about to be) changing the weights
-            _sleep(20e-6)
-        self.readers += 1
+        self._read_begin()
+        cdef void* work = malloc(nbytes)
         try:
+            if work == NULL:
+                raise MemoryError()
             with nogil:
                 if self.single:
                     _predict(&self.plan, <const float*> p, <const float*> x, m,
@@ -931,6 +945,15 @@ cdef class Engine:
             free(work)
             self.readers -= 1
         return out
+
+    def assign(self, cnp.ndarray values):
+        """params[...] = values (same size and dtype), never while a prediction runs."""
+        self._check(values, "values", cnp.PyArray_SIZE(self.params), 1)
+        self._enter()
+        try:
+            self.params[...] = values
+        finally:
+            self.busy = False
 
     def loss(self, cnp.ndarray X, Y):
         """The mean loss on (X, Y), forward only.
@@ -985,6 +1008,9 @@ cdef class Engine:
         cdef void* p = cnp.PyArray_DATA(self.params)
         cdef const void* x = cnp.PyArray_DATA(X)
         cdef double loss
+        cdef void* work
+        if opt == NULL:  # loss or gradients: a reader, with a workspace of its own
+            return self._read(X, m, y, labels, g, backward)
         self._enter()
         try:
             work = self._workspace(m)
@@ -1002,3 +1028,37 @@ cdef class Engine:
         finally:
             self.busy = False
         return loss
+
+    cdef double _read(self, cnp.ndarray X, intp m, const void* y, const intp* labels,
+                      void* g, bint backward) except? -1:
+        """Loss (and gradients into g) without touching the parameters or the shared
+        workspace: like predict, any number of these run at once, and never during a step."""
+        cdef size_t nbytes = self._work_bytes(m)
+        cdef void* p = cnp.PyArray_DATA(self.params)
+        cdef const void* x = cnp.PyArray_DATA(X)
+        cdef double loss
+        self._read_begin()
+        cdef void* work = malloc(nbytes)
+        try:
+            if work == NULL:
+                raise MemoryError()
+            with nogil:
+                if self.single:
+                    loss = _step(&self.plan, <float*> p, <float*> g, NULL, NULL,
+                                 <const float*> x, <const float*> y, labels, m,
+                                 <float*> work, NULL, backward)
+                else:
+                    loss = _step(&self.plan, <double*> p, <double*> g, NULL, NULL,
+                                 <const double*> x, <const double*> y, labels, m,
+                                 <double*> work, NULL, backward)
+        finally:
+            free(work)
+            self.readers -= 1
+        return loss
+
+    cdef int _read_begin(self) except -1:
+        """Wait while a step is (about to be) changing the weights, then count a reader."""
+        while self.busy or self.waiting:
+            _sleep(20e-6)
+        self.readers += 1
+        return 0

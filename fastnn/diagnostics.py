@@ -191,7 +191,9 @@ class GradientCheck:
 def gradient_check(net, X, y, eps=1e-7, weight_decay=0.0, threshold=GRADIENT_CHECK_THRESHOLD):
     """Compare backprop with central differences (the course's gradient checking).
 
-    Every parameter is nudged by +-eps in turn (and restored exactly); the objective is
+    A float32 model is checked through a float64 copy of it (float32 cannot resolve
+    eps = 1e-7). Every parameter is nudged by +-eps in turn (and restored exactly) while
+    nothing else should use the model; the objective is
     the mean loss plus 0.5 weight_decay sum ||W||^2. Passes when
     ||g - g_num|| / (||g|| + ||g_num||) < threshold (2e-7); when it fails, `worst` lists
     the ten parameters that disagree most.
@@ -200,6 +202,11 @@ def gradient_check(net, X, y, eps=1e-7, weight_decay=0.0, threshold=GRADIENT_CHE
     weight_decay = check.real("weight_decay", weight_decay, 0)
     threshold = check.real("threshold", threshold, 0, low_open=True)
     X = _model(net)._features(X)
+    if net.dtype != np.float64:  # float32 cannot resolve a nudge of 1e-7: check a float64 copy
+        twin = MLP(net.layer_sizes, list(net.activations), net.output, init="zeros",
+                   negative_slope=net.negative_slope, dtype="float64")
+        twin.load_state_dict({k: v.astype(np.float64) for k, v in net.state_dict().items()})
+        net, X = twin, X.astype(np.float64)
     analytic = net.gradients(X, y, weight_decay=weight_decay)
 
     def objective():

@@ -433,7 +433,7 @@ class MLP:
             if stop:
                 break
         if best is not None:
-            self._params[...] = best[1]
+            self._engine.assign(best[1])  # never under a running prediction
         return self.history
 
     def _validation(self, validation_data):
@@ -482,8 +482,8 @@ class MLP:
             raise RuntimeError("this model is being trained in another thread; load its "
                                "state when training is over")
         try:
-            for key, target in expected.items():
-                target[...] = checked[key]
+            values = np.concatenate([checked[key].ravel() for key in expected])
+            self._engine.assign(values)  # never under a running prediction
         finally:
             self._training.release()
 
@@ -563,8 +563,11 @@ def load(path):
                 raise ValueError("optimizer state arrays do not match the optimizer")
             net._states = [_checked_copy(f"optimizer.state{i}", s, net._params).copy()
                            for i, s in enumerate(states)]
-            net._steps[0] = check.integer("optimizer step count", optimizer["t"], 0)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+            steps = check.integer("optimizer step count", optimizer["t"], 0)
+            if steps >= 2**62:
+                raise ValueError(f"optimizer step count {steps} is out of range")
+            net._steps[0] = steps
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise ValueError(f"{path} is a damaged or foreign fastnn file: {error}") from None
     return net
 

@@ -204,8 +204,6 @@ class Engine:
         cache = self._forward(X)
         Z, A, dZ = cache[-1]
         loss = self._loss(Z, Y, A, dZ)
-        if not np.isfinite(loss):
-            return loss
         dA = dZ
         for l in range(len(self.layers) - 1, -1, -1):
             W, _ = self.layers[l]
@@ -221,12 +219,13 @@ class Engine:
     def step(self, X, Y, grads, state1, state2, optimizer, lr, momentum, beta1, beta2,
              eps, t, weight_decay):
         loss = self.loss_and_gradients(X, Y, grads)
+        if weight_decay:
+            loss += 0.5 * weight_decay * sum(float(np.sum(W.astype(np.float64) ** 2))
+                                             for W, _ in self.layers)
         if not np.isfinite(loss) or not np.isfinite(grads).all():
             return loss if not np.isfinite(loss) else float("nan")
         t[0] += 1  # the step counter, as the compiled engine keeps it
         t = int(t[0])
-        if weight_decay:
-            loss += 0.5 * weight_decay * sum(float(np.sum(W * W)) for W, _ in self.layers)
         for (W, b), (dW, db), (v1W, v1b), (v2W, v2b) in zip(
                 self.layers, self._views(grads), self._views(state1), self._views(state2)):
             for p, g, s1, s2, wd in ((W, dW, v1W, v2W, weight_decay), (b, db, v1b, v2b, 0.0)):

@@ -72,6 +72,8 @@ def test_foreign_and_future_files_are_refused(tmp_path):
     (lambda a, h: a.pop("optimizer.state1"), r"optimizer state arrays do not match"),
     (lambda a, h: h["rng"]["state"].update(bit_generator="seed"), r"unknown bit generator 'seed'"),
     (lambda a, h: h.pop("history"), r"damaged or foreign fastnn file: 'history'"),
+    (lambda a, h: h["optimizer"].update(t=2**63 - 1), r"step count 9223372036854775807 is out of range"),
+    (lambda a, h: h["optimizer"].update(t=2**64), r"damaged or foreign fastnn file"),
 ])
 def test_tampered_files_are_refused_before_anything_runs(saved, change, message):
     _, path = saved
@@ -230,3 +232,64 @@ def test_huge_finite_logits_give_finite_losses_and_gradients(output, scale):
     assert np.isfinite(net.loss(X, y))
     assert all(np.isfinite(dW).all() and np.isfinite(db).all()
                for dW, db in net.gradients(X, y))
+
+
+def test_the_compiled_label_kernel_bounds_every_label_itself():
+    # The checked wrapper copies labels before checking them; the kernel, which runs
+    # without the GIL, still refuses a label out of range (another thread could have
+    # changed a caller's array) and returns NaN instead of writing out of bounds.
+    from fastnn import _kernels
+    Z, P, dZ = np.zeros((3, 2)), np.empty((3, 2)), np.empty((3, 2))
+    for bad in (2, -1, 1 << 40):
+        loss = _kernels.softmax_cross_entropy_labels["double"](
+            Z, np.array([0, bad, 1], np.intp), P, dZ)
+        assert np.isnan(loss)
+
+
+def test_gradients_are_computed_even_when_the_loss_overflows():
+    net = MLP([2, 3, 1], output="identity", seed=0)
+    net.layers[0].W = np.full((3, 2), 1e200)
+    X, y = np.ones((4, 2)), np.zeros(4)
+    assert net.loss(X, y) == np.inf
+    first = net.gradients(X, y)
+    again = net.gradients(X, y)
+    for (dW1, db1), (dW2, db2) in zip(first, again):  # computed, not leftover memory
+        assert np.array_equal(dW1, dW2, equal_nan=True) and np.array_equal(db1, db2, equal_nan=True)
+
+
+def test_a_huge_float32_weight_decay_penalty_is_computed_in_double():
+    net = MLP([2, 1], output="identity", dtype="float32", seed=0)
+    net.layers[0].W = np.full((1, 2), 2e19, np.float32)  # its square overflows float32
+    net.fit(np.zeros((4, 2), np.float32), np.zeros(4, np.float32), epochs=1,
+            batch_size=None, lr=0.1, weight_decay=0.5)
+    assert net._steps[0] == 1 and np.isfinite(net.history["loss"][0])
+    assert np.allclose(net.layers[0].W, 2e19 * (1 - 0.1 * 0.5))
+
+
+def test_gradient_check_works_on_float32_models_through_a_float64_copy():
+    X, y = datasets.make_moons(20, seed=5)
+    net = MLP([2, 4, 1], activation="tanh", dtype="float32", seed=5)
+    assert fastnn.diagnostics.gradient_check(net, X.astype(np.float32), y).passed
+
+
+def test_reading_the_loss_from_another_thread_does_not_stop_training():
+    X, y = datasets.make_moons(400, seed=6)
+    net = MLP([2, 32, 1], seed=6)
+    stop, errors = threading.Event(), []
+
+    def monitor():
+        while not stop.is_set():
+            try:
+                net.loss(X, y)
+                net.gradients(X[:50], y[:50])
+            except Exception as error:  # any error here is a failure
+                errors.append(error)
+
+    thread = threading.Thread(target=monitor)
+    thread.start()
+    try:
+        net.fit(X, y, epochs=30, batch_size=20)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [] and len(net.history["loss"]) == 30
