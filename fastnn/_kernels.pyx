@@ -14,7 +14,7 @@ layer's dZ and nowhere else.
 """
 
 from cython cimport floating
-from libc.math cimport exp, expf, log1p, log, logf, tanh, sqrt, sqrtf, NAN
+from libc.math cimport exp, expf, log1p, log, logf, tanh, sqrt, sqrtf, NAN, INFINITY
 from libc.string cimport memcpy, memset
 
 from fastnn._blas cimport gemm
@@ -682,7 +682,8 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
 
     Returns the mean loss, plus 0.5 wd sum ||W||^2 (at the weights the step started
     from) when training. When the loss or a gradient is not finite, the update is not
-    made and the return is that loss, or NaN: the parameters stay as they were.
+    made and the return is that loss, or NaN: the parameters stay as they were. When the
+    update itself overflowed a parameter, the return is -inf (the update was made).
     """
     cdef intp L = plan.n_layers, l, n_in, n_out, offset, n_w, zoff = 0
     cdef floating* dz = work + (_work_size(plan, m) - 2 * m * plan.max_width)
@@ -691,7 +692,7 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
     cdef const floating* a_prev
     cdef double wd = 0 if opt == NULL else opt.weight_decay
     cdef double loss
-    cdef bint grads_bad = False
+    cdef bint grads_bad = False, overflowed = False
 
     _forward(plan, params, x, m, work)
     for l in range(L - 1):
@@ -733,11 +734,13 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
     for l in range(L):
         n_w = plan.sizes[l + 1] * plan.sizes[l]
         _update(opt, params + offset, grads + offset, s1 + offset, s2 + offset, n_w, wd)
-        offset += n_w
-        _update(opt, params + offset, grads + offset, s1 + offset, s2 + offset,
-                plan.sizes[l + 1], 0)
-        offset += plan.sizes[l + 1]
-    return loss
+        _update(opt, params + offset + n_w, grads + offset + n_w, s1 + offset + n_w,
+                s2 + offset + n_w, plan.sizes[l + 1], 0)
+        if _first_nonfinite(params + offset, n_w + plan.sizes[l + 1],
+                            sizeof(floating) == 4) >= 0:  # checked while in cache
+            overflowed = True
+        offset += n_w + plan.sizes[l + 1]
+    return -INFINITY if overflowed else loss
 
 
 cdef void _predict(const Plan* plan, const floating* params, const floating* x, intp m,
@@ -1023,8 +1026,8 @@ cdef class Engine:
                     loss = _step(&self.plan, <double*> p, <double*> g, <double*> a,
                                  <double*> b, <const double*> x, <const double*> y,
                                  labels, m, <double*> work, opt, backward)
-                if counter != NULL and isfinite(loss):
-                    counter[0] += 1
+                if counter != NULL and (isfinite(loss) or loss == -INFINITY):
+                    counter[0] += 1  # the update was made
         finally:
             self.busy = False
         return loss

@@ -409,6 +409,11 @@ class MLP:
                     X_epoch[start:start + batch], t_epoch[start:start + batch],
                     self._grads, states[0], states[1], opt.name, opt.lr, momentum,
                     beta1, beta2, eps, self._steps, weight_decay)
+                if loss == -math.inf:
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}: an update overflowed the "
+                        f"weights (lr={opt.lr:g}), which are no longer finite; use a "
+                        f"smaller learning rate and re-initialise or load the model.")
                 if not math.isfinite(loss):
                     raise DivergenceError(
                         f"training diverged in epoch {epoch}: the loss or its gradient "

@@ -235,4 +235,4 @@ class Engine:
                     adam_update(p, g, s1, s2, t, lr, beta1, beta2, eps, wd)
                 else:
                     momentum_update(p, g, s1, lr, momentum, wd, optimizer == "nesterov")
-        return loss
+        return loss if np.isfinite(self.params).all() else -np.inf

@@ -293,3 +293,11 @@ def test_reading_the_loss_from_another_thread_does_not_stop_training():
         stop.set()
         thread.join()
     assert errors == [] and len(net.history["loss"]) == 30
+
+
+def test_an_update_that_overflows_the_weights_is_reported():
+    net = MLP([1, 1], output="identity", dtype="float32", seed=0)
+    X, y = np.ones((4, 1), np.float32), np.full(4, 5, np.float32)
+    with pytest.raises(fastnn.DivergenceError, match="an update overflowed the weights"):
+        net.fit(X, y, epochs=1, batch_size=None, lr=1e38)
+    assert net._steps[0] == 1  # the update was made, and counted
