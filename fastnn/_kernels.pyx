@@ -928,15 +928,11 @@ cdef class Engine:
             out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32 if self.single
                                     else cnp.NPY_FLOAT64, 0)
         self._check(out, "out", m * k, 2)
-        cdef size_t nbytes = self._work_bytes(m)
         cdef const void* p = cnp.PyArray_DATA(self.params)
         cdef const void* x = cnp.PyArray_DATA(X)
         cdef void* o = cnp.PyArray_DATA(out)
-        self._read_begin()
-        cdef void* work = malloc(nbytes)
+        cdef void* work = self._read_begin(m)
         try:
-            if work == NULL:
-                raise MemoryError()
             with nogil:
                 if self.single:
                     _predict(&self.plan, <const float*> p, <const float*> x, m,
@@ -945,8 +941,7 @@ cdef class Engine:
                     _predict(&self.plan, <const double*> p, <const double*> x, m,
                              <double*> work, <double*> o)
         finally:
-            free(work)
-            self.readers -= 1
+            self._read_end(work)
         return out
 
     def assign(self, cnp.ndarray values):
@@ -1008,12 +1003,12 @@ cdef class Engine:
             self._check(s1, "state1", n, 1)
             self._check(s2, "state2", n, 1)
             a, b = cnp.PyArray_DATA(s1), cnp.PyArray_DATA(s2)
+        if opt == NULL:  # loss or gradients: a reader, with a workspace of its own
+            return self._read(X, m, y, labels, g, backward)
         cdef void* p = cnp.PyArray_DATA(self.params)
         cdef const void* x = cnp.PyArray_DATA(X)
         cdef double loss
         cdef void* work
-        if opt == NULL:  # loss or gradients: a reader, with a workspace of its own
-            return self._read(X, m, y, labels, g, backward)
         self._enter()
         try:
             work = self._workspace(m)
@@ -1036,15 +1031,11 @@ cdef class Engine:
                       void* g, bint backward) except? -1:
         """Loss (and gradients into g) without touching the parameters or the shared
         workspace: like predict, any number of these run at once, and never during a step."""
-        cdef size_t nbytes = self._work_bytes(m)
         cdef void* p = cnp.PyArray_DATA(self.params)
         cdef const void* x = cnp.PyArray_DATA(X)
         cdef double loss
-        self._read_begin()
-        cdef void* work = malloc(nbytes)
+        cdef void* work = self._read_begin(m)
         try:
-            if work == NULL:
-                raise MemoryError()
             with nogil:
                 if self.single:
                     loss = _step(&self.plan, <float*> p, <float*> g, NULL, NULL,
@@ -1055,13 +1046,21 @@ cdef class Engine:
                                  <const double*> x, <const double*> y, labels, m,
                                  <double*> work, NULL, backward)
         finally:
-            free(work)
-            self.readers -= 1
+            self._read_end(work)
         return loss
 
-    cdef int _read_begin(self) except -1:
-        """Wait while a step is (about to be) changing the weights, then count a reader."""
+    cdef void* _read_begin(self, intp m) except NULL:
+        """Wait while a step is (about to be) changing the weights, then count a reader
+        and return its private workspace for m rows (freed by _read_end)."""
+        cdef size_t nbytes = self._work_bytes(m)
         while self.busy or self.waiting:
             _sleep(20e-6)
+        cdef void* work = malloc(nbytes)
+        if work == NULL:
+            raise MemoryError()
         self.readers += 1
-        return 0
+        return work
+
+    cdef void _read_end(self, void* work) noexcept:
+        free(work)
+        self.readers -= 1
