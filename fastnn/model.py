@@ -276,7 +276,10 @@ class MLP:
         """Accuracy for classifiers (all outputs right, for several sigmoid units);
         R^2 for regression (averaged over outputs, as scikit-learn's r2_score)."""
         X = self._features(X)
-        targets = self._targets(y, X.shape[0])
+        return self._score(X, self._targets(y, X.shape[0]))
+
+    def _score(self, X, targets):
+        """score() on arrays already checked and converted by _features and _targets."""
         pred = self.predict(X)
         if self.output == "softmax":
             truth = targets if targets.ndim == 1 else targets.argmax(axis=1)
@@ -422,8 +425,8 @@ class MLP:
                 total += loss * min(batch, m - start)
             logs = {"loss": total / m}
             if validation is not None:
-                logs["val_loss"] = self._engine.loss(validation[0], validation[1])
-                logs["val_score"] = self.score(validation[0], validation[2])
+                logs["val_loss"] = self._engine.loss(*validation)
+                logs["val_score"] = self._score(*validation)
             for key, value in logs.items():
                 self.history[key].append(value)
             if verbose:
@@ -442,15 +445,14 @@ class MLP:
         return self.history
 
     def _validation(self, validation_data):
-        """(X, engine targets, y as given) for validation_data, or None."""
+        """(X, engine targets) for validation_data, checked once, or None."""
         if validation_data is None:
             return None
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError("validation_data must be a pair (X_val, y_val)")
         X_val = self._features(validation_data[0], "validation_data[0]")
         _check_finite("validation_data[0]", X_val)
-        y_val = validation_data[1]
-        return X_val, self._targets(y_val, X_val.shape[0], "validation_data[1]"), y_val
+        return X_val, self._targets(validation_data[1], X_val.shape[0], "validation_data[1]")
 
     def reset_optimizer(self):
         """Forget the optimizer's state (velocity, moments, step count)."""
