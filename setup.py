@@ -42,6 +42,7 @@ extensions = [
     Extension(
         "fastnn._kernels",
         ["fastnn/_kernels.pyx"],
+        depends=["fastnn/_vector.h", "fastnn/_vector_kernels.h"],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=COMPILE_ARGS,

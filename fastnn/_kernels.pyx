@@ -14,12 +14,24 @@ layer's dZ and nowhere else.
 """
 
 from cython cimport floating
-from libc.math cimport exp, expf, log1p, log, logf, tanh, sqrt, sqrtf, NAN, INFINITY
+from libc.math cimport exp, expf, log, logf, tanh, sqrt, sqrtf, NAN, INFINITY
 from libc.string cimport memcpy, memset
 
 from fastnn._blas cimport gemm
 
 ctypedef Py_ssize_t intp
+
+cdef extern from "_vector.h" nogil:
+    void fnn_narrow_product_d(const double* w, intp w_row, intp w_col, const double* b,
+                              const double* src, double* dst, intp n_out, intp n_in, intp m)
+    void fnn_narrow_product_f(const float* w, intp w_row, intp w_col, const float* b,
+                              const float* src, float* dst, intp n_out, intp n_in, intp m)
+    void fnn_narrow_weight_grads_d(const double* dz, const double* a, double* dw,
+                                   double* db, intp n_out, intp n_in, intp m)
+    void fnn_narrow_weight_grads_f(const float* dz, const float* a, float* dw, float* db,
+                                   intp n_out, intp n_in, intp m)
+    void fnn_log1p_unit_d(const double* x, double* out, intp n)
+    void fnn_log1p_unit_f(const float* x, float* out, intp n)
 
 
 # ---------------------------------------------------------------- codes
@@ -58,9 +70,12 @@ cdef inline floating _log(floating x) noexcept nogil:
         return log(x)
 
 
-cdef inline floating _log1p(floating x) noexcept nogil:
-    # glibc's log1pf has no FMA variant and measured slower than the double log1p.
-    return <floating> log1p(<double> x)
+cdef inline void _log1p_unit(const floating* x, floating* out, intp n) noexcept nogil:
+    """out = log(1 + x) for x in [0, 1], in vector registers (see _vector.h)."""
+    if floating is float:
+        fnn_log1p_unit_f(x, out, n)
+    else:
+        fnn_log1p_unit_d(x, out, n)
 
 
 cdef inline floating _tanh(floating x) noexcept nogil:
@@ -168,6 +183,52 @@ cdef void _dense_backward(const floating* dz, const floating* a_prev, const floa
              <int> n_out, w, <int> n_in, <floating> 0, da_prev, <int> n_in)
 
 
+# ---------------------------------------------------------------- small layers
+# Narrow layers on a batch are a poor fit for GEMM: for [2, 10, 5, 1] on 300
+# samples each BLAS call spends more time packing than multiplying. The engine
+# then keeps every activation feature-major (one row of m values per unit, the
+# transpose of the usual layout), so that every product runs along the long batch
+# dimension, in the register-blocked loops of _vector.h. Elementwise passes
+# (activations, their derivatives) do not care about the layout.
+
+cdef enum:
+    NARROW = 32     # widest layer (input included) for which feature-major beats GEMM
+    NARROW_MIN = 16  # and the smallest batch
+
+
+cdef void _transpose(const floating* src, floating* dst, intp rows,
+                     intp cols) noexcept nogil:
+    """dst (cols, rows) = src (rows, cols)^T."""
+    cdef intp i, j
+    for i in range(rows):
+        for j in range(cols):
+            dst[j * rows + i] = src[i * cols + j]
+
+
+cdef inline void _narrow_product(const floating* w, intp w_row, intp w_col,
+                                 const floating* b, const floating* src, floating* dst,
+                                 intp n_out, intp n_in, intp m) noexcept nogil:
+    """dst (n_out, m) = V src + b for src (n_in, m), V[j, k] = w[j w_row + k w_col]
+    (V = W for the forward pass, W^T for dA_prev); b may be NULL (no bias)."""
+    if floating is float:
+        fnn_narrow_product_f(w, w_row, w_col, b, src, dst, n_out, n_in, m)
+    else:
+        fnn_narrow_product_d(w, w_row, w_col, b, src, dst, n_out, n_in, m)
+
+
+cdef void _narrow_dense_backward(const floating* dz, const floating* a_prev,
+                                 const floating* w, floating* dw, floating* db,
+                                 floating* da_prev, intp m, intp n_in,
+                                 intp n_out) noexcept nogil:
+    """_dense_backward for feature-major dz (n_out, m), a_prev and da_prev (n_in, m)."""
+    if floating is float:
+        fnn_narrow_weight_grads_f(dz, a_prev, dw, db, n_out, n_in, m)
+    else:
+        fnn_narrow_weight_grads_d(dz, a_prev, dw, db, n_out, n_in, m)
+    if da_prev != NULL:
+        _narrow_product(w, 1, n_in, NULL, dz, da_prev, n_in, n_out, m)
+
+
 # ---------------------------------------------------------------- output + loss
 # Each writes the output activation A and dZ = dLoss/dZ of the mean loss, and
 # returns the mean loss, accumulated in double.
@@ -178,15 +239,18 @@ cdef double _sigmoid_bce(const floating* z, const floating* y, floating* a, floa
 
     With e = exp(-|z|) (never overflows): loss = max(z, 0) - z y + log(1 + e),
     sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below; dZ = (sigmoid(z) - y) / size.
+    Three passes: e into a (libm), log(1 + e) into dz (vector kernel), then the rest.
     """
     cdef intp i
     cdef floating zi, e, p
     cdef floating inv = (<floating> 1) / size
     cdef double total = 0
     for i in range(size):
-        zi = z[i]
-        e = _exp(-zi if zi >= 0 else zi)
-        total += (zi if zi > 0 else 0) - zi * y[i] + _log1p(e)
+        a[i] = _exp(-z[i] if z[i] >= 0 else z[i])
+    _log1p_unit(a, dz, size)
+    for i in range(size):
+        zi, e = z[i], a[i]
+        total += (zi if zi > 0 else 0) - zi * y[i] + dz[i]
         p = (1 if zi >= 0 else e) / (1 + e)
         a[i] = p
         dz[i] = (p - y[i]) * inv
@@ -577,6 +641,7 @@ cdef struct Plan:
     int output         # OUT_SIGMOID, OUT_SOFTMAX or OUT_IDENTITY
     double slope       # leaky_relu's negative slope
     intp max_width     # widest layer after the input
+    bint narrow        # every width <= NARROW: batches of NARROW_MIN or more go feature-major
 
 
 cdef struct Optim:
@@ -585,29 +650,56 @@ cdef struct Optim:
     long t
 
 
-cdef inline intp _work_size(const Plan* plan, intp m) noexcept nogil:
-    """Workspace for a batch of m: Z and A of every layer, two gradient buffers."""
-    cdef intp l, total = 2 * m * plan.max_width
+cdef inline intp _layers_size(const Plan* plan, intp m) noexcept nogil:
+    """Workspace for Z and A of every layer (layer after layer: Z, then A)."""
+    cdef intp l, total = 0
     for l in range(plan.n_layers):
         total += 2 * m * plan.sizes[l + 1]
     return total
 
 
-cdef void _forward(const Plan* plan, const floating* params, const floating* x, intp m,
-                   floating* work) noexcept nogil:
+cdef inline intp _work_size(const Plan* plan, intp m) noexcept nogil:
+    """Workspace for a batch of m: Z and A of every layer, two gradient buffers dz and
+    other, and for narrow plans the transposed input."""
+    return (_layers_size(plan, m) + 2 * m * plan.max_width
+            + (m * plan.sizes[0] if plan.narrow else 0))
+
+
+cdef inline bint _feature_major(const Plan* plan, intp m) noexcept nogil:
+    return plan.narrow and m >= NARROW_MIN
+
+
+cdef const floating* _forward(const Plan* plan, const floating* params,
+                              const floating* x, intp m, floating* work) noexcept nogil:
     """Every layer's Z and A into work (layer after layer: Z, then A); the output
-    layer's Z holds the logits and its A is left for the output function."""
+    layer's Z holds the logits and its A is left for the output function.
+    Feature-major for narrow plans (see _vector.h). Returns the network's input as
+    the backward pass reads it: x, or its transpose in the workspace."""
     cdef intp l, n_in, n_out
-    cdef const floating* a_prev = x
+    cdef bint fm = _feature_major(plan, m)
+    cdef const floating* inputs = x
+    cdef const floating* a_prev
     cdef const floating* w = params
     cdef floating* z = work
+    cdef floating* a
+    if fm:
+        a = work + _work_size(plan, m) - m * plan.sizes[0]
+        _transpose(x, a, m, plan.sizes[0])
+        inputs = a
+    a_prev = inputs
     for l in range(plan.n_layers):
         n_in, n_out = plan.sizes[l], plan.sizes[l + 1]
-        _dense_forward(a_prev, w, w + n_out * n_in, z, z + m * n_out if l + 1 < plan.n_layers
-                       else z, m, n_in, n_out, plan.acts[l], <floating> plan.slope)
-        a_prev = z + m * n_out
+        a = z + m * n_out if l + 1 < plan.n_layers else z
+        if fm:
+            _narrow_product(w, n_in, 1, w + n_out * n_in, a_prev, z, n_out, n_in, m)
+            _activate(z, a, m * n_out, plan.acts[l], <floating> plan.slope)
+        else:
+            _dense_forward(a_prev, w, w + n_out * n_in, z, a, m, n_in, n_out,
+                           plan.acts[l], <floating> plan.slope)
+        a_prev = a
         w += n_out * (n_in + 1)
         z += 2 * m * n_out
+    return inputs
 
 
 cdef double _output_loss(const Plan* plan, const floating* z, const floating* y,
@@ -685,8 +777,10 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
     made and the return is that loss, or NaN: the parameters stay as they were. When the
     update itself overflowed a parameter, the return is -inf (the update was made).
     """
-    cdef intp L = plan.n_layers, l, n_in, n_out, offset, n_w, zoff = 0
-    cdef floating* dz = work + (_work_size(plan, m) - 2 * m * plan.max_width)
+    cdef intp L = plan.n_layers, l, n_in, n_out, offset, n_w, k = plan.sizes[L]
+    cdef intp zoff = _layers_size(plan, m) - 2 * m * k
+    cdef bint fm = _feature_major(plan, m)
+    cdef floating* dz = work + _layers_size(plan, m)
     cdef floating* other = dz + m * plan.max_width
     cdef floating* swap
     cdef const floating* a_prev
@@ -694,10 +788,13 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
     cdef double loss
     cdef bint grads_bad = False, overflowed = False
 
-    _forward(plan, params, x, m, work)
-    for l in range(L - 1):
-        zoff += 2 * m * plan.sizes[l + 1]
-    loss = _output_loss(plan, work + zoff, y, labels, work + zoff + m * plan.sizes[L], dz, m)
+    cdef const floating* inputs = _forward(plan, params, x, m, work)
+    if fm and k > 1:  # the output kernels read rows: logits to rows, dZ back
+        _transpose(work + zoff, other, k, m)
+        loss = _output_loss(plan, other, y, labels, work + zoff + m * k, work + zoff, m)
+        _transpose(work + zoff, dz, m, k)
+    else:  # (k = 1: the two layouts are the same memory)
+        loss = _output_loss(plan, work + zoff, y, labels, work + zoff + m * k, dz, m)
     if wd != 0:
         loss += 0.5 * wd * _sum_squared_weights(plan, params)
     if not backward or (opt != NULL and not isfinite(loss)):
@@ -713,10 +810,15 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
             zoff -= 2 * m * n_in
             a_prev = work + zoff + m * n_in
         else:
-            a_prev = x
-        _dense_backward(dz, a_prev, params + offset, grads + offset,
-                        grads + offset + n_out * n_in, other if l > 0 else NULL,
-                        m, n_in, n_out)
+            a_prev = inputs
+        if fm:
+            _narrow_dense_backward(dz, a_prev, params + offset, grads + offset,
+                                   grads + offset + n_out * n_in,
+                                   other if l > 0 else NULL, m, n_in, n_out)
+        else:
+            _dense_backward(dz, a_prev, params + offset, grads + offset,
+                            grads + offset + n_out * n_in, other if l > 0 else NULL,
+                            m, n_in, n_out)
         if opt != NULL and not grads_bad:  # checked while still in cache
             grads_bad = _first_nonfinite(grads + offset, n_out * (n_in + 1),
                                          sizeof(floating) == 4) >= 0
@@ -746,16 +848,18 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
 cdef void _predict(const Plan* plan, const floating* params, const floating* x, intp m,
                    floating* work, floating* out) noexcept nogil:
     """out = the network's output: probabilities (sigmoid, softmax) or values."""
-    cdef intp L = plan.n_layers, l, k = plan.sizes[L], zoff = 0
+    cdef intp i, k = plan.sizes[plan.n_layers]
     cdef floating log_sum
+    cdef floating* logits = work + _layers_size(plan, m) - 2 * m * k
     _forward(plan, params, x, m, work)
-    for l in range(L - 1):
-        zoff += 2 * m * plan.sizes[l + 1]
+    if _feature_major(plan, m) and k > 1:
+        _transpose(logits, out, k, m)  # then in place: both functions allow it
+        logits = out
     if plan.output == OUT_SOFTMAX:
-        for l in range(m):
-            _softmax_row(work + zoff + l * k, out + l * k, k, &log_sum)
+        for i in range(m):
+            _softmax_row(logits + i * k, out + i * k, k, &log_sum)
     else:
-        _activate(work + zoff, out, m * k,
+        _activate(logits, out, m * k,
                   SIGMOID if plan.output == OUT_SIGMOID else IDENTITY, <floating> 0)
 
 
@@ -820,6 +924,7 @@ cdef class Engine:
             self.plan.acts[l] = activations[l]
             self.plan.max_width = max(self.plan.max_width, self.plan.sizes[l + 1])
             expected += self.plan.sizes[l + 1] * (self.plan.sizes[l] + 1)
+        self.plan.narrow = max(sizes) <= NARROW
         self.plan.output = output
         self.plan.slope = negative_slope
         self.single = self._check(params, "params", expected, 1)

@@ -1,0 +1,87 @@
+/* Vector kernels, included by _kernels.pyx: register-blocked products for narrow layers
+ * (feature-major: one row of m values per unit, the transpose of the samples-are-rows
+ * layout, so that every product runs along the long batch dimension) and the log1p of
+ * the binary cross-entropy. Cython cannot say the two things that make them fast, hence
+ * this header:
+ *   - explicit vector registers (GCC/Clang vector extensions; other compilers get one
+ *     lane and the same code), because the auto-vectoriser does not keep block
+ *     accumulators in registers;
+ *   - on x86 with GCC or Clang, a second build of every kernel with 32-byte vectors and
+ *     fused multiply-add, chosen at run time on CPUs that have FMA (AVX), because the
+ *     portable baseline (SSE2: 16-byte vectors, no FMA) has half the width.
+ * Sums run in a fixed order, so results depend only on the build that ran them.
+ */
+#ifndef FASTNN_VECTOR_H
+#define FASTNN_VECTOR_H
+
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define FNN_VECTOR(type, bytes) type __attribute__((vector_size(bytes)))
+/* helpers become part of each build of their caller, never a call across builds */
+#define FNN_INLINE static inline __attribute__((always_inline))
+#else
+#define FNN_VECTOR(type, bytes) type
+#define FNN_INLINE static inline
+#endif
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define FNN_FMA_BUILD 1
+#endif
+
+/* the baseline build: 16-byte vectors (SSE2 on x86-64, NEON on arm64) */
+#define FNN_BYTES 16
+#define FNN_TARGET
+#define FNN_T double
+#define FNN_NAME(name) name##_d_base
+#include "_vector_kernels.h"
+#undef FNN_T
+#undef FNN_NAME
+#define FNN_T float
+#define FNN_NAME(name) name##_f_base
+#include "_vector_kernels.h"
+#undef FNN_T
+#undef FNN_NAME
+#undef FNN_BYTES
+#undef FNN_TARGET
+
+#ifdef FNN_FMA_BUILD
+#define FNN_BYTES 32
+#define FNN_TARGET __attribute__((target("fma")))  /* FMA implies AVX */
+#define FNN_T double
+#define FNN_NAME(name) name##_d_fma
+#include "_vector_kernels.h"
+#undef FNN_T
+#undef FNN_NAME
+#define FNN_T float
+#define FNN_NAME(name) name##_f_fma
+#include "_vector_kernels.h"
+#undef FNN_T
+#undef FNN_NAME
+#undef FNN_BYTES
+#undef FNN_TARGET
+
+static int fnn_cpu_has_fma(void) {
+    static int has = -1;  /* a benign race: every thread computes the same value */
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("fma") ? 1 : 0;  /* checks that the OS saves AVX */
+    }
+    return has;
+}
+#define FNN_DISPATCH(name, ...) \
+    (fnn_cpu_has_fma() ? name##_fma(__VA_ARGS__) : name##_base(__VA_ARGS__))
+#else
+#define FNN_DISPATCH(name, ...) name##_base(__VA_ARGS__)
+#endif
+
+/* The entry points: the fastest build this CPU can run. */
+#define fnn_narrow_product_d(...) FNN_DISPATCH(fnn_narrow_product_d, __VA_ARGS__)
+#define fnn_narrow_product_f(...) FNN_DISPATCH(fnn_narrow_product_f, __VA_ARGS__)
+#define fnn_narrow_weight_grads_d(...) FNN_DISPATCH(fnn_narrow_weight_grads_d, __VA_ARGS__)
+#define fnn_narrow_weight_grads_f(...) FNN_DISPATCH(fnn_narrow_weight_grads_f, __VA_ARGS__)
+#define fnn_log1p_unit_d(...) FNN_DISPATCH(fnn_log1p_unit_d, __VA_ARGS__)
+#define fnn_log1p_unit_f(...) FNN_DISPATCH(fnn_log1p_unit_f, __VA_ARGS__)
+
+#endif
