@@ -22,10 +22,18 @@ from fastnn._blas cimport gemm
 ctypedef Py_ssize_t intp
 
 cdef extern from "_vector.h" nogil:
+    enum:  # activation codes
+        IDENTITY "FNN_IDENTITY"
+        SIGMOID "FNN_SIGMOID"
+        TANH "FNN_TANH"
+        RELU "FNN_RELU"
+        LEAKY_RELU "FNN_LEAKY_RELU"
     void fnn_narrow_product_d(const double* w, intp w_row, intp w_col, const double* b,
-                              const double* src, double* dst, intp n_out, intp n_in, intp m)
+                              const double* src, double* dst, intp n_out, intp n_in, intp m,
+                              const double* gate, double* out, int act, double slope)
     void fnn_narrow_product_f(const float* w, intp w_row, intp w_col, const float* b,
-                              const float* src, float* dst, intp n_out, intp n_in, intp m)
+                              const float* src, float* dst, intp n_out, intp n_in, intp m,
+                              const float* gate, float* out, int act, float slope)
     void fnn_narrow_weight_grads_d(const double* dz, const double* a, double* dw,
                                    double* db, intp n_out, intp n_in, intp m)
     void fnn_narrow_weight_grads_f(const float* dz, const float* a, float* dw, float* db,
@@ -35,14 +43,8 @@ cdef extern from "_vector.h" nogil:
 
 
 # ---------------------------------------------------------------- codes
-# The integer codes the Python layer passes for names; the only place they live.
-
-cdef enum:
-    IDENTITY = 0
-    SIGMOID = 1
-    TANH = 2
-    RELU = 3
-    LEAKY_RELU = 4
+# The integer codes the Python layer passes for names; the only place they live
+# (the activations' come from _vector.h, whose kernels use them too).
 
 cdef enum:
     OUT_SIGMOID = 0     # sigmoid + binary cross-entropy
@@ -207,26 +209,48 @@ cdef void _transpose(const floating* src, floating* dst, intp rows,
 
 cdef inline void _narrow_product(const floating* w, intp w_row, intp w_col,
                                  const floating* b, const floating* src, floating* dst,
-                                 intp n_out, intp n_in, intp m) noexcept nogil:
+                                 intp n_out, intp n_in, intp m, const floating* gate,
+                                 floating* out, int act, floating slope) noexcept nogil:
     """dst (n_out, m) = V src + b for src (n_in, m), V[j, k] = w[j w_row + k w_col]
-    (V = W for the forward pass, W^T for dA_prev); b may be NULL (no bias)."""
+    (V = W for the forward pass, W^T for dA_prev); b may be NULL (no bias). With gate,
+    dst gets act'(z) times that instead; with out, out gets act(dst) too (see _vector.h)."""
     if floating is float:
-        fnn_narrow_product_f(w, w_row, w_col, b, src, dst, n_out, n_in, m)
+        fnn_narrow_product_f(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, out, act,
+                             slope)
     else:
-        fnn_narrow_product_d(w, w_row, w_col, b, src, dst, n_out, n_in, m)
+        fnn_narrow_product_d(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, out, act,
+                             slope)
+
+
+cdef void _narrow_dense_forward(const floating* a_prev, const floating* w,
+                                const floating* b, floating* z, floating* a, intp m,
+                                intp n_in, intp n_out, int act,
+                                floating slope) noexcept nogil:
+    """_dense_forward, feature-major: a_prev (n_in, m), z and a (n_out, m). ReLU and
+    leaky ReLU are applied as Z leaves the registers, the others in a pass after."""
+    cdef bint fused = (act == RELU or act == LEAKY_RELU) and a != z
+    _narrow_product(w, n_in, 1, b, a_prev, z, n_out, n_in, m, NULL, a if fused else NULL,
+                    act, slope)
+    if not fused:
+        _activate(z, a, m * n_out, act, slope)
 
 
 cdef void _narrow_dense_backward(const floating* dz, const floating* a_prev,
                                  const floating* w, floating* dw, floating* db,
-                                 floating* da_prev, intp m, intp n_in,
+                                 floating* dz_prev, const floating* z_prev, int act_prev,
+                                 floating slope, intp m, intp n_in,
                                  intp n_out) noexcept nogil:
-    """_dense_backward for feature-major dz (n_out, m), a_prev and da_prev (n_in, m)."""
+    """_dense_backward, feature-major (dz (n_out, m), a_prev (n_in, m)), and then
+    straight to dZ_prev = (dZ W) * act_prev'(z_prev) (n_in, m) unless dz_prev is NULL:
+    the activation's derivative is applied as dA_prev leaves the registers."""
     if floating is float:
         fnn_narrow_weight_grads_f(dz, a_prev, dw, db, n_out, n_in, m)
     else:
         fnn_narrow_weight_grads_d(dz, a_prev, dw, db, n_out, n_in, m)
-    if da_prev != NULL:
-        _narrow_product(w, 1, n_in, NULL, dz, da_prev, n_in, n_out, m)
+    if dz_prev != NULL:  # sigmoid' and tanh' come from a, relu' and leaky_relu' from z
+        _narrow_product(w, 1, n_in, NULL, dz, dz_prev, n_in, n_out, m,
+                        a_prev if act_prev == SIGMOID or act_prev == TANH else z_prev,
+                        NULL, act_prev, slope)
 
 
 # ---------------------------------------------------------------- output + loss
@@ -691,8 +715,8 @@ cdef const floating* _forward(const Plan* plan, const floating* params,
         n_in, n_out = plan.sizes[l], plan.sizes[l + 1]
         a = z + m * n_out if l + 1 < plan.n_layers else z
         if fm:
-            _narrow_product(w, n_in, 1, w + n_out * n_in, a_prev, z, n_out, n_in, m)
-            _activate(z, a, m * n_out, plan.acts[l], <floating> plan.slope)
+            _narrow_dense_forward(a_prev, w, w + n_out * n_in, z, a, m, n_in, n_out,
+                                  plan.acts[l], <floating> plan.slope)
         else:
             _dense_forward(a_prev, w, w + n_out * n_in, z, a, m, n_in, n_out,
                            plan.acts[l], <floating> plan.slope)
@@ -811,20 +835,22 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
             a_prev = work + zoff + m * n_in
         else:
             a_prev = inputs
-        if fm:
+        if fm:  # other = dZ of layer l - 1 at once
             _narrow_dense_backward(dz, a_prev, params + offset, grads + offset,
-                                   grads + offset + n_out * n_in,
-                                   other if l > 0 else NULL, m, n_in, n_out)
+                                   grads + offset + n_out * n_in, other if l > 0 else NULL,
+                                   work + zoff, plan.acts[l - 1] if l > 0 else IDENTITY,
+                                   <floating> plan.slope, m, n_in, n_out)
         else:
             _dense_backward(dz, a_prev, params + offset, grads + offset,
                             grads + offset + n_out * n_in, other if l > 0 else NULL,
                             m, n_in, n_out)
+            if l > 0:
+                _activation_grad(other, work + zoff, a_prev, other, m * n_in,
+                                 plan.acts[l - 1], <floating> plan.slope)
         if opt != NULL and not grads_bad:  # checked while still in cache
             grads_bad = _first_nonfinite(grads + offset, n_out * (n_in + 1),
                                          sizeof(floating) == 4) >= 0
         if l > 0:
-            _activation_grad(other, work + zoff, work + zoff + m * n_in, other, m * n_in,
-                             plan.acts[l - 1], <floating> plan.slope)
             swap = dz
             dz = other
             other = swap

@@ -30,18 +30,25 @@
 #define FNN_FMA_BUILD 1
 #endif
 
+/* fastnn's activation codes (_kernels.pyx takes its own from here) */
+enum { FNN_IDENTITY = 0, FNN_SIGMOID = 1, FNN_TANH = 2, FNN_RELU = 3, FNN_LEAKY_RELU = 4 };
+
 /* the baseline build: 16-byte vectors (SSE2 on x86-64, NEON on arm64) */
 #define FNN_BYTES 16
 #define FNN_TARGET
 #define FNN_T double
+#define FNN_I long long
 #define FNN_NAME(name) name##_d_base
 #include "_vector_kernels.h"
 #undef FNN_T
+#undef FNN_I
 #undef FNN_NAME
 #define FNN_T float
+#define FNN_I int
 #define FNN_NAME(name) name##_f_base
 #include "_vector_kernels.h"
 #undef FNN_T
+#undef FNN_I
 #undef FNN_NAME
 #undef FNN_BYTES
 #undef FNN_TARGET
@@ -50,14 +57,18 @@
 #define FNN_BYTES 32
 #define FNN_TARGET __attribute__((target("fma")))  /* FMA implies AVX */
 #define FNN_T double
+#define FNN_I long long
 #define FNN_NAME(name) name##_d_fma
 #include "_vector_kernels.h"
 #undef FNN_T
+#undef FNN_I
 #undef FNN_NAME
 #define FNN_T float
+#define FNN_I int
 #define FNN_NAME(name) name##_f_fma
 #include "_vector_kernels.h"
 #undef FNN_T
+#undef FNN_I
 #undef FNN_NAME
 #undef FNN_BYTES
 #undef FNN_TARGET
