@@ -40,6 +40,7 @@ cdef extern from "_vector.h" nogil:
                                    intp n_out, intp n_in, intp m)
     void fnn_log1p_unit_d(const double* x, double* out, intp n)
     void fnn_log1p_unit_f(const float* x, float* out, intp n)
+    const char* fnn_vector_build()
 
 
 # ---------------------------------------------------------------- codes
@@ -194,8 +195,11 @@ cdef void _dense_backward(const floating* dz, const floating* a_prev, const floa
 # (activations, their derivatives) do not care about the layout.
 
 cdef enum:
-    NARROW = 32     # widest layer (input included) for which feature-major beats GEMM
-    NARROW_MIN = 16  # and the smallest batch
+    # Feature-major beats GEMM (measured on [2, 10, 5, 1] to [32, 32, 32, 10], batches
+    # 16 to 1,000) when every width, input included, spans at most 96 bytes (12 doubles,
+    # 24 floats) and the batch has 16 rows or more.
+    NARROW_BYTES = 96
+    NARROW_MIN = 16
 
 
 cdef void _transpose(const floating* src, floating* dst, intp rows,
@@ -665,7 +669,8 @@ cdef struct Plan:
     int output         # OUT_SIGMOID, OUT_SOFTMAX or OUT_IDENTITY
     double slope       # leaky_relu's negative slope
     intp max_width     # widest layer after the input
-    bint narrow        # every width <= NARROW: batches of NARROW_MIN or more go feature-major
+    bint narrow        # all widths <= NARROW_BYTES: batches of NARROW_MIN or more go
+                       # feature-major
 
 
 cdef struct Optim:
@@ -889,6 +894,13 @@ cdef void _predict(const Plan* plan, const floating* params, const floating* x, 
                   SIGMOID if plan.output == OUT_SIGMOID else IDENTITY, <floating> 0)
 
 
+def vector_build():
+    """Which build of the vector kernels runs on this CPU: "fma" (32-byte vectors and
+    fused multiply-add) or "base" (16-byte vectors). FASTNN_VECTOR_BUILD=base in the
+    environment before import forces the baseline."""
+    return fnn_vector_build().decode()
+
+
 def first_nonfinite(cnp.ndarray array):
     """The flat index of the first NaN or infinity in a C-contiguous float32/float64
     array, or -1; one vectorised pass, no temporary array."""
@@ -950,10 +962,10 @@ cdef class Engine:
             self.plan.acts[l] = activations[l]
             self.plan.max_width = max(self.plan.max_width, self.plan.sizes[l + 1])
             expected += self.plan.sizes[l + 1] * (self.plan.sizes[l] + 1)
-        self.plan.narrow = max(sizes) <= NARROW
         self.plan.output = output
         self.plan.slope = negative_slope
         self.single = self._check(params, "params", expected, 1)
+        self.plan.narrow = max(sizes) * (4 if self.single else 8) <= NARROW_BYTES
         self.params = params
 
     def __dealloc__(self):
@@ -1074,6 +1086,10 @@ cdef class Engine:
         finally:
             self._read_end(work)
         return out
+
+    def feature_major(self, intp m):
+        """True when a batch of m goes through the narrow, feature-major path."""
+        return _feature_major(&self.plan, m)
 
     def assign(self, cnp.ndarray values):
         """params[...] = values (same size and dtype), never while a prediction runs."""

@@ -73,11 +73,16 @@ enum { FNN_IDENTITY = 0, FNN_SIGMOID = 1, FNN_TANH = 2, FNN_RELU = 3, FNN_LEAKY_
 #undef FNN_BYTES
 #undef FNN_TARGET
 
+#include <stdlib.h>
+
+/* 1 when the FMA build runs: the CPU has FMA (and the OS saves AVX registers, which
+ * __builtin_cpu_supports checks), unless FASTNN_VECTOR_BUILD=base asks for the baseline. */
 static int fnn_cpu_has_fma(void) {
     static int has = -1;  /* a benign race: every thread computes the same value */
     if (has < 0) {
+        const char* choice = getenv("FASTNN_VECTOR_BUILD");
         __builtin_cpu_init();
-        has = __builtin_cpu_supports("fma") ? 1 : 0;  /* checks that the OS saves AVX */
+        has = __builtin_cpu_supports("fma") && !(choice && strcmp(choice, "base") == 0);
     }
     return has;
 }
@@ -85,7 +90,11 @@ static int fnn_cpu_has_fma(void) {
     (fnn_cpu_has_fma() ? name##_fma(__VA_ARGS__) : name##_base(__VA_ARGS__))
 #else
 #define FNN_DISPATCH(name, ...) name##_base(__VA_ARGS__)
+#define fnn_cpu_has_fma() 0
 #endif
+
+/* "fma" or "base": the build of these kernels that runs here. */
+static const char* fnn_vector_build(void) { return fnn_cpu_has_fma() ? "fma" : "base"; }
 
 /* The entry points: the fastest build this CPU can run. */
 #define fnn_narrow_product_d(...) FNN_DISPATCH(fnn_narrow_product_d, __VA_ARGS__)

@@ -1,0 +1,125 @@
+"""The narrow, feature-major path of the engine (fastnn/_vector.h) against the NumPy twin,
+on both sides of every threshold, in both builds of the vector kernels."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn import MLP, reference
+from fastnn._kernels import ACTIVATIONS, OUTPUTS, vector_build
+from fastnn.kernels import sigmoid_binary_cross_entropy
+
+# (widths without the output, batch): the path each takes, per dtype. Batches of 37
+# cover a whole register block, whole vectors and a partial vector in every build.
+SHAPES = {
+    "tiny, batch 300": ([2, 10, 5], 300, {"float64": True, "float32": True}),
+    "batch 16 (the smallest narrow)": ([3, 7, 5], 16, {"float64": True, "float32": True}),
+    "batch 15 (rows)": ([3, 7, 5], 15, {"float64": False, "float32": False}),
+    "width 12": ([12, 12], 37, {"float64": True, "float32": True}),
+    "width 13 (rows in float64)": ([13, 5], 37, {"float64": False, "float32": True}),
+    "width 25 (rows)": ([4, 25], 37, {"float64": False, "float32": False}),
+}
+# output name, output width, targets kind
+OUTPUT_CASES = {
+    "sigmoid k=1": ("sigmoid", 1, "binary"),
+    "sigmoid k=3": ("sigmoid", 3, "binary"),
+    "softmax labels": ("softmax", 4, "labels"),
+    "softmax soft targets": ("softmax", 3, "soft"),
+    "identity k=2": ("identity", 2, "real"),
+}
+TOLERANCE = {"float64": 1e-11, "float32": 2e-5}
+
+
+def problem(widths, m, output_case, activation, dtype, seed=0):
+    output, k, kind = OUTPUT_CASES[output_case]
+    net = MLP(widths + [k], activation=activation, output=output, dtype=dtype,
+              negative_slope=0.1, init="xavier", bias_init=0.05, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    X = rng.standard_normal((m, widths[0])).astype(dtype)
+    if kind == "binary":
+        Y = rng.integers(0, 2, (m, k)).astype(dtype)
+    elif kind == "labels":
+        Y = rng.integers(0, k, m).astype(np.intp)
+    elif kind == "soft":
+        Y = rng.dirichlet(np.ones(k), m).astype(dtype)
+    else:
+        Y = rng.standard_normal((m, k)).astype(dtype)
+    codes = [ACTIVATIONS[a] for a in net.activations] + [ACTIVATIONS["identity"]]
+    twin_params = net._params.copy()
+    twin = reference.Engine(twin_params, net.layer_sizes, codes, OUTPUTS[output],
+                            net.negative_slope)
+    return net, X, Y, twin, twin_params
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("output_case", OUTPUT_CASES)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("shape", SHAPES)
+def test_both_layouts_match_the_twin(shape, activation, output_case, dtype):
+    widths, m, narrow = SHAPES[shape]
+    net, X, Y, twin, twin_params = problem(widths, m, output_case, activation, dtype)
+    engine, params = net._engine, net._params
+    assert engine.feature_major(m) == narrow[dtype]
+    tol = TOLERANCE[dtype]
+
+    grads, twin_grads = np.empty_like(params), np.empty_like(params)
+    loss = engine.loss_and_gradients(X, Y, grads)
+    assert loss == pytest.approx(twin.loss_and_gradients(X, Y, twin_grads), rel=tol)
+    scale = np.abs(twin_grads).max()
+    np.testing.assert_allclose(grads, twin_grads, rtol=0, atol=tol * scale)
+    assert engine.loss(X, Y) == pytest.approx(loss, rel=tol)
+
+    out, twin_out = engine.predict(X), twin.predict(X)
+    np.testing.assert_allclose(out, twin_out, rtol=0, atol=tol * np.abs(twin_out).max())
+
+    states = [np.zeros_like(params) for _ in range(3)]
+    twin_states = [np.zeros_like(params) for _ in range(3)]
+    for side, (e, buffers) in enumerate(((engine, states), (twin, twin_states))):
+        e.step(X, Y, *buffers, "momentum", 0.1, 0.9, 0, 0, 0, np.zeros(1, np.int64), 0.01)
+    np.testing.assert_allclose(params, twin_params, rtol=0,
+                               atol=tol * np.abs(twin_params).max())
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_narrow_gradients_match_finite_differences(activation, numeric_gradient):
+    """An outside truth for the fused derivative: central differences of the loss."""
+    net, X, Y, _, _ = problem([3, 6, 5], 40, "softmax labels", activation, "float64")
+    assert net._engine.feature_major(len(X))
+    params = net._params
+    analytic = np.empty_like(params)
+    net._engine.loss_and_gradients(X, Y, analytic)
+    numeric = numeric_gradient(lambda: net._engine.loss(X, Y), params)
+    assert np.linalg.norm(analytic - numeric) / np.linalg.norm(analytic + numeric) < 1e-7
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bce_log1p_in_vector_registers_is_within_a_few_ulp(dtype):
+    """log(1 + e^z) for y = 0, z < 0 against NumPy's logaddexp, value by value (size 1:
+    the partial-vector path) and as one array (whole vectors), from 1e-30 to 1."""
+    z = -np.concatenate([np.logspace(-8, 2.8, 600), [0.0, 1e-30, 30.0, 700.0]])
+    z = z.astype(dtype)
+    truth = np.logaddexp(0.0, z.astype(np.float64))
+    ulp = np.spacing(truth.astype(dtype)).astype(np.float64)
+    each = np.array([sigmoid_binary_cross_entropy(z[i:i + 1], np.zeros(1, dtype),
+                                                  np.empty(1, dtype), np.empty(1, dtype))
+                     for i in range(len(z))])
+    assert np.all(np.abs(each - truth) <= 4 * ulp + np.finfo(dtype).tiny)
+    mean = sigmoid_binary_cross_entropy(z, np.zeros_like(z), np.empty_like(z),
+                                        np.empty_like(z))
+    assert mean == pytest.approx(truth.mean(), rel=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.skipif(vector_build() == "base", reason="the baseline build already runs")
+def test_the_baseline_build_passes_the_same_tests():
+    """FASTNN_VECTOR_BUILD=base runs the 16-byte, no-FMA build this CPU would otherwise
+    skip: this file's tests, in a fresh interpreter."""
+    env = dict(os.environ, FASTNN_VECTOR_BUILD="base")
+    check = subprocess.run([sys.executable, "-c", "from fastnn._kernels import vector_build;"
+                            "print(vector_build())"], env=env, capture_output=True, text=True)
+    assert check.stdout.strip() == "base", check.stderr
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          __file__, "-k", "not baseline_build"], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
