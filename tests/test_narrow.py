@@ -108,18 +108,20 @@ def test_bce_log1p_in_vector_registers_is_within_a_few_ulp(dtype):
     assert np.all(np.abs(each - truth) <= 4 * ulp + np.finfo(dtype).tiny)
     mean = sigmoid_binary_cross_entropy(z, np.zeros_like(z), np.empty_like(z),
                                         np.empty_like(z))
-    assert mean == pytest.approx(truth.mean(), rel=4 * np.finfo(dtype).eps)
+    assert mean == pytest.approx(truth.mean(), rel=4 * float(np.finfo(dtype).eps))
 
 
 @pytest.mark.skipif(vector_build() == "base", reason="the baseline build already runs")
-def test_the_baseline_build_passes_the_same_tests():
+def test_the_baseline_build_passes_the_same_tests(tmp_path):
     """FASTNN_VECTOR_BUILD=base runs the 16-byte, no-FMA build this CPU would otherwise
-    skip: this file's tests, in a fresh interpreter."""
+    skip: this file's tests, in a fresh interpreter (started outside the checkout, so
+    that it imports the installed fastnn)."""
     env = dict(os.environ, FASTNN_VECTOR_BUILD="base")
     check = subprocess.run([sys.executable, "-c", "from fastnn._kernels import vector_build;"
-                            "print(vector_build())"], env=env, capture_output=True, text=True)
+                            "print(vector_build())"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True)
     assert check.stdout.strip() == "base", check.stderr
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          __file__, "-k", "not baseline_build"], env=env,
+                          __file__, "-k", "not baseline_build"], env=env, cwd=tmp_path,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
