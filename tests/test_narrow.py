@@ -76,7 +76,7 @@ def test_both_layouts_match_the_twin(shape, activation, output_case, dtype):
 
     states = [np.zeros_like(params) for _ in range(3)]
     twin_states = [np.zeros_like(params) for _ in range(3)]
-    for side, (e, buffers) in enumerate(((engine, states), (twin, twin_states))):
+    for e, buffers in ((engine, states), (twin, twin_states)):
         e.step(X, Y, *buffers, "momentum", 0.1, 0.9, 0, 0, 0, np.zeros(1, np.int64), 0.01)
     np.testing.assert_allclose(params, twin_params, rtol=0,
                                atol=tol * np.abs(twin_params).max())
