@@ -38,6 +38,8 @@ cdef extern from "_vector.h" nogil:
                                    double* db, intp n_out, intp n_in, intp m)
     void fnn_narrow_weight_grads_f(const float* dz, const float* a, float* dw, float* db,
                                    intp n_out, intp n_in, intp m)
+    void fnn_sigmoid_d(const double* z, double* a, double* e, intp n)
+    void fnn_sigmoid_f(const float* z, float* a, float* e, intp n)
     void fnn_log1p_unit_d(const double* x, double* out, intp n)
     void fnn_log1p_unit_f(const float* x, float* out, intp n)
     const char* fnn_vector_build()
@@ -93,11 +95,13 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
-cdef inline floating _sigmoid(floating z) noexcept nogil:
-    """1 / (1 + e^-z) as (1 or e) / (1 + e) with e = exp(-|z|): no exp overflows, and
-    the sign picks a value rather than a branch (random signs mispredict)."""
-    cdef floating e = _exp(-z if z >= 0 else z)
-    return (1 if z >= 0 else e) / (1 + e)
+cdef inline void _sigmoid(const floating* z, floating* a, floating* e, intp n) noexcept nogil:
+    """a = 1 / (1 + e^-z) over n values, as (1 or e) / (1 + e) with e = exp(-|z|) (which
+    never overflows), in vector registers (see _vector.h); e gets exp(-|z|) unless NULL."""
+    if floating is float:
+        fnn_sigmoid_f(z, a, e, n)
+    else:
+        fnn_sigmoid_d(z, a, e, n)
 
 
 # ---------------------------------------------------------------- activations
@@ -110,8 +114,7 @@ cdef void _activate(const floating* z, floating* a, intp n, int act,
         if a != z:
             memcpy(a, z, n * sizeof(floating))
     elif act == SIGMOID:
-        for i in range(n):
-            a[i] = _sigmoid(z[i])
+        _sigmoid(z, a, NULL, n)
     elif act == TANH:
         for i in range(n):
             a[i] = _tanh(z[i])
@@ -267,21 +270,19 @@ cdef double _sigmoid_bce(const floating* z, const floating* y, floating* a, floa
 
     With e = exp(-|z|) (never overflows): loss = max(z, 0) - z y + log(1 + e),
     sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below; dZ = (sigmoid(z) - y) / size.
-    Three passes: e into a (libm), log(1 + e) into dz (vector kernel), then the rest.
+    Three passes: sigmoid into a and e into dz, log(1 + e) in place (both in vector
+    registers), then the rest.
     """
     cdef intp i
-    cdef floating zi, e, p
+    cdef floating zi
     cdef floating inv = (<floating> 1) / size
     cdef double total = 0
+    _sigmoid(z, a, dz, size)
+    _log1p_unit(dz, dz, size)
     for i in range(size):
-        a[i] = _exp(-z[i] if z[i] >= 0 else z[i])
-    _log1p_unit(a, dz, size)
-    for i in range(size):
-        zi, e = z[i], a[i]
+        zi = z[i]
         total += (zi if zi > 0 else 0) - zi * y[i] + dz[i]
-        p = (1 if zi >= 0 else e) / (1 + e)
-        a[i] = p
-        dz[i] = (p - y[i]) * inv
+        dz[i] = (a[i] - y[i]) * inv
     return total / size
 
 

@@ -101,6 +101,8 @@ static const char* fnn_vector_build(void) { return fnn_cpu_has_fma() ? "fma" : "
 #define fnn_narrow_product_f(...) FNN_DISPATCH(fnn_narrow_product_f, __VA_ARGS__)
 #define fnn_narrow_weight_grads_d(...) FNN_DISPATCH(fnn_narrow_weight_grads_d, __VA_ARGS__)
 #define fnn_narrow_weight_grads_f(...) FNN_DISPATCH(fnn_narrow_weight_grads_f, __VA_ARGS__)
+#define fnn_sigmoid_d(...) FNN_DISPATCH(fnn_sigmoid_d, __VA_ARGS__)
+#define fnn_sigmoid_f(...) FNN_DISPATCH(fnn_sigmoid_f, __VA_ARGS__)
 #define fnn_log1p_unit_d(...) FNN_DISPATCH(fnn_log1p_unit_d, __VA_ARGS__)
 #define fnn_log1p_unit_f(...) FNN_DISPATCH(fnn_log1p_unit_f, __VA_ARGS__)
 

@@ -148,35 +148,114 @@ static void FNN_NAME(fnn_narrow_product)(const FNN_T* w, ptrdiff_t w_row, ptrdif
 #undef FNN_LOOPS
 }
 
-/* sum_i x_i y_i over m values, or sum_i x_i when y is NULL. */
-FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_narrow_dot)(const FNN_T* x, const FNN_T* y,
-                                                     ptrdiff_t m) {
+/* sum_i x_i over m values. */
+FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_narrow_sum)(const FNN_T* x, ptrdiff_t m) {
     FNN_V acc[4] = {{0}, {0}, {0}, {0}};
     ptrdiff_t i = 0, n, t;
     for (; i + FNN_WIDE <= m; i += FNN_WIDE)
         for (t = 0; t < 4; t++)
-            acc[t] += FNN_NAME(fnn_load)(x + i + t * FNN_LANES, FNN_LANES)
-                      * (y ? FNN_NAME(fnn_load)(y + i + t * FNN_LANES, FNN_LANES)
-                           : (FNN_V) {0} + 1);
+            acc[t] += FNN_NAME(fnn_load)(x + i + t * FNN_LANES, FNN_LANES);
     for (; i < m; i += n) {
         n = m - i < FNN_LANES ? m - i : FNN_LANES;
-        acc[0] += FNN_NAME(fnn_load)(x + i, n) * (y ? FNN_NAME(fnn_load)(y + i, n)
-                                                     : (FNN_V) {0} + 1);
+        acc[0] += FNN_NAME(fnn_load)(x + i, n);
     }
     return FNN_NAME(fnn_lanes_sum)((acc[0] + acc[1]) + (acc[2] + acc[3]));
 }
 
+/* out[r] = sum_i x_i y_(r m + i) over m values, for the rows r < rows (at most 4) of y:
+ * each vector of x is loaded once for all of them. Inlined with a constant rows, so
+ * that the eight accumulators live in registers. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_narrow_dots)(const FNN_T* x, const FNN_T* y,
+                                                     ptrdiff_t m, int rows, FNN_T* out) {
+    FNN_V acc[4][2];
+    ptrdiff_t i = 0, n;
+    int r;
+    for (r = 0; r < rows; r++)
+        acc[r][0] = acc[r][1] = (FNN_V) {0};
+    for (; i + 2 * FNN_LANES <= m; i += 2 * FNN_LANES) {
+        FNN_V x0 = FNN_NAME(fnn_load)(x + i, FNN_LANES);
+        FNN_V x1 = FNN_NAME(fnn_load)(x + i + FNN_LANES, FNN_LANES);
+        for (r = 0; r < rows; r++) {
+            acc[r][0] += x0 * FNN_NAME(fnn_load)(y + r * m + i, FNN_LANES);
+            acc[r][1] += x1 * FNN_NAME(fnn_load)(y + r * m + i + FNN_LANES, FNN_LANES);
+        }
+    }
+    for (; i < m; i += n) {
+        FNN_V x0;
+        n = m - i < FNN_LANES ? m - i : FNN_LANES;
+        x0 = FNN_NAME(fnn_load)(x + i, n);
+        for (r = 0; r < rows; r++)
+            acc[r][0] += x0 * FNN_NAME(fnn_load)(y + r * m + i, n);
+    }
+    for (r = 0; r < rows; r++)
+        out[r] = FNN_NAME(fnn_lanes_sum)(acc[r][0] + acc[r][1]);
+}
+
 /* dw (n_out, n_in) = dz a^T and db = the row sums of dz, for dz (n_out, m) and
- * a (n_in, m): the weight gradients of a layer. */
+ * a (n_in, m): the weight gradients of a layer, four rows of a at a time. */
 FNN_TARGET
 static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, FNN_T* dw,
                                               FNN_T* db, ptrdiff_t n_out, ptrdiff_t n_in,
                                               ptrdiff_t m) {
     ptrdiff_t j, k;
     for (j = 0; j < n_out; j++) {
-        for (k = 0; k < n_in; k++)
-            dw[j * n_in + k] = FNN_NAME(fnn_narrow_dot)(dz + j * m, a + k * m, m);
-        db[j] = FNN_NAME(fnn_narrow_dot)(dz + j * m, NULL, m);
+        const FNN_T* x = dz + j * m;
+        for (k = 0; k + 4 <= n_in; k += 4)
+            FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 4, dw + j * n_in + k);
+        switch (n_in - k) {  /* a constant rows in each call */
+        case 3: FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 3, dw + j * n_in + k); break;
+        case 2: FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 2, dw + j * n_in + k); break;
+        case 1: FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 1, dw + j * n_in + k); break;
+        }
+        db[j] = FNN_NAME(fnn_narrow_sum)(x, m);
+    }
+}
+
+/* e^x for x <= 0, lane by lane, within 2 ulp (-inf gives 0, NaN stays NaN): as
+ * 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 (ln 2 in two parts, so that r is
+ * exact), |r| <= ln(2) / 2, e^r by its Taylor series to r^13 / 13! (double) or r^7 / 7!
+ * (float), whose remainder is below 2^-57 (2^-27) relative. 2^n is two normal powers of
+ * two, so results in the subnormal range round once, like libm's. */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_exp_nonpositive)(FNN_V x) {
+    static const FNN_T c[14] = {
+        1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
+        1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600,
+        1.0 / 6227020800.0};
+    const int dbl = sizeof(FNN_T) == 8, terms = dbl ? 14 : 8;
+    const FNN_I bias = dbl ? 1023 : 127, mantissa = dbl ? 52 : 23;
+    /* below lowest e^x rounds to 0; adding then subtracting shift rounds to an integer */
+    const FNN_T lowest = dbl ? -746.0 : -104.0, shift = dbl ? 0x1.8p52 : 0x1.8p23;
+    const FNN_T ln2_hi = dbl ? 0x1.62e42feep-1 : 0x1.62e4p-1;  /* n ln2_hi is exact */
+    const FNN_T ln2_lo = dbl ? 1.9082149292705877e-10 : 1.4286067653e-06f;
+    FNN_V zero = {0}, t, n, r, p;
+    FNN_IV k, half;
+    int i;
+    x = FNN_NAME(fnn_positive)(lowest - x, zero + lowest, x);  /* NaN stays */
+    t = x * (FNN_T) 1.4426950408889634 + shift;
+    n = t - shift;
+    k = (FNN_IV) t - (FNN_IV) (zero + shift);  /* n as an integer */
+    r = (x - n * ln2_hi) - n * ln2_lo;
+    p = zero + c[terms - 1];
+    for (i = terms - 2; i >= 0; i--)
+        p = p * r + c[i];
+    half = k >> 1;
+    return p * (FNN_V) ((k - half + bias) << mantissa) * (FNN_V) ((half + bias) << mantissa);
+}
+
+/* a_i = 1 / (1 + e^-z_i) as (1 or e_i) / (1 + e_i) with e_i = e^-|z_i|, which never
+ * overflows; e_i goes to e too unless e is NULL. a may be z. */
+FNN_TARGET
+static void FNN_NAME(fnn_sigmoid)(const FNN_T* z, FNN_T* a, FNN_T* e, ptrdiff_t size) {
+    FNN_V zero = {0}, one = zero + 1;
+    ptrdiff_t i, n;
+    for (i = 0; i < size; i += n) {
+        FNN_V v, ev;
+        n = size - i < FNN_LANES ? size - i : FNN_LANES;
+        v = FNN_NAME(fnn_load)(z + i, n);
+        ev = FNN_NAME(fnn_exp_nonpositive)(FNN_NAME(fnn_positive)(v, -v, v));  /* -|z| */
+        FNN_NAME(fnn_store)(a + i, FNN_NAME(fnn_positive)(v, one, ev) / (1 + ev), n);
+        if (e)
+            FNN_NAME(fnn_store)(e + i, ev, n);
     }
 }
 

@@ -4,6 +4,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -139,13 +140,17 @@ def test_predictions_during_training_see_whole_steps_only():
         while not stop.is_set():
             seen.append(net.predict_proba(X).tobytes())
 
+    def snapshot(n, epoch, logs):
+        snapshots.append(n._params.copy())
+        time.sleep(1e-4)  # a step takes microseconds: give the reader its turns
+
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # let the reader in often
     reader = threading.Thread(target=predict_loop)
     reader.start()
     try:
         net.fit(X, y, epochs=1000, batch_size=None, lr=0.5, shuffle=False,
-                callbacks=[lambda n, e, logs: snapshots.append(n._params.copy())])
+                callbacks=[snapshot])
     finally:
         stop.set()
         reader.join()

@@ -1,5 +1,6 @@
-"""The narrow, feature-major path of the engine (fastnn/_vector.h) against the NumPy twin,
-on both sides of every threshold, in both builds of the vector kernels."""
+"""The vector kernels of fastnn/_vector.h, in both of their builds: the narrow,
+feature-major path of the engine against the NumPy twin on both sides of every
+threshold, and the sigmoid's exp and the binary cross-entropy's log1p against libm."""
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 from fastnn import MLP, reference
 from fastnn._kernels import ACTIVATIONS, OUTPUTS, vector_build
-from fastnn.kernels import sigmoid_binary_cross_entropy
+from fastnn.kernels import activation_forward, sigmoid_binary_cross_entropy
 
 # (widths without the output, batch): the path each takes, per dtype. Batches of 37
 # cover a whole register block, whole vectors and a partial vector in every build.
@@ -109,6 +110,28 @@ def test_bce_log1p_in_vector_registers_is_within_a_few_ulp(dtype):
     mean = sigmoid_binary_cross_entropy(z, np.zeros_like(z), np.empty_like(z),
                                         np.empty_like(z))
     assert mean == pytest.approx(truth.mean(), rel=4 * float(np.finfo(dtype).eps))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sigmoid_in_vector_registers_is_within_a_few_ulp(dtype):
+    """sigmoid(z) = (1 or e) / (1 + e), e = exp(-|z|) by the kernel's own exp, against
+    the same formula in extended precision (libm), over the whole range of z down to
+    results that round to subnormals and to 0; value by value and as one array."""
+    huge, tiny = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
+    magnitudes = np.concatenate([[0.0, tiny, 1e-30], np.logspace(-8, 3, 2000), [huge]])
+    z = np.concatenate([-magnitudes, magnitudes]).astype(dtype)
+    wide = z.astype(np.longdouble)
+    e = np.exp(-np.abs(wide))
+    truth = np.where(wide >= 0, 1, e) / (1 + e)
+    ulp = np.spacing(truth.astype(dtype)).astype(np.longdouble)
+    whole = np.empty_like(z)
+    activation_forward(z, whole, "sigmoid")
+    assert np.all(np.abs(whole - truth) <= 3 * ulp + tiny)
+    each = np.empty(len(z[::7]), dtype)
+    for i in range(len(each)):
+        activation_forward(z[7 * i:7 * i + 1], each[i:i + 1], "sigmoid")
+    assert np.all(np.abs(each - truth[::7]) <= 3 * ulp[::7] + tiny)
+    assert whole[z < -800].max() == 0 and whole[z > 50].min() == 1
 
 
 @pytest.mark.skipif(vector_build() == "base", reason="the baseline build already runs")
