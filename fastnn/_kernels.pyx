@@ -38,6 +38,8 @@ cdef extern from "_vector.h" nogil:
                                    double* db, intp n_out, intp n_in, intp m)
     void fnn_narrow_weight_grads_f(const float* dz, const float* a, float* dw, float* db,
                                    intp n_out, intp n_in, intp m)
+    bint fnn_any_nonfinite_d(const double* x, intp n)
+    bint fnn_any_nonfinite_f(const float* x, intp n)
     void fnn_sigmoid_d(const double* z, double* a, double* e, intp n)
     void fnn_sigmoid_f(const float* z, float* a, float* e, intp n)
     void fnn_log1p_unit_d(const double* x, double* out, intp n)
@@ -772,8 +774,8 @@ cdef double _sum_squared_weights(const Plan* plan, const floating* params) noexc
 cdef intp _first_nonfinite(const void* data, intp n, bint single) noexcept nogil:
     """Index of the first NaN or infinity among n values, or -1.
 
-    A value is not finite when its exponent bits are all ones; OR-ing that test over
-    a block of integers vectorises, so clean data (the usual case) is scanned fast.
+    Blocks of values are scanned in vector registers (see _vector.h); only a block
+    that holds a non-finite value is searched value by value (exponent bits all ones).
     """
     cdef intp start, end, i
     cdef const uint32_t* f = <const uint32_t*> data
@@ -782,13 +784,10 @@ cdef intp _first_nonfinite(const void* data, intp n, bint single) noexcept nogil
     cdef bint bad
     for start in range(0, n, 4096):
         end = min(start + 4096, n)
-        bad = False
         if single:
-            for i in range(start, end):
-                bad |= (f[i] & F_EXP) == F_EXP
+            bad = fnn_any_nonfinite_f(<const float*> data + start, end - start)
         else:
-            for i in range(start, end):
-                bad |= (d[i] & D_EXP) == D_EXP
+            bad = fnn_any_nonfinite_d(<const double*> data + start, end - start)
         if bad:
             for i in range(start, end):
                 if (f[i] & F_EXP) == F_EXP if single else (d[i] & D_EXP) == D_EXP:

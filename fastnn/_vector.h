@@ -1,8 +1,8 @@
 /* Vector kernels, included by _kernels.pyx: register-blocked products for narrow layers
  * (feature-major: one row of m values per unit, the transpose of the samples-are-rows
- * layout, so that every product runs along the long batch dimension) and the log1p of
- * the binary cross-entropy. Cython cannot say the two things that make them fast, hence
- * this header:
+ * layout, so that every product runs along the long batch dimension), the sigmoid and
+ * its exp, the log1p of the binary cross-entropy and the finiteness scan. Cython cannot
+ * say the two things that make them fast, hence this header:
  *   - explicit vector registers (GCC/Clang vector extensions; other compilers get one
  *     lane and the same code), because the auto-vectoriser does not keep block
  *     accumulators in registers;
@@ -101,6 +101,8 @@ static const char* fnn_vector_build(void) { return fnn_cpu_has_fma() ? "fma" : "
 #define fnn_narrow_product_f(...) FNN_DISPATCH(fnn_narrow_product_f, __VA_ARGS__)
 #define fnn_narrow_weight_grads_d(...) FNN_DISPATCH(fnn_narrow_weight_grads_d, __VA_ARGS__)
 #define fnn_narrow_weight_grads_f(...) FNN_DISPATCH(fnn_narrow_weight_grads_f, __VA_ARGS__)
+#define fnn_any_nonfinite_d(...) FNN_DISPATCH(fnn_any_nonfinite_d, __VA_ARGS__)
+#define fnn_any_nonfinite_f(...) FNN_DISPATCH(fnn_any_nonfinite_f, __VA_ARGS__)
 #define fnn_sigmoid_d(...) FNN_DISPATCH(fnn_sigmoid_d, __VA_ARGS__)
 #define fnn_sigmoid_f(...) FNN_DISPATCH(fnn_sigmoid_f, __VA_ARGS__)
 #define fnn_log1p_unit_d(...) FNN_DISPATCH(fnn_log1p_unit_d, __VA_ARGS__)

@@ -211,6 +211,22 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
     }
 }
 
+/* 1 when any of the size values is NaN or infinite, else 0: x * 0 is 0 for finite x
+ * and NaN otherwise, so the sum of those products is 0 exactly when all are finite. */
+FNN_TARGET
+static int FNN_NAME(fnn_any_nonfinite)(const FNN_T* x, ptrdiff_t size) {
+    FNN_V acc[4] = {{0}, {0}, {0}, {0}}, zero = {0};
+    ptrdiff_t i = 0, n, t;
+    for (; i + FNN_WIDE <= size; i += FNN_WIDE)
+        for (t = 0; t < 4; t++)
+            acc[t] += FNN_NAME(fnn_load)(x + i + t * FNN_LANES, FNN_LANES) * zero;
+    for (; i < size; i += n) {
+        n = size - i < FNN_LANES ? size - i : FNN_LANES;
+        acc[0] += FNN_NAME(fnn_load)(x + i, n) * zero;
+    }
+    return FNN_NAME(fnn_lanes_sum)((acc[0] + acc[1]) + (acc[2] + acc[3])) != 0;
+}
+
 /* e^x for x <= 0, lane by lane, within 2 ulp (-inf gives 0, NaN stays NaN): as
  * 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 (ln 2 in two parts, so that r is
  * exact), |r| <= ln(2) / 2, e^r by its Taylor series to r^13 / 13! (double) or r^7 / 7!

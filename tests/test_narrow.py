@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastnn import MLP, reference
-from fastnn._kernels import ACTIVATIONS, OUTPUTS, vector_build
+from fastnn._kernels import ACTIVATIONS, OUTPUTS, first_nonfinite, vector_build
 from fastnn.kernels import activation_forward, sigmoid_binary_cross_entropy
 
 # (widths without the output, batch): the path each takes, per dtype. Batches of 37
@@ -132,6 +132,24 @@ def test_sigmoid_in_vector_registers_is_within_a_few_ulp(dtype):
         activation_forward(z[7 * i:7 * i + 1], each[i:i + 1], "sigmoid")
     assert np.all(np.abs(each - truth[::7]) <= 3 * ulp[::7] + tiny)
     assert whole[z < -800].max() == 0 and whole[z > 50].min() == 1
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("size", [1, 13, 4096, 4097, 10_000])
+def test_finiteness_scan_finds_the_first_nan_or_infinity(dtype, size):
+    """Every position class (first, inside a vector block, the partial tail, both sides
+    of the 4096-value block boundary, last) and every kind of non-finite value; the
+    extremes of the finite range are not flagged."""
+    info = np.finfo(dtype)
+    clean = np.resize(np.array([1.0, -info.max, info.max, info.smallest_subnormal, -0.0],
+                               dtype), size)
+    assert first_nonfinite(clean) == -1
+    for where in sorted({0, 5, size // 2, 4095, 4096, size - 1} & set(range(size))):
+        for value in (np.nan, np.inf, -np.inf):
+            values = clean.copy()
+            values[where] = value
+            values[size - 1] = value  # a later one does not hide the first
+            assert first_nonfinite(values) == where
 
 
 @pytest.mark.skipif(vector_build() == "base", reason="the baseline build already runs")
