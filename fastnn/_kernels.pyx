@@ -30,10 +30,10 @@ cdef extern from "_vector.h" nogil:
         LEAKY_RELU "FNN_LEAKY_RELU"
     void fnn_narrow_product_d(const double* w, intp w_row, intp w_col, const double* b,
                               const double* src, double* dst, intp n_out, intp n_in, intp m,
-                              const double* gate, double* out, int act, double slope)
+                              const double* gate, int act, double slope)
     void fnn_narrow_product_f(const float* w, intp w_row, intp w_col, const float* b,
                               const float* src, float* dst, intp n_out, intp n_in, intp m,
-                              const float* gate, float* out, int act, float slope)
+                              const float* gate, int act, float slope)
     void fnn_narrow_weight_grads_d(const double* dz, const double* a, double* dw,
                                    double* db, intp n_out, intp n_in, intp m)
     void fnn_narrow_weight_grads_f(const float* dz, const float* a, float* dw, float* db,
@@ -219,28 +219,33 @@ cdef void _transpose(const floating* src, floating* dst, intp rows,
 cdef inline void _narrow_product(const floating* w, intp w_row, intp w_col,
                                  const floating* b, const floating* src, floating* dst,
                                  intp n_out, intp n_in, intp m, const floating* gate,
-                                 floating* out, int act, floating slope) noexcept nogil:
-    """dst (n_out, m) = V src + b for src (n_in, m), V[j, k] = w[j w_row + k w_col]
-    (V = W for the forward pass, W^T for dA_prev); b may be NULL (no bias). With gate,
-    dst gets act'(z) times that instead; with out, out gets act(dst) too (see _vector.h)."""
+                                 int act, floating slope) noexcept nogil:
+    """dst (n_out, m) = act(V src + b) for src (n_in, m), V[j, k] = w[j w_row + k w_col]
+    (V = W for the forward pass, W^T for dA_prev), act identity, relu or leaky_relu;
+    b may be NULL (no bias). With gate, dst gets act'(z) times that (see _vector.h)."""
     if floating is float:
-        fnn_narrow_product_f(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, out, act,
-                             slope)
+        fnn_narrow_product_f(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, act, slope)
     else:
-        fnn_narrow_product_d(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, out, act,
-                             slope)
+        fnn_narrow_product_d(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, act, slope)
+
+
+cdef inline bint _reads_z(int act, floating slope) noexcept nogil:
+    """Whether act'(z) needs z itself: every other derivative comes from a = act(z)
+    (relu's and leaky_relu's as a > 0, which is z > 0 for a slope >= 0)."""
+    return act == LEAKY_RELU and slope < 0
 
 
 cdef void _narrow_dense_forward(const floating* a_prev, const floating* w,
                                 const floating* b, floating* z, floating* a, intp m,
                                 intp n_in, intp n_out, int act,
                                 floating slope) noexcept nogil:
-    """_dense_forward, feature-major: a_prev (n_in, m), z and a (n_out, m). ReLU and
-    leaky ReLU are applied as Z leaves the registers, the others in a pass after."""
-    cdef bint fused = (act == RELU or act == LEAKY_RELU) and a != z
-    _narrow_product(w, n_in, 1, b, a_prev, z, n_out, n_in, m, NULL, a if fused else NULL,
-                    act, slope)
-    if not fused:
+    """_dense_forward, feature-major: a_prev (n_in, m), z and a (n_out, m). Identity,
+    ReLU and leaky ReLU are applied as Z leaves the registers, and then Z is not kept
+    unless the derivative needs it (_reads_z); the others in a pass over Z after."""
+    if (act == IDENTITY or act == RELU or act == LEAKY_RELU) and not _reads_z(act, slope):
+        _narrow_product(w, n_in, 1, b, a_prev, a, n_out, n_in, m, NULL, act, slope)
+    else:
+        _narrow_product(w, n_in, 1, b, a_prev, z, n_out, n_in, m, NULL, IDENTITY, slope)
         _activate(z, a, m * n_out, act, slope)
 
 
@@ -256,10 +261,9 @@ cdef void _narrow_dense_backward(const floating* dz, const floating* a_prev,
         fnn_narrow_weight_grads_f(dz, a_prev, dw, db, n_out, n_in, m)
     else:
         fnn_narrow_weight_grads_d(dz, a_prev, dw, db, n_out, n_in, m)
-    if dz_prev != NULL:  # sigmoid' and tanh' come from a, relu' and leaky_relu' from z
+    if dz_prev != NULL:
         _narrow_product(w, 1, n_in, NULL, dz, dz_prev, n_in, n_out, m,
-                        a_prev if act_prev == SIGMOID or act_prev == TANH else z_prev,
-                        NULL, act_prev, slope)
+                        z_prev if _reads_z(act_prev, slope) else a_prev, act_prev, slope)
 
 
 # ---------------------------------------------------------------- output + loss
@@ -705,7 +709,8 @@ cdef const floating* _forward(const Plan* plan, const floating* params,
                               const floating* x, intp m, floating* work) noexcept nogil:
     """Every layer's Z and A into work (layer after layer: Z, then A); the output
     layer's Z holds the logits and its A is left for the output function.
-    Feature-major for narrow plans (see _vector.h). Returns the network's input as
+    Feature-major for narrow plans (see _vector.h), which skip the Z that the
+    backward pass does not read. Returns the network's input as
     the backward pass reads it: x, or its transpose in the workspace."""
     cdef intp l, n_in, n_out
     cdef bint fm = _feature_major(plan, m)

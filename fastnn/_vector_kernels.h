@@ -47,9 +47,10 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_positive)(FNN_V g, FNN_V x, FNN_V y) {
 #endif
 }
 
-/* v g'(z) for the activation act, from g = z (relu, leaky_relu) or g = a = act(z)
- * (sigmoid: a (1 - a), tanh: 1 - a^2), as _activation_grad in _kernels.pyx. With g = v,
- * relu and leaky_relu give act(v) itself. */
+/* v g'(z) for the activation act, from g = a = act(z) (sigmoid: a (1 - a), tanh:
+ * 1 - a^2) or for relu and leaky_relu from g = z or g = a (a > 0 exactly when z > 0,
+ * for a slope >= 0), as _activation_grad in _kernels.pyx. With g = v, relu and
+ * leaky_relu give act(v) itself. */
 FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_gate)(FNN_V v, FNN_V g, int act, FNN_T slope) {
     FNN_V zero = {0}, one = zero + 1;
     switch (act) {
@@ -70,23 +71,21 @@ FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_lanes_sum)(FNN_V v) {
     return total;
 }
 
-/* Stores v, the product's values for row j at [at, at + n): into dst (times act'(z) from
- * gate when there is one), and act(v) into out when there is one. */
+/* Stores the product's values v for [at, at + n) into dst: act(v), or with gate, v
+ * times act'(z) from the gate's values g as in fnn_gate. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_emit)(FNN_V v, ptrdiff_t at, ptrdiff_t n,
-                                              FNN_T* dst, const FNN_T* gate, FNN_T* out,
-                                              int act, FNN_T slope) {
+                                              FNN_T* dst, const FNN_T* gate, int act,
+                                              FNN_T slope) {
     FNN_V g = gate ? FNN_NAME(fnn_load)(gate + at, n) : v;
-    FNN_NAME(fnn_store)(dst + at, gate ? FNN_NAME(fnn_gate)(v, g, act, slope) : v, n);
-    if (out)
-        FNN_NAME(fnn_store)(out + at, FNN_NAME(fnn_gate)(v, g, act, slope), n);
+    FNN_NAME(fnn_store)(dst + at, FNN_NAME(fnn_gate)(v, g, act, slope), n);
 }
 
-/* fnn_narrow_product's loops, inlined once for each combination of gate or out present
- * and act, so that none of those choices is made inside them. */
+/* fnn_narrow_product's loops, inlined once for each combination of gate present and
+ * act, so that none of those choices is made inside them. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
         const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
         FNN_T* dst, ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t m, const FNN_T* gate,
-        FNN_T* out, int act, FNN_T slope) {
+        int act, FNN_T slope) {
     ptrdiff_t i = 0, j, k, n;
     for (; i + FNN_WIDE <= m; i += FNN_WIDE) {
         for (j = 0; j < n_out; j++) {
@@ -99,12 +98,11 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
                 a2 += v * FNN_NAME(fnn_load)(s + 2 * FNN_LANES, FNN_LANES);
                 a3 += v * FNN_NAME(fnn_load)(s + 3 * FNN_LANES, FNN_LANES);
             }
-            FNN_NAME(fnn_emit)(a0, j * m + i, FNN_LANES, dst, gate, out, act, slope);
-            FNN_NAME(fnn_emit)(a1, j * m + i + FNN_LANES, FNN_LANES, dst, gate, out, act,
+            FNN_NAME(fnn_emit)(a0, j * m + i, FNN_LANES, dst, gate, act, slope);
+            FNN_NAME(fnn_emit)(a1, j * m + i + FNN_LANES, FNN_LANES, dst, gate, act, slope);
+            FNN_NAME(fnn_emit)(a2, j * m + i + 2 * FNN_LANES, FNN_LANES, dst, gate, act,
                                slope);
-            FNN_NAME(fnn_emit)(a2, j * m + i + 2 * FNN_LANES, FNN_LANES, dst, gate, out, act,
-                               slope);
-            FNN_NAME(fnn_emit)(a3, j * m + i + 3 * FNN_LANES, FNN_LANES, dst, gate, out, act,
+            FNN_NAME(fnn_emit)(a3, j * m + i + 3 * FNN_LANES, FNN_LANES, dst, gate, act,
                                slope);
         }
     }
@@ -114,37 +112,33 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
             FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0);
             for (k = 0; k < n_in; k++)
                 a0 += w[j * w_row + k * w_col] * FNN_NAME(fnn_load)(src + k * m + i, n);
-            FNN_NAME(fnn_emit)(a0, j * m + i, n, dst, gate, out, act, slope);
+            FNN_NAME(fnn_emit)(a0, j * m + i, n, dst, gate, act, slope);
         }
     }
 }
 
-/* dst (n_out, m) = V src + b for src (n_in, m), where V[j][k] = w[j w_row + k w_col]
- * (W itself for the forward pass, W^T for dA_prev = W^T dZ); b may be NULL.
- * With gate (n_out, m), dst gets each value v times act'(z) instead, from gate as in
- * fnn_gate: dZ_prev straight from dZ. With out (relu and leaky_relu only), out gets
- * act(v) besides: Z and A of the forward pass at once. */
+/* dst (n_out, m) = act(V src + b) for src (n_in, m), where V[j][k] = w[j w_row + k w_col]
+ * (W itself for the forward pass, W^T for dA_prev = W^T dZ) and act is identity, relu
+ * or leaky_relu; b may be NULL. With gate (n_out, m), dst gets each value v times
+ * act'(z) instead, from gate as in fnn_gate: dZ_prev straight from dZ. */
 FNN_TARGET
 static void FNN_NAME(fnn_narrow_product)(const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col,
                                          const FNN_T* b, const FNN_T* src, FNN_T* dst,
                                          ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t m,
-                                         const FNN_T* gate, FNN_T* out, int act,
-                                         FNN_T slope) {
-#define FNN_LOOPS(gate, out, act) \
-    FNN_NAME(fnn_product_loops)(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, out, \
-                                act, slope)
-    if (out)
-        act == FNN_RELU ? FNN_LOOPS(NULL, out, FNN_RELU) : FNN_LOOPS(NULL, out, FNN_LEAKY_RELU);
-    else if (!gate || act == FNN_IDENTITY)
-        FNN_LOOPS(NULL, NULL, FNN_IDENTITY);
+                                         const FNN_T* gate, int act, FNN_T slope) {
+#define FNN_LOOPS(gate, act) \
+    FNN_NAME(fnn_product_loops)(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, act, \
+                                slope)
+    if (act == FNN_IDENTITY)
+        FNN_LOOPS(NULL, FNN_IDENTITY);
     else if (act == FNN_RELU)
-        FNN_LOOPS(gate, NULL, FNN_RELU);
+        gate ? FNN_LOOPS(gate, FNN_RELU) : FNN_LOOPS(NULL, FNN_RELU);
     else if (act == FNN_LEAKY_RELU)
-        FNN_LOOPS(gate, NULL, FNN_LEAKY_RELU);
+        gate ? FNN_LOOPS(gate, FNN_LEAKY_RELU) : FNN_LOOPS(NULL, FNN_LEAKY_RELU);
     else if (act == FNN_SIGMOID)
-        FNN_LOOPS(gate, NULL, FNN_SIGMOID);
+        FNN_LOOPS(gate, FNN_SIGMOID);
     else
-        FNN_LOOPS(gate, NULL, FNN_TANH);
+        FNN_LOOPS(gate, FNN_TANH);
 #undef FNN_LOOPS
 }
 

@@ -33,10 +33,10 @@ OUTPUT_CASES = {
 TOLERANCE = {"float64": 1e-11, "float32": 2e-5}
 
 
-def problem(widths, m, output_case, activation, dtype, seed=0):
+def problem(widths, m, output_case, activation, dtype, seed=0, negative_slope=0.1):
     output, k, kind = OUTPUT_CASES[output_case]
     net = MLP(widths + [k], activation=activation, output=output, dtype=dtype,
-              negative_slope=0.1, init="xavier", bias_init=0.05, seed=seed)
+              negative_slope=negative_slope, init="xavier", bias_init=0.05, seed=seed)
     rng = np.random.default_rng(seed + 1)
     X = rng.standard_normal((m, widths[0])).astype(dtype)
     if kind == "binary":
@@ -93,6 +93,20 @@ def test_narrow_gradients_match_finite_differences(activation, numeric_gradient)
     net._engine.loss_and_gradients(X, Y, analytic)
     numeric = numeric_gradient(lambda: net._engine.loss(X, Y), params)
     assert np.linalg.norm(analytic - numeric) / np.linalg.norm(analytic + numeric) < 1e-7
+
+
+@pytest.mark.parametrize("slope", [-0.5, 0.0, 2.0])
+def test_leaky_relu_of_any_slope_matches_the_twin(slope):
+    """The narrow forward keeps only A when the derivative can be read from it (a > 0
+    is z > 0 for a slope >= 0) and Z too for a negative slope."""
+    net, X, Y, twin, _ = problem([3, 6, 5], 40, "sigmoid k=1", "leaky_relu", "float64",
+                                 negative_slope=slope)
+    assert net._engine.feature_major(len(X))
+    grads, twin_grads = np.empty_like(net._params), np.empty_like(net._params)
+    loss = net._engine.loss_and_gradients(X, Y, grads)
+    assert loss == pytest.approx(twin.loss_and_gradients(X, Y, twin_grads), rel=1e-12)
+    np.testing.assert_allclose(grads, twin_grads, rtol=0,
+                               atol=1e-11 * np.abs(twin_grads).max())
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
