@@ -1,8 +1,8 @@
 /* Vector kernels, included by _kernels.pyx: register-blocked products for narrow layers
  * (feature-major: one row of m values per unit, the transpose of the samples-are-rows
  * layout, so that every product runs along the long batch dimension), the sigmoid and
- * its exp, the log1p of the binary cross-entropy and the finiteness scan. Cython cannot
- * say the two things that make them fast, hence this header:
+ * tanh (and their exp), the log1p of the binary cross-entropy and the finiteness scan.
+ * Cython cannot say the two things that make them fast, hence this header:
  *   - explicit vector registers (GCC/Clang vector extensions; other compilers get one
  *     lane and the same code), because the auto-vectoriser does not keep block
  *     accumulators in registers;
@@ -32,6 +32,13 @@
 
 /* fastnn's activation codes (_kernels.pyx takes its own from here) */
 enum { FNN_IDENTITY = 0, FNN_SIGMOID = 1, FNN_TANH = 2, FNN_RELU = 3, FNN_LEAKY_RELU = 4 };
+
+/* 1 / k! for k = 0 .. 18: the Taylor coefficients of e^x */
+static const double fnn_inverse_factorial[19] = {
+    1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+    1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
+    1.0 / 87178291200.0, 1.0 / 1307674368000.0, 1.0 / 20922789888000.0,
+    1.0 / 355687428096000.0, 1.0 / 6402373705728000.0};
 
 /* the baseline build: 16-byte vectors (SSE2 on x86-64, NEON on arm64) */
 #define FNN_BYTES 16
@@ -105,6 +112,8 @@ static const char* fnn_vector_build(void) { return fnn_cpu_has_fma() ? "fma" : "
 #define fnn_any_nonfinite_f(...) FNN_DISPATCH(fnn_any_nonfinite_f, __VA_ARGS__)
 #define fnn_sigmoid_d(...) FNN_DISPATCH(fnn_sigmoid_d, __VA_ARGS__)
 #define fnn_sigmoid_f(...) FNN_DISPATCH(fnn_sigmoid_f, __VA_ARGS__)
+#define fnn_tanh_d(...) FNN_DISPATCH(fnn_tanh_d, __VA_ARGS__)
+#define fnn_tanh_f(...) FNN_DISPATCH(fnn_tanh_f, __VA_ARGS__)
 #define fnn_log1p_unit_d(...) FNN_DISPATCH(fnn_log1p_unit_d, __VA_ARGS__)
 #define fnn_log1p_unit_f(...) FNN_DISPATCH(fnn_log1p_unit_f, __VA_ARGS__)
 

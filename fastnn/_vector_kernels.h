@@ -227,10 +227,6 @@ static int FNN_NAME(fnn_any_nonfinite)(const FNN_T* x, ptrdiff_t size) {
  * (float), whose remainder is below 2^-57 (2^-27) relative. 2^n is two normal powers of
  * two, so results in the subnormal range round once, like libm's. */
 FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_exp_nonpositive)(FNN_V x) {
-    static const FNN_T c[14] = {
-        1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
-        1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600,
-        1.0 / 6227020800.0};
     const int dbl = sizeof(FNN_T) == 8, terms = dbl ? 14 : 8;
     const FNN_I bias = dbl ? 1023 : 127, mantissa = dbl ? 52 : 23;
     /* below lowest e^x rounds to 0; adding then subtracting shift rounds to an integer */
@@ -245,9 +241,9 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_exp_nonpositive)(FNN_V x) {
     n = t - shift;
     k = (FNN_IV) t - (FNN_IV) (zero + shift);  /* n as an integer */
     r = (x - n * ln2_hi) - n * ln2_lo;
-    p = zero + c[terms - 1];
+    p = zero + (FNN_T) fnn_inverse_factorial[terms - 1];
     for (i = terms - 2; i >= 0; i--)
-        p = p * r + c[i];
+        p = p * r + (FNN_T) fnn_inverse_factorial[i];
     half = k >> 1;
     return p * (FNN_V) ((k - half + bias) << mantissa) * (FNN_V) ((half + bias) << mantissa);
 }
@@ -266,6 +262,33 @@ static void FNN_NAME(fnn_sigmoid)(const FNN_T* z, FNN_T* a, FNN_T* e, ptrdiff_t 
         FNN_NAME(fnn_store)(a + i, FNN_NAME(fnn_positive)(v, one, ev) / (1 + ev), n);
         if (e)
             FNN_NAME(fnn_store)(e + i, ev, n);
+    }
+}
+
+/* a_i = tanh(z_i) = s (1 - e) / (1 + e) with e = e^-y, y = 2 |z_i|, s the sign of z_i,
+ * within 3 ulp. For y < ln 2, 1 - e comes from its series y - y^2/2! + y^3/3! - ...
+ * to y^18 / 18! (double) or y^11 / 11! (float), free of the cancellation 1 - e would
+ * suffer; above, 1 - e >= 1/2 loses nothing. 1 + e is 2 - (1 - e). a may be z. */
+FNN_TARGET
+static void FNN_NAME(fnn_tanh)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
+    const int terms = sizeof(FNN_T) == 8 ? 17 : 10;
+    FNN_V zero = {0};
+    ptrdiff_t i, n;
+    int k;
+    for (i = 0; i < size; i += n) {
+        FNN_V v, y, r, series, num;
+        n = size - i < FNN_LANES ? size - i : FNN_LANES;
+        v = FNN_NAME(fnn_load)(z + i, n);
+        y = 2 * FNN_NAME(fnn_positive)(v, v, -v);  /* 2 |z| */
+        r = -y;
+        series = zero + (FNN_T) fnn_inverse_factorial[terms + 1];
+        for (k = terms; k >= 2; k--)  /* (e^r - 1) / r = sum r^(k-1) / k! */
+            series = series * r + (FNN_T) fnn_inverse_factorial[k];
+        series = series * r + 1;
+        num = FNN_NAME(fnn_positive)((FNN_T) 0.6931471805599453 - y, y * series,
+                                     1 - FNN_NAME(fnn_exp_nonpositive)(r));
+        num = num / (2 - num);
+        FNN_NAME(fnn_store)(a + i, FNN_NAME(fnn_positive)(-v, -num, num), n);
     }
 }
 

@@ -126,26 +126,33 @@ def test_bce_log1p_in_vector_registers_is_within_a_few_ulp(dtype):
     assert mean == pytest.approx(truth.mean(), rel=4 * float(np.finfo(dtype).eps))
 
 
+def sigmoid_truth(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1, e) / (1 + e)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_sigmoid_in_vector_registers_is_within_a_few_ulp(dtype):
-    """sigmoid(z) = (1 or e) / (1 + e), e = exp(-|z|) by the kernel's own exp, against
-    the same formula in extended precision (libm), over the whole range of z down to
-    results that round to subnormals and to 0; value by value and as one array."""
+@pytest.mark.parametrize("activation, truth", [("sigmoid", sigmoid_truth), ("tanh", np.tanh)])
+def test_sigmoid_and_tanh_in_vector_registers_are_within_a_few_ulp(activation, truth, dtype):
+    """The kernels' own exp (and tanh's series near 0) against libm in extended
+    precision, over the whole range of z: from subnormal z, through the switch of
+    tanh's formula at |z| = ln(2) / 2, to results that round to subnormals, 0 or 1;
+    value by value (the partial-vector path) and as one array."""
     huge, tiny = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
-    magnitudes = np.concatenate([[0.0, tiny, 1e-30], np.logspace(-8, 3, 2000), [huge]])
+    magnitudes = np.concatenate([[0.0, tiny, 1e-30], np.logspace(-8, 3, 2000),
+                                 np.linspace(0.34, 0.35, 101), [huge]])
     z = np.concatenate([-magnitudes, magnitudes]).astype(dtype)
-    wide = z.astype(np.longdouble)
-    e = np.exp(-np.abs(wide))
-    truth = np.where(wide >= 0, 1, e) / (1 + e)
-    ulp = np.spacing(truth.astype(dtype)).astype(np.longdouble)
+    exact = truth(z.astype(np.longdouble))
+    ulp = np.abs(np.spacing(exact.astype(dtype))).astype(np.longdouble)
     whole = np.empty_like(z)
-    activation_forward(z, whole, "sigmoid")
-    assert np.all(np.abs(whole - truth) <= 3 * ulp + tiny)
+    activation_forward(z, whole, activation)
+    assert np.all(np.abs(whole - exact) <= 3 * ulp + tiny)
     each = np.empty(len(z[::7]), dtype)
     for i in range(len(each)):
-        activation_forward(z[7 * i:7 * i + 1], each[i:i + 1], "sigmoid")
-    assert np.all(np.abs(each - truth[::7]) <= 3 * ulp[::7] + tiny)
-    assert whole[z < -800].max() == 0 and whole[z > 50].min() == 1
+        activation_forward(z[7 * i:7 * i + 1], each[i:i + 1], activation)
+    assert np.all(np.abs(each - exact[::7]) <= 3 * ulp[::7] + tiny)
+    low = 0 if activation == "sigmoid" else -1
+    assert whole[z < -800].max() == low and whole[z > 50].min() == 1
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
