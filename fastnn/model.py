@@ -394,24 +394,26 @@ class MLP:
         self._optimizer = opt
         states = (self._states + [self._grads, self._grads])[:2]
         momentum, beta1, beta2, eps = opt.hyper()
-        if shuffle:
-            X_epoch, t_epoch = np.empty_like(X), np.empty_like(targets)
-        else:
-            X_epoch, t_epoch = X, targets
+        if shuffle:  # each batch gathered into these, where the step reads it from cache
+            X_batch = np.empty((min(batch, m),) + X.shape[1:], X.dtype)
+            t_batch = np.empty((min(batch, m),) + targets.shape[1:], targets.dtype)
         best = None
 
         for _ in range(epochs):
             epoch = len(self.history["loss"]) + 1
             if shuffle:
                 order = self._rng.permutation(m)
-                np.take(X, order, axis=0, out=X_epoch)
-                np.take(targets, order, axis=0, out=t_epoch)
             total = 0.0
             for start in range(0, m, batch):
+                if shuffle:
+                    rows = order[start:start + batch]
+                    X_in = np.take(X, rows, axis=0, out=X_batch[:len(rows)])
+                    t_in = np.take(targets, rows, axis=0, out=t_batch[:len(rows)])
+                else:
+                    X_in, t_in = X[start:start + batch], targets[start:start + batch]
                 loss = self._engine.step(
-                    X_epoch[start:start + batch], t_epoch[start:start + batch],
-                    self._grads, states[0], states[1], opt.name, opt.lr, momentum,
-                    beta1, beta2, eps, self._steps, weight_decay)
+                    X_in, t_in, self._grads, states[0], states[1], opt.name, opt.lr,
+                    momentum, beta1, beta2, eps, self._steps, weight_decay)
                 if loss == -math.inf:
                     raise DivergenceError(
                         f"training diverged in epoch {epoch}: an update overflowed the "

@@ -1,4 +1,5 @@
 """MLP: gradients, training against the NumPy twin, the symmetry lesson, files."""
+import copy
 import io
 import math
 import tracemalloc
@@ -116,6 +117,25 @@ def test_fit_runs_the_same_steps_as_the_twin_driven_by_the_same_loop():
             twin.step(X[start:start + 16], Y[start:start + 16], grads, velocity, grads,
                       "momentum", 0.2, 0.9, 0, 0, 0, t, 0.0)
     assert t[0] == net._steps[0] == 12
+    np.testing.assert_allclose(net._params, twin_params, rtol=0, atol=1e-12)
+
+
+def test_shuffled_fit_steps_through_each_epochs_permutation_of_the_seeded_generator():
+    """Each epoch draws one permutation from the model's generator and steps through
+    it in batches (the last one short): the same as the twin fed those rows."""
+    X, y = datasets.make_moons(50, seed=6)
+    net = MLP([2, 8, 1], activation="relu", seed=7)
+    _, _, twin, twin_params = twin_engines(net)
+    draws = copy.deepcopy(net._rng)  # the generator as it stands after initialisation
+    net.fit(X, y, epochs=2, batch_size=16, lr=0.2, shuffle=True)
+    Y = y.reshape(-1, 1).astype(float)
+    grads, t = np.zeros_like(twin_params), np.zeros(1, np.int64)
+    for _ in range(2):
+        order = draws.permutation(50)
+        for start in range(0, 50, 16):
+            rows = order[start:start + 16]
+            twin.step(X[rows], Y[rows], grads, grads, grads, "sgd", 0.2, 0, 0, 0, 0, t, 0.0)
+    assert t[0] == net._steps[0] == 8
     np.testing.assert_allclose(net._params, twin_params, rtol=0, atol=1e-12)
 
 
