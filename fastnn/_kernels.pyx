@@ -910,6 +910,9 @@ def vector_build():
     return fnn_vector_build().decode()
 
 
+vector_build()  # settles the choice at import, before any thread can ask
+
+
 def first_nonfinite(cnp.ndarray array):
     """The flat index of the first NaN or infinity in a C-contiguous float32/float64
     array, or -1; one vectorised pass, no temporary array."""

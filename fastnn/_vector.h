@@ -85,7 +85,7 @@ static const double fnn_inverse_factorial[19] = {
 /* 1 when the FMA build runs: the CPU has FMA (and the OS saves AVX registers, which
  * __builtin_cpu_supports checks), unless FASTNN_VECTOR_BUILD=base asks for the baseline. */
 static int fnn_cpu_has_fma(void) {
-    static int has = -1;  /* a benign race: every thread computes the same value */
+    static int has = -1;  /* set once, at import (see vector_build in _kernels.pyx) */
     if (has < 0) {
         const char* choice = getenv("FASTNN_VECTOR_BUILD");
         __builtin_cpu_init();

@@ -339,7 +339,9 @@ class MLP:
         The optimizer's state (velocity, Adam's moments and step count) carries over
         between calls while the optimizer's kind stays the same.
         history["loss"] is the mean over the epoch's batches of the training
-        objective; val_loss is the loss on the validation data after the epoch.
+        objective; val_loss is the loss on the validation data after the epoch
+        (once any epoch had validation data, val_loss and val_score have one entry
+        per epoch, NaN for the epochs without).
         Raises DivergenceError, keeping the last finite weights, if the loss or a
         gradient stops being finite.
         """
@@ -429,8 +431,11 @@ class MLP:
             if validation is not None:
                 logs["val_loss"] = self._engine.loss(*validation)
                 logs["val_score"] = self._score(*validation)
-            for key, value in logs.items():
-                self.history[key].append(value)
+            validated = validation is not None or self.history["val_loss"]
+            for key in self.history if validated else ["loss"]:
+                values = self.history[key]  # val_*: NaN for epochs without validation
+                values.extend([math.nan] * (epoch - 1 - len(values)))
+                values.append(logs.get(key, math.nan))
             if verbose:
                 print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.6g}" for k, v in logs.items()))
             stop = any([callback(self, epoch, logs) is True for callback in callbacks])

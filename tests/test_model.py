@@ -263,6 +263,24 @@ def test_layer_arrays_are_the_model_own():
         net.layers[0].W = np.zeros((3, 4))
 
 
+def test_history_has_one_entry_per_epoch_with_or_without_validation(tmp_path):
+    X, y = datasets.make_moons(60, seed=2)
+    net = MLP([2, 4, 1], seed=2)
+    net.fit(X, y, epochs=2)
+    assert net.history["val_loss"] == net.history["val_score"] == []
+    after = []  # the loss on (X, y) at the end of each validated epoch
+    net.fit(X, y, epochs=3, validation_data=(X, y),
+            callbacks=[lambda n, epoch, logs: after.append(n.loss(X, y))])
+    net.fit(X, y, epochs=1)
+    assert [len(v) for v in net.history.values()] == [6, 6, 6]
+    for key in ("val_loss", "val_score"):
+        missing = np.isnan(net.history[key])
+        assert missing.tolist() == [True, True, False, False, False, True]
+    assert net.history["val_loss"][2:5] == pytest.approx(after, rel=1e-12)
+    net.save(tmp_path / "net.npz")
+    np.testing.assert_equal(fastnn.load(tmp_path / "net.npz").history, net.history)
+
+
 def test_early_stopping_restores_the_best_weights_and_callbacks_run():
     X, y = datasets.make_moons(200, noise=0.3, seed=0)
     Xv, yv = datasets.make_moons(100, noise=0.3, seed=1)
