@@ -17,6 +17,11 @@
 #include <stddef.h>
 #include <string.h>
 
+/* exp's and the finiteness scan's NaN handling, and every sum's order, need IEEE rules */
+#if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
+#error "fastnn's vector kernels must not be compiled with -ffast-math or -ffinite-math-only"
+#endif
+
 #if defined(__GNUC__)
 #define FNN_VECTOR(type, bytes) type __attribute__((vector_size(bytes)))
 /* helpers become part of each build of their caller, never a call across builds */

@@ -4,8 +4,10 @@
 
 #define FNN_V FNN_NAME(fnn_vector)
 #define FNN_IV FNN_NAME(fnn_mask)
+#define FNN_UV FNN_NAME(fnn_bits)
 typedef FNN_VECTOR(FNN_T, FNN_BYTES) FNN_V;
 typedef FNN_VECTOR(FNN_I, FNN_BYTES) FNN_IV;
+typedef FNN_VECTOR(unsigned FNN_I, FNN_BYTES) FNN_UV;  /* shifts without overflow */
 #define FNN_LANES ((ptrdiff_t) (sizeof(FNN_V) / sizeof(FNN_T)))
 #define FNN_WIDE (4 * FNN_LANES)  /* samples per block: four vector accumulators */
 
@@ -245,7 +247,8 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_exp_nonpositive)(FNN_V x) {
     for (i = terms - 2; i >= 0; i--)
         p = p * r + (FNN_T) fnn_inverse_factorial[i];
     half = k >> 1;
-    return p * (FNN_V) ((k - half + bias) << mantissa) * (FNN_V) ((half + bias) << mantissa);
+    return p * (FNN_V) ((FNN_UV) (k - half + bias) << mantissa)
+             * (FNN_V) ((FNN_UV) (half + bias) << mantissa);
 }
 
 /* a_i = 1 / (1 + e^-z_i) as (1 or e_i) / (1 + e_i) with e_i = e^-|z_i|, which never
@@ -265,21 +268,23 @@ static void FNN_NAME(fnn_sigmoid)(const FNN_T* z, FNN_T* a, FNN_T* e, ptrdiff_t 
     }
 }
 
-/* a_i = tanh(z_i) = s (1 - e) / (1 + e) with e = e^-y, y = 2 |z_i|, s the sign of z_i,
- * within 3 ulp. For y < ln 2, 1 - e comes from its series y - y^2/2! + y^3/3! - ...
- * to y^18 / 18! (double) or y^11 / 11! (float), free of the cancellation 1 - e would
- * suffer; above, 1 - e >= 1/2 loses nothing. 1 + e is 2 - (1 - e). a may be z. */
+/* a_i = tanh(z_i) = s (1 - e) / (1 + e) with e = e^-y, y = 2 |z_i|, s the sign of z_i
+ * (-0 stays -0), within 4 ulp (measured: 2.9 in the FMA build, 3.2 without). For
+ * y < ln 2, 1 - e comes from its series y - y^2/2! + y^3/3! - ... to y^18 / 18!
+ * (double) or y^11 / 11! (float), free of the cancellation 1 - e would suffer; above,
+ * 1 - e >= 1/2 loses nothing. 1 + e is 2 - (1 - e). a may be z. */
 FNN_TARGET
 static void FNN_NAME(fnn_tanh)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
     const int terms = sizeof(FNN_T) == 8 ? 17 : 10;
     FNN_V zero = {0};
+    FNN_IV sign = (FNN_IV) -zero;  /* the sign bit alone */
     ptrdiff_t i, n;
     int k;
     for (i = 0; i < size; i += n) {
         FNN_V v, y, r, series, num;
         n = size - i < FNN_LANES ? size - i : FNN_LANES;
         v = FNN_NAME(fnn_load)(z + i, n);
-        y = 2 * FNN_NAME(fnn_positive)(v, v, -v);  /* 2 |z| */
+        y = 2 * (FNN_V) ((FNN_IV) v & ~sign);  /* 2 |z| */
         r = -y;
         series = zero + (FNN_T) fnn_inverse_factorial[terms + 1];
         for (k = terms; k >= 2; k--)  /* (e^r - 1) / r = sum r^(k-1) / k! */
@@ -288,7 +293,7 @@ static void FNN_NAME(fnn_tanh)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
         num = FNN_NAME(fnn_positive)((FNN_T) 0.6931471805599453 - y, y * series,
                                      1 - FNN_NAME(fnn_exp_nonpositive)(r));
         num = num / (2 - num);
-        FNN_NAME(fnn_store)(a + i, FNN_NAME(fnn_positive)(-v, -num, num), n);
+        FNN_NAME(fnn_store)(a + i, (FNN_V) ((FNN_IV) num | ((FNN_IV) v & sign)), n);
     }
 }
 
@@ -321,5 +326,6 @@ static void FNN_NAME(fnn_log1p_unit)(const FNN_T* x, FNN_T* out, ptrdiff_t size)
 
 #undef FNN_V
 #undef FNN_IV
+#undef FNN_UV
 #undef FNN_LANES
 #undef FNN_WIDE

@@ -132,25 +132,32 @@ def sigmoid_truth(z):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("activation, truth", [("sigmoid", sigmoid_truth), ("tanh", np.tanh)])
-def test_sigmoid_and_tanh_in_vector_registers_are_within_a_few_ulp(activation, truth, dtype):
+@pytest.mark.parametrize("activation, truth, ulps", [("sigmoid", sigmoid_truth, 3),
+                                                     ("tanh", np.tanh, 4)])
+def test_sigmoid_and_tanh_in_vector_registers_are_within_a_few_ulp(activation, truth, ulps,
+                                                                    dtype):
     """The kernels' own exp (and tanh's series near 0) against libm in extended
     precision, over the whole range of z: from subnormal z, through the switch of
     tanh's formula at |z| = ln(2) / 2, to results that round to subnormals, 0 or 1;
-    value by value (the partial-vector path) and as one array."""
+    value by value (the partial-vector path) and as one array. tanh keeps the sign of 0.
+    (The two hex values are the worst tanh inputs a sampling of 82 million found: 3.15
+    ulp in the 16-byte build, whose lack of FMA rounds more often.)"""
     huge, tiny = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
+    worst = [float.fromhex("0x1.030600da18f16p-2"), float.fromhex("0x1.0580b4894a34p-2")]
     magnitudes = np.concatenate([[0.0, tiny, 1e-30], np.logspace(-8, 3, 2000),
-                                 np.linspace(0.34, 0.35, 101), [huge]])
+                                 np.linspace(0.34, 0.35, 101), worst, [huge]])
     z = np.concatenate([-magnitudes, magnitudes]).astype(dtype)
     exact = truth(z.astype(np.longdouble))
     ulp = np.abs(np.spacing(exact.astype(dtype))).astype(np.longdouble)
     whole = np.empty_like(z)
     activation_forward(z, whole, activation)
-    assert np.all(np.abs(whole - exact) <= 3 * ulp + tiny)
+    assert np.all(np.abs(whole - exact) <= ulps * ulp + tiny)
+    if activation == "tanh":  # odd: tanh(-0) = -0
+        assert np.array_equal(np.signbit(whole[z == 0]), np.signbit(z[z == 0]))
     each = np.empty(len(z[::7]), dtype)
     for i in range(len(each)):
         activation_forward(z[7 * i:7 * i + 1], each[i:i + 1], activation)
-    assert np.all(np.abs(each - exact[::7]) <= 3 * ulp[::7] + tiny)
+    assert np.all(np.abs(each - exact[::7]) <= ulps * ulp[::7] + tiny)
     low = 0 if activation == "sigmoid" else -1
     assert whole[z < -800].max() == low and whole[z > 50].min() == 1
 
