@@ -144,16 +144,17 @@ static void FNN_NAME(fnn_narrow_product)(const FNN_T* w, ptrdiff_t w_row, ptrdif
 #undef FNN_LOOPS
 }
 
-/* sum_i x_i over m values. */
-FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_narrow_sum)(const FNN_T* x, ptrdiff_t m) {
+/* sum_i s x_i over m values: the row sums of dZ (s = 1) and the finiteness test
+ * (s = 0, see fnn_any_nonfinite). */
+FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_scaled_sum)(const FNN_T* x, ptrdiff_t m, FNN_T s) {
     FNN_V acc[4] = {{0}, {0}, {0}, {0}};
     ptrdiff_t i = 0, n, t;
     for (; i + FNN_WIDE <= m; i += FNN_WIDE)
         for (t = 0; t < 4; t++)
-            acc[t] += FNN_NAME(fnn_load)(x + i + t * FNN_LANES, FNN_LANES);
+            acc[t] += FNN_NAME(fnn_load)(x + i + t * FNN_LANES, FNN_LANES) * s;
     for (; i < m; i += n) {
         n = m - i < FNN_LANES ? m - i : FNN_LANES;
-        acc[0] += FNN_NAME(fnn_load)(x + i, n);
+        acc[0] += FNN_NAME(fnn_load)(x + i, n) * s;
     }
     return FNN_NAME(fnn_lanes_sum)((acc[0] + acc[1]) + (acc[2] + acc[3]));
 }
@@ -203,7 +204,7 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
         case 2: FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 2, dw + j * n_in + k); break;
         case 1: FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 1, dw + j * n_in + k); break;
         }
-        db[j] = FNN_NAME(fnn_narrow_sum)(x, m);
+        db[j] = FNN_NAME(fnn_scaled_sum)(x, m, 1);
     }
 }
 
@@ -211,16 +212,7 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
  * and NaN otherwise, so the sum of those products is 0 exactly when all are finite. */
 FNN_TARGET
 static int FNN_NAME(fnn_any_nonfinite)(const FNN_T* x, ptrdiff_t size) {
-    FNN_V acc[4] = {{0}, {0}, {0}, {0}}, zero = {0};
-    ptrdiff_t i = 0, n, t;
-    for (; i + FNN_WIDE <= size; i += FNN_WIDE)
-        for (t = 0; t < 4; t++)
-            acc[t] += FNN_NAME(fnn_load)(x + i + t * FNN_LANES, FNN_LANES) * zero;
-    for (; i < size; i += n) {
-        n = size - i < FNN_LANES ? size - i : FNN_LANES;
-        acc[0] += FNN_NAME(fnn_load)(x + i, n) * zero;
-    }
-    return FNN_NAME(fnn_lanes_sum)((acc[0] + acc[1]) + (acc[2] + acc[3])) != 0;
+    return FNN_NAME(fnn_scaled_sum)(x, size, 0) != 0;
 }
 
 /* e^x for x <= 0, lane by lane, within 2 ulp (-inf gives 0, NaN stays NaN): as
