@@ -38,16 +38,24 @@ class BuildExt(build_ext):
 # -fno-math-errno lets sqrt compile to one vector instruction (fastnn never reads errno).
 COMPILE_ARGS = [] if sys.platform == "win32" else ["-O3", "-fno-math-errno"]
 
-extensions = [
-    Extension(
-        "fastnn._kernels",
-        ["fastnn/_kernels.pyx"],
-        depends=["fastnn/_vector.h", "fastnn/_vector_kernels.h"],
+HEADERS = ["fastnn/_ops.pxd", "fastnn/_blas.pxd", "fastnn/_vector.h",
+           "fastnn/_vector_kernels.h"]
+
+
+def extension(name, depends=HEADERS):
+    """One compiled module of fastnn/ (see the README's Layout)."""
+    return Extension(
+        f"fastnn.{name}",
+        [f"fastnn/{name}.pyx"],
+        depends=depends,
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=COMPILE_ARGS,
     )
-]
+
+
+extensions = [extension("_kernels"), extension("_gate", depends=["fastnn/_gate.pxd"]),
+              extension("_engine", depends=HEADERS + ["fastnn/_gate.pxd"])]
 
 setup(
     cmdclass={"build_ext": BuildExt},

@@ -6,10 +6,31 @@
 fastnn.kernels holds the checked compiled kernels and fastnn.reference their
 plain-NumPy twins (same names, same arguments).
 """
-from fastnn import datasets, init, kernels, optim, reference
-from fastnn._version import __version__
-from fastnn.activations import ACTIVATIONS, gain
-from fastnn.model import MLP, DivergenceError, Layer, load
+import importlib.machinery
+import os
+
+
+def _check_built():
+    """One clear ImportError when the compiled core is missing here (an unbuilt
+    checkout on sys.path), instead of a confusing partial-import error."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+    for module in ("_kernels", "_gate", "_engine"):
+        if not any(os.path.exists(os.path.join(folder, module + suffix))
+                   for suffix in importlib.machinery.EXTENSION_SUFFIXES):
+            raise ImportError(
+                f"fastnn's compiled core is not built in {folder} (no {module} extension "
+                f"there): this is an unbuilt source checkout. Either install fastnn "
+                f"(`pip install .`) and run Python from another folder, so that the "
+                f"installed package is imported, or build it in place with "
+                f"`pip install -e .`.")
+
+
+_check_built()
+
+from fastnn import datasets, init, kernels, optim, reference  # noqa: E402
+from fastnn._version import __version__  # noqa: E402
+from fastnn.activations import ACTIVATIONS, gain  # noqa: E402
+from fastnn.model import MLP, DivergenceError, Layer, load  # noqa: E402
 from fastnn import diagnostics  # noqa: E402  (it needs MLP)
 
 __all__ = ["__version__", "MLP", "Layer", "DivergenceError", "load", "ACTIVATIONS", "gain",

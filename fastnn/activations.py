@@ -1,15 +1,14 @@
 """Activation functions: their names, their parameter and their init gains.
 
-The arithmetic lives in the compiled kernels (fastnn._kernels) and in the NumPy
+The arithmetic lives in the compiled kernels (fastnn/_ops.pxd) and in the NumPy
 twin (fastnn.reference); this module only names things.
 """
 import math
 import numbers
 
-from fastnn._kernels import ACTIVATIONS as _ACTIVATION_CODES
-
-#: Hidden-layer activations, in the order the docs list them.
-ACTIVATIONS = tuple(_ACTIVATION_CODES)
+#: Hidden-layer activations. An activation's position here is its code in the
+#: compiled core (the FNN_* codes of fastnn/_vector.h and fastnn/_ops.pxd).
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 
 #: Leaky ReLU's default negative slope (PyTorch's).
 DEFAULT_NEGATIVE_SLOPE = 0.01
@@ -20,11 +19,10 @@ def activation_code(activation, name="activation"):
     if not isinstance(activation, str):
         raise TypeError(f"{name} must be a string, one of {_choices(ACTIVATIONS)}; "
                         f"got {type(activation).__name__} {activation!r}")
-    try:
-        return _ACTIVATION_CODES[activation]
-    except KeyError:
+    if activation not in ACTIVATIONS:
         raise ValueError(f"{name} must be one of {_choices(ACTIVATIONS)}; "
-                         f"got {activation!r}") from None
+                         f"got {activation!r}")
+    return ACTIVATIONS.index(activation)
 
 
 def check_negative_slope(negative_slope, name="negative_slope"):

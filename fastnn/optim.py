@@ -1,28 +1,55 @@
-"""Optimizer configurations. The arithmetic lives in the compiled kernels
-(fastnn.kernels.*_update and the training step); these classes only hold and check
-the hyper-parameters. Weight decay is a separate argument of MLP.fit, applied as
-L2 regularisation to weights, never to biases.
+"""Optimizer configurations and their state.
+
+The arithmetic lives in the compiled kernels (fastnn.kernels.*_update and the
+training step); these classes hold and check the hyper-parameters and say how the
+compiled step reads them: ``code`` (its number in fastnn/_ops.pxd), ``hyper()`` (its
+own settings, in the order the update reads them) and ``n_states`` (its state
+arrays). Weight decay is a separate argument of MLP.fit, applied as L2
+regularisation to weights, never to biases.
 """
 from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
 
 from fastnn import _checks as check
 
-__all__ = ["SGD", "Momentum", "Adam", "make_optimizer", "OPTIMIZERS"]
+__all__ = ["SGD", "Momentum", "Adam", "OptimizerState", "make_optimizer", "OPTIMIZERS"]
 
 
 @dataclass(frozen=True)
 class SGD:
-    """Plain gradient descent: W -= lr dW."""
+    """Plain gradient descent: W -= lr dW.
+
+    Parameters
+    ----------
+    lr : float, default=0.01
+        The learning rate, > 0.
+
+    Raises
+    ------
+    TypeError
+        If lr is not a real number.
+    ValueError
+        If lr is not finite and positive.
+    """
     lr: float = 0.01
-    name = "sgd"
-    n_states = 0
+    name: ClassVar[str] = "sgd"
+    code: ClassVar[int] = 0
+    n_states: ClassVar[int] = 0
 
     def __post_init__(self):
         object.__setattr__(self, "lr", check.real("lr", self.lr, 0, low_open=True))
 
     def hyper(self):
-        """(momentum, beta1, beta2, eps) as the compiled step takes them."""
-        return 0.0, 0.0, 0.0, 0.0
+        """The settings the compiled update reads besides lr, in its order.
+
+        Returns
+        -------
+        tuple of float
+            Empty for SGD.
+        """
+        return ()
 
 
 @dataclass(frozen=True)
@@ -31,10 +58,26 @@ class Momentum(SGD):
 
     nesterov=True: W -= lr (dW + momentum v). Equivalent, for a fixed lr, to the
     course's v = beta v + (1 - beta) dW with the lr rescaled by 1 / (1 - beta).
+
+    Parameters
+    ----------
+    lr : float, default=0.01
+        The learning rate, > 0.
+    momentum : float, default=0.9
+        The velocity's decay, in [0, 1].
+    nesterov : bool, default=False
+        Nesterov's look-ahead form.
+
+    Raises
+    ------
+    TypeError
+        If a setting has the wrong type.
+    ValueError
+        If a setting is out of range.
     """
     momentum: float = 0.9
     nesterov: bool = False
-    n_states = 1
+    n_states: ClassVar[int] = 1
 
     def __post_init__(self):
         super().__post_init__()
@@ -44,21 +87,46 @@ class Momentum(SGD):
 
     @property
     def name(self):
+        """"nesterov" or "momentum"."""
         return "nesterov" if self.nesterov else "momentum"
 
+    @property
+    def code(self):
+        """The compiled update's number: 2 for Nesterov, 1 otherwise."""
+        return 2 if self.nesterov else 1
+
     def hyper(self):
-        return self.momentum, 0.0, 0.0, 0.0
+        """(momentum,): the setting the compiled update reads besides lr."""
+        return (self.momentum,)
 
 
 @dataclass(frozen=True)
 class Adam(SGD):
-    """Adam (Kingma and Ba, 2015) with bias correction, PyTorch's arithmetic."""
+    """Adam (Kingma and Ba, 2015) with bias correction, PyTorch's arithmetic.
+
+    Parameters
+    ----------
+    lr : float, default=0.001
+        The learning rate, > 0.
+    beta1, beta2 : float, default=0.9, 0.999
+        The moments' decays, in [0, 1).
+    eps : float, default=1e-8
+        Added to the root of the second moment, > 0.
+
+    Raises
+    ------
+    TypeError
+        If a setting is not a real number.
+    ValueError
+        If a setting is out of range.
+    """
     lr: float = 0.001
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
-    name = "adam"
-    n_states = 2
+    name: ClassVar[str] = "adam"
+    code: ClassVar[int] = 3
+    n_states: ClassVar[int] = 2
 
     def __post_init__(self):
         super().__post_init__()
@@ -68,35 +136,85 @@ class Adam(SGD):
         object.__setattr__(self, "eps", check.real("eps", self.eps, 0, low_open=True))
 
     def hyper(self):
-        return 0.0, self.beta1, self.beta2, self.eps
+        """(beta1, beta2, eps): the settings the compiled update reads besides lr."""
+        return self.beta1, self.beta2, self.eps
 
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+#: Optimizers by name; a name picks the class and its options.
+_CLASSES = {"sgd": (SGD, ()), "momentum": (Momentum, ("momentum",)),
+            "nesterov": (Momentum, ("momentum",)), "adam": (Adam, ("beta1", "beta2", "eps"))}
+
+#: The optimizer names make_optimizer and MLP.fit take.
+OPTIMIZERS = tuple(_CLASSES)
+
+
+class OptimizerState:
+    """An optimizer with its state, as a model keeps it between fit calls.
+
+    Parameters
+    ----------
+    optimizer : SGD, Momentum or Adam
+        The optimizer whose state this is.
+    n_params : int
+        The length of the model's flat parameter buffer.
+    dtype : numpy.dtype
+        The model's dtype.
+
+    Attributes
+    ----------
+    optimizer : SGD, Momentum or Adam
+        The optimizer; fit replaces it with one of the same kind to change settings.
+    arrays : list of numpy.ndarray
+        optimizer.n_states arrays in the parameters' layout (the velocity; Adam's m
+        and v), zeros at first.
+    steps : numpy.ndarray
+        The number of steps taken, an int64 array of one element that the compiled
+        step increments with each update.
+    """
+
+    def __init__(self, optimizer, n_params, dtype):
+        self.optimizer = optimizer
+        self.arrays = [np.zeros(n_params, dtype) for _ in range(optimizer.n_states)]
+        self.steps = np.zeros(1, np.int64)
 
 
 def make_optimizer(optimizer, lr=None, **options):
-    """An optimizer from a name ("sgd", "momentum", "nesterov", "adam") or an instance.
+    """An optimizer from a name or an instance.
 
-    lr=None keeps the default: 0.01, or 0.001 for Adam. options: momentum (0.9) for
-    momentum and nesterov; beta1, beta2, eps for Adam.
+    Parameters
+    ----------
+    optimizer : {"sgd", "momentum", "nesterov", "adam"} or SGD, Momentum, Adam
+        The optimizer; an instance is returned as it is.
+    lr : float, optional
+        The learning rate; None keeps the default (0.01, or 0.001 for Adam).
+    **options
+        momentum (0.9) for momentum and nesterov; beta1, beta2, eps for Adam.
+
+    Returns
+    -------
+    SGD, Momentum or Adam
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown, or an instance comes with lr or options.
+    TypeError
+        If an option does not belong to the optimizer.
     """
     if isinstance(optimizer, SGD):
         if lr is not None or options:
             raise ValueError("pass lr and other options either in the optimizer object "
                              "or as arguments, not both")
         return optimizer
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+    if not isinstance(optimizer, str) or optimizer not in _CLASSES:
         raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))} or "
                          f"a fastnn.optim optimizer; got {optimizer!r}")
+    cls, allowed = _CLASSES[optimizer]
     kwargs = {} if lr is None else {"lr": lr}
-    allowed = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",),
-               "adam": ("beta1", "beta2", "eps")}[optimizer]
     for key, value in options.items():
         if key not in allowed:
             raise TypeError(f"optimizer {optimizer!r} takes no option {key!r}")
         kwargs[key] = value
-    if optimizer == "sgd":
-        return SGD(**kwargs)
-    if optimizer == "adam":
-        return Adam(**kwargs)
-    return Momentum(nesterov=optimizer == "nesterov", **kwargs)
+    if cls is Momentum:
+        kwargs["nesterov"] = optimizer == "nesterov"
+    return cls(**kwargs)

@@ -10,6 +10,8 @@ import math
 import numpy as np
 from scipy.special import expit
 
+from fastnn._layout import layer_views
+
 
 def activation_forward(Z, A, activation, negative_slope=0.01):
     """A = g(Z) for identity, sigmoid, tanh, relu or leaky_relu."""
@@ -138,32 +140,50 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
 
 
 class Engine:
-    """The NumPy twin of fastnn._kernels.Engine: a whole MLP over one flat parameter
-    vector (W then b, layer after layer), composed from the kernels above.
+    """The NumPy twin of the compiled engine (fastnn._engine.Engine): a whole MLP over
+    one flat parameter vector (W then b, layer after layer), composed from the kernels
+    above, with the same methods and the same results. Buffers are allocated once per
+    batch size, as a careful NumPy user would.
 
-    Engine(params, sizes, activations, output, negative_slope), with the integer codes
-    of fastnn._kernels.ACTIVATIONS and OUTPUTS; same methods, same results.
-    Buffers are allocated once per batch size, as a careful NumPy user would.
+    Parameters
+    ----------
+    params : numpy.ndarray
+        The flat parameters, worked on in place.
+    sizes : sequence of int
+        The layer widths, input first.
+    activations : sequence of str
+        Every layer's activation by name; the output layer's is "identity" (logits).
+    output : {"sigmoid", "softmax", "identity"}
+        The output layer and its loss.
+    negative_slope : float
+        Leaky ReLU's slope.
     """
 
     def __init__(self, params, sizes, activations, output, negative_slope):
-        from fastnn._kernels import ACTIVATIONS, OUTPUTS
-        names = {code: name for name, code in ACTIVATIONS.items()}
-        self.activations = [names[code] for code in activations]
-        self.output = {code: name for name, code in OUTPUTS.items()}[output]
+        self.activations = list(activations)
+        self.output = output
         self.slope = negative_slope
         self.params = params
         self.sizes = list(sizes)
-        self.layers = self._views(params)
+        self.layers = layer_views(params, self.sizes)
         self._buffers = {}
 
-    def _views(self, flat):
-        views, offset = [], 0
-        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
-            views.append((flat[offset:offset + n_out * n_in].reshape(n_out, n_in),
-                          flat[offset + n_out * n_in:offset + n_out * (n_in + 1)]))
-            offset += n_out * (n_in + 1)
-        return views
+    @classmethod
+    def twin_of(cls, net):
+        """A twin of a fastnn.MLP over a copy of its parameters.
+
+        Parameters
+        ----------
+        net : fastnn.MLP
+
+        Returns
+        -------
+        Engine
+            Its `params` is the copy, which the twin's steps update.
+        """
+        params = np.concatenate([value.ravel() for value in net.state_dict().values()])
+        return cls(params, net.layer_sizes, list(net.activations) + ["identity"],
+                   net.output, net.negative_slope)
 
     def _cache(self, m):
         if m not in self._buffers:
@@ -188,6 +208,7 @@ class Engine:
         return mean_squared_error(Z, Y, out, dZ)
 
     def predict(self, X, out=None):
+        """out (m, k) = the output's probabilities or values for X; returns out."""
         Z = self._forward(X)[-1][0]
         out = np.empty_like(Z) if out is None else out
         if self.output == "softmax":
@@ -197,17 +218,20 @@ class Engine:
         return out
 
     def loss(self, X, Y):
+        """The mean loss on (X, Y)."""
         Z, A, dZ = self._forward(X)[-1]
         return self._loss(Z, Y, A, dZ)
 
     def loss_and_gradients(self, X, Y, grads):
+        """The mean loss on (X, Y); its gradient (params' layout) into grads."""
         cache = self._forward(X)
         Z, A, dZ = cache[-1]
         loss = self._loss(Z, Y, A, dZ)
         dA = dZ
+        grad_views = layer_views(grads, self.sizes)
         for l in range(len(self.layers) - 1, -1, -1):
             W, _ = self.layers[l]
-            dW, db = self._views(grads)[l]
+            dW, db = grad_views[l]
             Z, A, dZ = cache[l]
             A_prev = X if l == 0 else cache[l - 1][1]
             dA_prev = None if l == 0 else cache[l - 1][2]
@@ -216,23 +240,38 @@ class Engine:
             dA = dA_prev
         return loss
 
-    def step(self, X, Y, grads, state1, state2, optimizer, lr, momentum, beta1, beta2,
-             eps, t, weight_decay):
+    def updater(self, settings):
+        """What step takes: settings (optimizer, weight_decay, state), with a
+        gradient buffer of the twin's own."""
+        return settings, np.zeros_like(self.params)
+
+    def step(self, X, Y, update):
+        """One training step in place, as the compiled engine's (same returns)."""
+        settings, grads = update
+        opt, wd, state = settings.optimizer, settings.weight_decay, settings.state
         loss = self.loss_and_gradients(X, Y, grads)
-        if weight_decay:
-            loss += 0.5 * weight_decay * sum(float(np.sum(W.astype(np.float64) ** 2))
-                                             for W, _ in self.layers)
+        if wd:
+            loss += 0.5 * wd * sum(float(np.sum(W.astype(np.float64) ** 2))
+                                   for W, _ in self.layers)
         if not np.isfinite(loss) or not np.isfinite(grads).all():
             return loss if not np.isfinite(loss) else float("nan")
-        t[0] += 1  # the step counter, as the compiled engine keeps it
-        t = int(t[0])
-        for (W, b), (dW, db), (v1W, v1b), (v2W, v2b) in zip(
-                self.layers, self._views(grads), self._views(state1), self._views(state2)):
-            for p, g, s1, s2, wd in ((W, dW, v1W, v2W, weight_decay), (b, db, v1b, v2b, 0.0)):
-                if optimizer == "sgd":
-                    sgd_update(p, g, lr, wd)
-                elif optimizer == "adam":
-                    adam_update(p, g, s1, s2, t, lr, beta1, beta2, eps, wd)
-                else:
-                    momentum_update(p, g, s1, lr, momentum, wd, optimizer == "nesterov")
+        state.steps[0] += 1  # the step counter, as the compiled engine keeps it
+        states = [layer_views(a, self.sizes) for a in state.arrays]
+        for index, ((W, b), (dW, db)) in enumerate(zip(self.layers,
+                                                       layer_views(grads, self.sizes))):
+            for part, (p, g, decay) in enumerate(((W, dW, wd), (b, db, 0.0))):
+                _update(opt, p, g, [s[index][part] for s in states], int(state.steps[0]),
+                        decay)
         return loss if np.isfinite(self.params).all() else -np.inf
+
+
+def _update(opt, p, g, states, t, weight_decay):
+    """One optimizer update of parameter p by name: sgd, momentum, nesterov or adam."""
+    if opt.name == "sgd":
+        sgd_update(p, g, opt.lr, weight_decay)
+    elif opt.name == "adam":
+        adam_update(p, g, states[0], states[1], t, opt.lr, opt.beta1, opt.beta2, opt.eps,
+                    weight_decay)
+    else:
+        momentum_update(p, g, states[0], opt.lr, opt.momentum, weight_decay,
+                        opt.name == "nesterov")

@@ -1,0 +1,15 @@
+# The reader/writer gate of an engine: see _gate.pyx.
+
+cdef class Gate:
+    cdef int readers            # read sections in progress
+    cdef bint writing           # a write section is in progress
+    cdef int writers_waiting    # write sections waiting for their turn
+    cdef int sleeping           # threads blocked on the condition
+    cdef object condition
+
+    cpdef read_begin(self)
+    cpdef read_end(self)
+    cpdef write_begin(self)
+    cpdef write_end(self)
+    cdef int _wait(self, bint writer) except -1
+    cdef void _wake(self) noexcept

@@ -1,0 +1,517 @@
+# fastnn's pointer-level kernels: every computation of the compiled core, written once
+# over the fused type `floating` (float32 and float64) as `cdef inline ... noexcept
+# nogil` functions on raw pointers, shared through this .pxd by the checked kernel
+# entry points (_kernels.pyx) and the whole-network engine (_engine.pyx), as _blas.pxd
+# shares GEMM. They trust their arguments: the callers check them first.
+#
+# Layout conventions (see the README): samples are rows. A dense layer holds
+# W (n_out, n_in) and b (n_out,) and computes Z = A_prev W^T + b, A = g(Z).
+# Gradients are of the mean loss over the batch, so the 1/m lives in the output
+# layer's dZ and nowhere else.
+#
+# The codes below are the one place each kind of kernel is numbered; the Python tables
+# follow the same order (fastnn.activations.ACTIVATIONS, fastnn.model.OUTPUTS, the
+# `code` of each fastnn.optim optimizer).
+
+from cython cimport floating
+from libc.math cimport exp, expf, log, logf, sqrt, sqrtf, NAN
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy, memset
+
+from fastnn._blas cimport gemm
+
+ctypedef Py_ssize_t intp
+
+cdef extern from "_vector.h" nogil:
+    enum:  # activation codes
+        IDENTITY "FNN_IDENTITY"
+        SIGMOID "FNN_SIGMOID"
+        TANH "FNN_TANH"
+        RELU "FNN_RELU"
+        LEAKY_RELU "FNN_LEAKY_RELU"
+    void fnn_narrow_product_d(const double* w, intp w_row, intp w_col, const double* b,
+                              const double* src, double* dst, intp n_out, intp n_in, intp m,
+                              const double* gate, int act, double slope)
+    void fnn_narrow_product_f(const float* w, intp w_row, intp w_col, const float* b,
+                              const float* src, float* dst, intp n_out, intp n_in, intp m,
+                              const float* gate, int act, float slope)
+    void fnn_narrow_weight_grads_d(const double* dz, const double* a, double* dw,
+                                   double* db, intp n_out, intp n_in, intp m)
+    void fnn_narrow_weight_grads_f(const float* dz, const float* a, float* dw, float* db,
+                                   intp n_out, intp n_in, intp m)
+    bint fnn_any_nonfinite_d(const double* x, intp n)
+    bint fnn_any_nonfinite_f(const float* x, intp n)
+    void fnn_sigmoid_d(const double* z, double* a, double* e, intp n)
+    void fnn_sigmoid_f(const float* z, float* a, float* e, intp n)
+    void fnn_tanh_d(const double* z, double* a, intp n)
+    void fnn_tanh_f(const float* z, float* a, intp n)
+    void fnn_log1p_unit_d(const double* x, double* out, intp n)
+    void fnn_log1p_unit_f(const float* x, float* out, intp n)
+    const char* fnn_vector_build()
+
+
+# ---------------------------------------------------------------- codes
+# Activations: FNN_* of _vector.h, whose narrow kernels apply the first five
+# themselves (_gated); a new activation takes the next code here and is applied by
+# _activate and _activation_grad on every path.
+
+cdef enum:
+    OUT_SIGMOID = 0     # sigmoid + binary cross-entropy
+    OUT_SOFTMAX = 1     # softmax + cross-entropy
+    OUT_IDENTITY = 2    # identity + mean squared error
+
+cdef enum:
+    SGD = 0             # hyper: ()
+    MOMENTUM = 1        # hyper: (momentum,)
+    NESTEROV = 2        # hyper: (momentum,)
+    ADAM = 3            # hyper: (beta1, beta2, eps)
+    MAX_HYPER = 3       # the longest hyper
+    MAX_STATES = 2      # the most state arrays (Adam's m and v)
+
+
+cdef struct Optim:
+    int kind            # SGD, MOMENTUM, NESTEROV or ADAM
+    double lr
+    double weight_decay # L2, applied to weights only
+    double hyper[MAX_HYPER]  # the optimizer's own settings, in the order above
+    long t              # the number of the step being made, from 1
+
+
+# ---------------------------------------------------------------- scalar maths
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline void _log1p_unit(const floating* x, floating* out, intp n) noexcept nogil:
+    """out = log(1 + x) for x in [0, 1], in vector registers (see _vector.h)."""
+    if floating is float:
+        fnn_log1p_unit_f(x, out, n)
+    else:
+        fnn_log1p_unit_d(x, out, n)
+
+
+cdef inline void _tanh(const floating* z, floating* a, intp n) noexcept nogil:
+    """a = tanh(z) over n values, in vector registers (see _vector.h)."""
+    if floating is float:
+        fnn_tanh_f(z, a, n)
+    else:
+        fnn_tanh_d(z, a, n)
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline void _sigmoid(const floating* z, floating* a, floating* e, intp n) noexcept nogil:
+    """a = 1 / (1 + e^-z) over n values, as (1 or e) / (1 + e) with e = exp(-|z|) (which
+    never overflows), in vector registers (see _vector.h); e gets exp(-|z|) unless NULL."""
+    if floating is float:
+        fnn_sigmoid_f(z, a, e, n)
+    else:
+        fnn_sigmoid_d(z, a, e, n)
+
+
+# ---------------------------------------------------------------- activations
+
+cdef inline void _activate(const floating* z, floating* a, intp n, int act,
+                    floating slope) noexcept nogil:
+    """a = g(z) elementwise over n values (a may be z)."""
+    cdef intp i
+    if act == IDENTITY:
+        if a != z:
+            memcpy(a, z, n * sizeof(floating))
+    elif act == SIGMOID:
+        _sigmoid(z, a, NULL, n)
+    elif act == TANH:
+        _tanh(z, a, n)
+    elif act == RELU:
+        for i in range(n):
+            a[i] = z[i] if z[i] > 0 else 0
+    else:
+        for i in range(n):
+            a[i] = z[i] * (1 if z[i] > 0 else slope)  # a select, not a branch
+
+
+cdef inline void _activation_grad(const floating* da, const floating* z, const floating* a,
+                           floating* out, intp n, int act, floating slope) noexcept nogil:
+    """out = da * g'(z) elementwise; out may alias da.
+
+    sigmoid' = a (1 - a) and tanh' = 1 - a^2 come from the cached output a;
+    relu' and leaky_relu' from z (the derivative at exactly 0 is that of z < 0).
+    One loop per activation, so that each one vectorises.
+    """
+    cdef intp i
+    cdef floating d
+    if act == IDENTITY:
+        if out != da:
+            memcpy(out, da, n * sizeof(floating))
+    elif act == SIGMOID:
+        for i in range(n):
+            out[i] = da[i] * (a[i] * (1 - a[i]))
+    elif act == TANH:
+        for i in range(n):
+            out[i] = da[i] * (1 - a[i] * a[i])
+    elif act == RELU:
+        for i in range(n):
+            d = da[i]  # loaded unconditionally, so the select needs no branch
+            out[i] = d if z[i] > 0 else 0
+    else:
+        for i in range(n):
+            out[i] = da[i] * (1 if z[i] > 0 else slope)
+
+
+# ---------------------------------------------------------------- dense layer
+
+cdef inline void _dense_forward(const floating* a_prev, const floating* w, const floating* b,
+                         floating* z, floating* a, intp m, intp n_in, intp n_out,
+                         int act, floating slope) noexcept nogil:
+    """Z = A_prev W^T + b by GEMM, then the bias and the activation over Z."""
+    cdef intp i, j
+    cdef floating* row
+    gemm(False, True, <int> m, <int> n_out, <int> n_in, <floating> 1, a_prev,
+         <int> n_in, w, <int> n_in, <floating> 0, z, <int> n_out)
+    for i in range(m):
+        row = z + i * n_out
+        for j in range(n_out):
+            row[j] += b[j]
+    _activate(z, a, m * n_out, act, slope)
+
+
+cdef inline void _dense_backward(const floating* dz, const floating* a_prev, const floating* w,
+                          floating* dw, floating* db, floating* da_prev,
+                          intp m, intp n_in, intp n_out) noexcept nogil:
+    """dW = dZ^T A_prev, db = column sums of dZ, dA_prev = dZ W (skipped if NULL)."""
+    cdef intp i, j
+    cdef const floating* row
+    gemm(True, False, <int> n_out, <int> n_in, <int> m, <floating> 1, dz,
+         <int> n_out, a_prev, <int> n_in, <floating> 0, dw, <int> n_in)
+    memset(db, 0, n_out * sizeof(floating))
+    for i in range(m):
+        row = dz + i * n_out
+        for j in range(n_out):
+            db[j] += row[j]
+    if da_prev != NULL:
+        gemm(False, False, <int> m, <int> n_in, <int> n_out, <floating> 1, dz,
+             <int> n_out, w, <int> n_in, <floating> 0, da_prev, <int> n_in)
+
+
+# ---------------------------------------------------------------- small layers
+# Narrow layers on a batch are a poor fit for GEMM: for [2, 10, 5, 1] on 300
+# samples each BLAS call spends more time packing than multiplying. The engine
+# then keeps every activation feature-major (one row of m values per unit, the
+# transpose of the usual layout), so that every product runs along the long batch
+# dimension, in the register-blocked loops of _vector.h. Elementwise passes
+# (activations, their derivatives) do not care about the layout.
+
+cdef enum:
+    # Feature-major beats GEMM (measured on [2, 10, 5, 1] to [32, 32, 32, 10], batches
+    # 16 to 1,000) when every width, input included, spans at most 96 bytes (12 doubles,
+    # 24 floats) and the batch has 16 rows or more.
+    NARROW_BYTES = 96
+    NARROW_MIN = 16
+
+
+cdef inline void _transpose(const floating* src, floating* dst, intp rows,
+                     intp cols) noexcept nogil:
+    """dst (cols, rows) = src (rows, cols)^T."""
+    cdef intp i, j
+    for i in range(rows):
+        for j in range(cols):
+            dst[j * rows + i] = src[i * cols + j]
+
+
+cdef inline void _narrow_product(const floating* w, intp w_row, intp w_col,
+                                 const floating* b, const floating* src, floating* dst,
+                                 intp n_out, intp n_in, intp m, const floating* gate,
+                                 int act, floating slope) noexcept nogil:
+    """dst (n_out, m) = act(V src + b) for src (n_in, m), V[j, k] = w[j w_row + k w_col]
+    (V = W for the forward pass, W^T for dA_prev), act identity, relu or leaky_relu;
+    b may be NULL (no bias). With gate, dst gets act'(z) times that (see _vector.h)."""
+    if floating is float:
+        fnn_narrow_product_f(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, act, slope)
+    else:
+        fnn_narrow_product_d(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, act, slope)
+
+
+cdef inline bint _gated(int act) noexcept nogil:
+    """Whether _vector.h's narrow kernels apply act'(z) themselves (the first five)."""
+    return act == IDENTITY or act == SIGMOID or act == TANH or act == RELU \
+        or act == LEAKY_RELU
+
+
+cdef inline bint _reads_z(int act, floating slope) noexcept nogil:
+    """Whether the narrow path keeps z for act'(z): the gated derivatives come from
+    a = act(z) (relu's and leaky_relu's as a > 0, which is z > 0 for a slope >= 0)."""
+    return (act == LEAKY_RELU and slope < 0) or not _gated(act)
+
+
+cdef inline void _narrow_dense_forward(const floating* a_prev, const floating* w,
+                                const floating* b, floating* z, floating* a, intp m,
+                                intp n_in, intp n_out, int act,
+                                floating slope) noexcept nogil:
+    """_dense_forward, feature-major: a_prev (n_in, m), z and a (n_out, m). Identity,
+    ReLU and leaky ReLU are applied as Z leaves the registers, and then Z is not kept
+    unless the derivative needs it (_reads_z); the others in a pass over Z after."""
+    if (act == IDENTITY or act == RELU or act == LEAKY_RELU) and not _reads_z(act, slope):
+        _narrow_product(w, n_in, 1, b, a_prev, a, n_out, n_in, m, NULL, act, slope)
+    else:
+        _narrow_product(w, n_in, 1, b, a_prev, z, n_out, n_in, m, NULL, IDENTITY, slope)
+        _activate(z, a, m * n_out, act, slope)
+
+
+cdef inline void _narrow_dense_backward(const floating* dz, const floating* a_prev,
+                                 const floating* w, floating* dw, floating* db,
+                                 floating* dz_prev, const floating* z_prev, int act_prev,
+                                 floating slope, intp m, intp n_in,
+                                 intp n_out) noexcept nogil:
+    """_dense_backward, feature-major (dz (n_out, m), a_prev (n_in, m)), and then
+    straight to dZ_prev = (dZ W) * act_prev'(z_prev) (n_in, m) unless dz_prev is NULL:
+    the activation's derivative is applied as dA_prev leaves the registers."""
+    if floating is float:
+        fnn_narrow_weight_grads_f(dz, a_prev, dw, db, n_out, n_in, m)
+    else:
+        fnn_narrow_weight_grads_d(dz, a_prev, dw, db, n_out, n_in, m)
+    if dz_prev == NULL:
+        return
+    if _gated(act_prev):
+        _narrow_product(w, 1, n_in, NULL, dz, dz_prev, n_in, n_out, m,
+                        z_prev if _reads_z(act_prev, slope) else a_prev, act_prev, slope)
+    else:
+        _narrow_product(w, 1, n_in, NULL, dz, dz_prev, n_in, n_out, m, NULL, IDENTITY,
+                        slope)
+        _activation_grad(dz_prev, z_prev, a_prev, dz_prev, m * n_in, act_prev, slope)
+
+
+# ---------------------------------------------------------------- output + loss
+# Each writes the output activation A and dZ = dLoss/dZ of the mean loss, and
+# returns the mean loss, accumulated in double.
+
+cdef inline double _sigmoid_bce(const floating* z, const floating* y, floating* a, floating* dz,
+                         intp size) noexcept nogil:
+    """Binary cross-entropy from logits, mean over all elements.
+
+    With e = exp(-|z|) (never overflows): loss = max(z, 0) - z y + log(1 + e),
+    sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below; dZ = (sigmoid(z) - y) / size.
+    Three passes: sigmoid into a and e into dz, log(1 + e) in place (both in vector
+    registers), then the rest.
+    """
+    cdef intp i
+    cdef floating zi
+    cdef floating inv = (<floating> 1) / size
+    cdef double total = 0
+    _sigmoid(z, a, dz, size)
+    _log1p_unit(dz, dz, size)
+    for i in range(size):
+        zi = z[i]
+        total += (zi if zi > 0 else 0) - zi * y[i] + dz[i]
+        dz[i] = (a[i] - y[i]) * inv
+    return total / size
+
+
+cdef inline floating _softmax_row(const floating* z, floating* p, intp k,
+                           floating* log_sum) noexcept nogil:
+    """p = softmax(z) over one row. Returns zmax and sets *log_sum = log(sum e^(z - zmax)),
+    so that log softmax(z)_j = (z_j - zmax) - log_sum: no cancellation against zmax."""
+    cdef intp j
+    cdef floating zmax = z[0]
+    cdef floating s = 0
+    for j in range(1, k):
+        if z[j] > zmax:
+            zmax = z[j]
+    for j in range(k):
+        p[j] = _exp(z[j] - zmax)
+        s += p[j]
+    for j in range(k):
+        p[j] /= s
+    log_sum[0] = _log(s)
+    return zmax
+
+
+cdef inline double _softmax_ce_labels(const floating* z, const intp* labels, floating* p,
+                               floating* dz, intp m, intp k) noexcept nogil:
+    """Cross-entropy of softmax(z) against class labels, mean over rows.
+
+    loss_i = lse(z_i) - z_i[y_i];  dZ = (softmax(z) - onehot(y)) / m.
+    """
+    cdef intp i, j, c
+    cdef floating inv = (<floating> 1) / m
+    cdef floating zmax, log_sum
+    cdef double total = 0
+    for i in range(m):
+        c = labels[i]  # read once and bounded here: the caller's check cannot be trusted
+        if c < 0 or c >= k:  # against another thread changing the labels meanwhile
+            return NAN
+        zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
+        total += log_sum - (z[i * k + c] - zmax)
+        for j in range(k):
+            dz[i * k + j] = p[i * k + j] * inv
+        dz[i * k + c] -= inv
+    return total / m
+
+
+cdef inline double _softmax_ce_probs(const floating* z, const floating* y, floating* p,
+                              floating* dz, intp m, intp k) noexcept nogil:
+    """Cross-entropy of softmax(z) against target rows y (one-hot or soft), mean over rows.
+
+    loss_i = sum_j y_ij (lse(z_i) - z_ij);  dZ = (softmax(z) sum_j y_ij - y) / m.
+    """
+    cdef intp i, j
+    cdef floating inv = (<floating> 1) / m
+    cdef floating zmax, log_sum, ysum
+    cdef double total = 0
+    for i in range(m):
+        zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
+        ysum = 0
+        for j in range(k):
+            total += y[i * k + j] * (log_sum - (z[i * k + j] - zmax))
+            ysum += y[i * k + j]
+        for j in range(k):
+            dz[i * k + j] = (p[i * k + j] * ysum - y[i * k + j]) * inv
+    return total / m
+
+
+cdef inline double _identity_mse(const floating* z, const floating* y, floating* a, floating* dz,
+                          intp size) noexcept nogil:
+    """Mean squared error over all elements: loss = mean((z - y)^2), dZ = 2 (z - y) / size."""
+    cdef intp i
+    cdef floating r
+    cdef floating scale = (<floating> 2) / size
+    cdef double total = 0
+    for i in range(size):
+        r = z[i] - y[i]
+        total += (<double> r) * r  # squared in double: float32 squares overflow at 1.8e19
+        a[i] = z[i]
+        dz[i] = r * scale
+    return total / size
+
+
+# ---------------------------------------------------------------- optimizer updates
+# One pass over a parameter. L2 weight decay adds wd * p to the gradient, so that
+# it is the gradient of loss + 0.5 wd ||p||^2 (pass wd = 0 for biases).
+
+cdef inline void _sgd(floating* p, const floating* g, intp n, floating lr,
+               floating wd) noexcept nogil:
+    """p -= lr (g + wd p)."""
+    cdef intp i
+    for i in range(n):
+        p[i] -= lr * (g[i] + wd * p[i])
+
+
+cdef inline void _momentum(floating* p, const floating* g, floating* v, intp n, floating lr,
+                    floating mu, floating wd, bint nesterov) noexcept nogil:
+    """PyTorch's form: g' = g + wd p; v = mu v + g'; p -= lr v (Nesterov: lr (g' + mu v))."""
+    cdef intp i
+    cdef floating gi
+    if nesterov:
+        for i in range(n):
+            gi = g[i] + wd * p[i]
+            v[i] = mu * v[i] + gi
+            p[i] -= lr * (gi + mu * v[i])
+    else:
+        for i in range(n):
+            v[i] = mu * v[i] + (g[i] + wd * p[i])
+            p[i] -= lr * v[i]
+
+
+cdef inline void _adam(floating* p, const floating* g, floating* m1, floating* m2, intp n,
+                double lr, double beta1, double beta2, double eps, long t,
+                floating wd) noexcept nogil:
+    """Adam (Kingma and Ba) with bias correction at step t >= 1, PyTorch's arithmetic:
+
+    m1 = b1 m1 + (1 - b1) g';  m2 = b2 m2 + (1 - b2) g'^2;
+    p -= (lr / (1 - b1^t)) m1 / (sqrt(m2) / sqrt(1 - b2^t) + eps).
+    """
+    cdef intp i
+    cdef floating gi
+    cdef floating b1 = beta1, b2 = beta2, c1 = 1 - beta1, c2 = 1 - beta2
+    cdef floating step = lr / (1 - beta1 ** t)
+    cdef floating root_bc2 = sqrt(1 - beta2 ** t)
+    cdef floating fuzz = eps
+    for i in range(n):
+        gi = g[i] + wd * p[i]
+        m1[i] = b1 * m1[i] + c1 * gi
+        m2[i] = b2 * m2[i] + c2 * (gi * gi)
+        p[i] -= step * m1[i] / (_sqrt(m2[i]) / root_bc2 + fuzz)
+
+
+
+cdef inline intp _first_nonfinite(const void* data, intp n, bint single) noexcept nogil:
+    """Index of the first NaN or infinity among n values, or -1.
+
+    Blocks of values are scanned in vector registers (see _vector.h); only a block
+    that holds a non-finite value is searched value by value (exponent bits all ones).
+    """
+    cdef intp start, end, i
+    cdef const uint32_t* f = <const uint32_t*> data
+    cdef const uint64_t* d = <const uint64_t*> data
+    cdef uint64_t F_EXP = 0x7f800000, D_EXP = 0x7ff0000000000000
+    cdef bint bad
+    for start in range(0, n, 4096):
+        end = min(start + 4096, n)
+        if single:
+            bad = fnn_any_nonfinite_f(<const float*> data + start, end - start)
+        else:
+            bad = fnn_any_nonfinite_d(<const double*> data + start, end - start)
+        if bad:
+            for i in range(start, end):
+                if (f[i] & F_EXP) == F_EXP if single else (d[i] & D_EXP) == D_EXP:
+                    return i
+    return -1
+
+
+# ---------------------------------------------------------------- dispatch by code
+
+cdef inline double _output_loss(int output, const floating* z, const floating* y,
+                                const intp* labels, floating* out, floating* dz, intp m,
+                                intp k) noexcept nogil:
+    """The fused output+loss kernel of an output (OUT_*) on logits z (m, k): out gets
+    the probabilities or values, dz the gradient of the mean loss; returns the loss.
+    Softmax reads class labels when labels is not NULL, target rows y otherwise."""
+    if output == OUT_SIGMOID:
+        return _sigmoid_bce(z, y, out, dz, m * k)
+    if output == OUT_IDENTITY:
+        return _identity_mse(z, y, out, dz, m * k)
+    if labels != NULL:
+        return _softmax_ce_labels(z, labels, out, dz, m, k)
+    return _softmax_ce_probs(z, y, out, dz, m, k)
+
+
+cdef inline void _output_activation(int output, const floating* z, floating* out, intp m,
+                                    intp k) noexcept nogil:
+    """out (m, k) = the output's probabilities or values for logits z; out may be z."""
+    cdef intp i
+    cdef floating log_sum
+    if output == OUT_SOFTMAX:
+        for i in range(m):
+            _softmax_row(z + i * k, out + i * k, k, &log_sum)
+    else:
+        _activate(z, out, m * k, SIGMOID if output == OUT_SIGMOID else IDENTITY,
+                  <floating> 0)
+
+
+cdef inline void _update(const Optim* opt, floating* p, const floating* g,
+                         floating** states, intp at, intp n, double wd) noexcept nogil:
+    """The optimizer's update of the n parameters p (gradient g), whose state arrays
+    start at states[i] + at; wd is the weight decay (0 for biases)."""
+    if opt.kind == SGD:
+        _sgd(p, g, n, <floating> opt.lr, <floating> wd)
+    elif opt.kind == ADAM:
+        _adam(p, g, states[0] + at, states[1] + at, n, opt.lr, opt.hyper[0], opt.hyper[1],
+              opt.hyper[2], opt.t, <floating> wd)
+    else:
+        _momentum(p, g, states[0] + at, n, <floating> opt.lr, <floating> opt.hyper[0],
+                  <floating> wd, opt.kind == NESTEROV)

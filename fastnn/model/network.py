@@ -1,0 +1,310 @@
+"""The network: MLP's construction, its layers and inference.
+
+MLP keeps every parameter in one flat buffer (W then b, layer after layer) that the
+compiled engine walks; each Layer's W and b are views into it. Training (fit) and
+state (state_dict, save) come from the mixins of fastnn.model.training and
+fastnn.model.state. Every argument is checked first, so a refused call leaves the
+model as it was.
+"""
+import numpy as np
+
+from fastnn import _checks as check
+from fastnn import _layout
+from fastnn._engine import Engine
+from fastnn.activations import DEFAULT_NEGATIVE_SLOPE, activation_code, check_negative_slope
+from fastnn.init import as_rng, scheme_for
+from fastnn.model import inputs
+from fastnn.model.outputs import OUTPUTS
+from fastnn.model.state import Files
+from fastnn.model.training import Training
+
+__all__ = ["MLP", "Layer"]
+
+
+class Layer:
+    """A dense layer: W (n_out, n_in) and b (n_out,), views into the model's buffer.
+
+    Writing into W or b changes the model; assigning ``layer.W = array`` copies array
+    in (same shape and dtype, finite).
+
+    Parameters
+    ----------
+    W : numpy.ndarray
+        The weights, (n_out, n_in).
+    b : numpy.ndarray
+        The biases, (n_out,).
+    activation : str
+        The layer's activation ("identity" for the output layer: its logits).
+    """
+
+    __slots__ = ("_W", "_b", "activation")
+
+    def __init__(self, W, b, activation):
+        self._W, self._b, self.activation = W, b, activation
+
+    @property
+    def W(self):
+        """The weights (n_out, n_in), the model's own array."""
+        return self._W
+
+    @W.setter
+    def W(self, value):
+        self._W[...] = inputs.checked_copy("W", value, self._W)
+
+    @property
+    def b(self):
+        """The biases (n_out,), the model's own array."""
+        return self._b
+
+    @b.setter
+    def b(self, value):
+        self._b[...] = inputs.checked_copy("b", value, self._b)
+
+    def __repr__(self):
+        n_out, n_in = self._W.shape
+        return f"Layer({n_in} -> {n_out}, {self.activation})"
+
+
+class MLP(Training, Files):
+    """A multilayer perceptron.
+
+    Parameters
+    ----------
+    layer_sizes : list of int
+        Every width from input to output, like the course's layers_dims.
+    activation : str or list of str, default="relu"
+        The hidden layers' activation (identity, sigmoid, tanh, relu, leaky_relu), or
+        one per hidden layer.
+    output : {"sigmoid", "softmax", "identity"}, default="sigmoid"
+        The output layer and its loss: binary cross-entropy, cross-entropy or mean
+        squared error.
+    init : str, float or callable, default="auto"
+        "auto" (He for relu/leaky_relu layers, Xavier otherwise), a scheme name from
+        fastnn.init.SCHEMES, a number (the std of a normal), or a callable
+        (shape, rng, dtype) -> array.
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope for z < 0.
+    dtype : {"float64", "float32"}, default="float64"
+        The parameters' dtype, and the dtype every input must have.
+    seed : int, numpy.random.Generator, numpy.random.RandomState or None
+        Draws the weights (layer by layer) and shuffles the epochs.
+    bias_init : float, default=0.0
+        Every bias's initial value.
+
+    Attributes
+    ----------
+    layers : list of Layer
+        The dense layers, first to last; their W and b are the model's own arrays.
+    history : dict of list
+        "loss", "val_loss" and "val_score" per epoch trained (see fit).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For any argument of the wrong kind or out of range, naming it.
+    """
+
+    def __init__(self, layer_sizes, activation="relu", output="sigmoid", init="auto",
+                 negative_slope=DEFAULT_NEGATIVE_SLOPE, dtype="float64", seed=None,
+                 bias_init=0.0):
+        sizes = inputs.layer_sizes(layer_sizes)
+        hidden = inputs.hidden_activations(activation, len(sizes) - 2)
+        self.layer_sizes, self.activations = sizes, hidden
+        self.output = inputs.output_layer(output, sizes[-1]).name
+        self.negative_slope = check_negative_slope(negative_slope)
+        self.dtype = check.float_dtype(dtype)
+        bias_init = check.real("bias_init", bias_init)
+        self._rng = as_rng(seed)
+        params = np.empty(_layout.n_parameters(sizes), self.dtype)
+        self.layers = [Layer(W, b, act) for (W, b), act in
+                       zip(_layout.layer_views(params, sizes), hidden + ("identity",))]
+        self._initialise(init, bias_init)
+        codes = [activation_code(layer.activation) for layer in self.layers]
+        self._engine = Engine(params, sizes, codes, OUTPUTS[self.output].code,
+                              self.negative_slope)
+        self._start_training()
+
+    def _initialise(self, init, bias_init):
+        """Draw every W in order (one draw per layer) and set every b to bias_init."""
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            # The output layer's own nonlinearity decides its "auto" scheme.
+            act = layer.activation if index < last else (
+                "sigmoid" if self.output == "sigmoid" else "identity")
+            draw = scheme_for(init, act, self.negative_slope)
+            W = np.asarray(draw(layer.W.shape, self._rng, self.dtype))
+            if W.shape != layer.W.shape or W.dtype.kind not in "fiu":
+                raise ValueError(f"init returned {W.dtype} of shape {W.shape} for layer "
+                                 f"{index}; expected real numbers of shape {layer.W.shape}")
+            if not np.isfinite(W).all():
+                raise ValueError(f"init returned non-finite weights for layer {index}")
+            layer.W[...] = W
+            layer.b[...] = bias_init
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def n_features(self):
+        """The input width."""
+        return self.layer_sizes[0]
+
+    @property
+    def n_outputs(self):
+        """The output width."""
+        return self.layer_sizes[-1]
+
+    @property
+    def is_classifier(self):
+        """True for sigmoid and softmax outputs."""
+        return self.output != "identity"
+
+    @property
+    def engine(self):
+        """The compiled engine (fastnn._engine.Engine) over the model's parameters.
+
+        A hook for tests and benchmarks: ``engine.params`` is the flat parameter
+        buffer, and predict, loss, loss_and_gradients, updater and step are the calls
+        the model makes; fastnn.reference.Engine.twin_of(net) is its NumPy twin.
+        """
+        return self._engine
+
+    @property
+    def rng(self):
+        """The model's random generator, which shuffles the epochs (drawing from it
+        changes the shuffles to come)."""
+        return self._rng
+
+    def __repr__(self):
+        acts = self.activations[0] if len(set(self.activations)) == 1 else list(
+            self.activations)
+        return (f"MLP({list(self.layer_sizes)}, activation={acts!r}, "
+                f"output={self.output!r}, dtype={self.dtype.name!r})")
+
+    # ------------------------------------------------------------ inference
+
+    def predict_proba(self, X):
+        """The output layer's values for X.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+            Samples as rows, of the model's dtype (integers, booleans and lists are
+            converted; the other float precision is refused).
+
+        Returns
+        -------
+        numpy.ndarray
+            Probabilities (sigmoid, softmax) or values (identity), (m, k); (m,) when
+            the output has one unit.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If X has the wrong dtype or shape, or is not finite.
+        """
+        if not (type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2
+                and X.shape[1] == self.layer_sizes[0] and X.shape[0]
+                and X.flags.c_contiguous):  # the fast path skips only what it has seen
+            X = inputs.features(self, X)
+        out = self._engine.predict(X)  # which checks shape, dtype and finiteness in C
+        return out.reshape(-1) if self.layer_sizes[-1] == 1 else out
+
+    def predict(self, X):
+        """Class labels (sigmoid: 0/1 where p > 0.5; softmax: the argmax), or values.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+            As for predict_proba.
+
+        Returns
+        -------
+        numpy.ndarray
+            (m,) labels (np.intp) for softmax; 0/1 of predict_proba's shape for
+            sigmoid; predict_proba's values for identity.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As predict_proba.
+        """
+        return OUTPUTS[self.output].predict(self.predict_proba(X))
+
+    def score(self, X, y):
+        """Accuracy for classifiers (all outputs right, for several sigmoid units); R^2
+        for regression (averaged over outputs, as scikit-learn's r2_score).
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+        y : array-like
+            Targets as fit takes them.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        TypeError, ValueError
+            If X or y is not what the model takes.
+        """
+        X = inputs.features(self, X)
+        return self._score(X, inputs.targets(self, y, X.shape[0]))
+
+    def _score(self, X, targets):
+        """score() on arrays already checked by inputs.features and inputs.targets."""
+        return OUTPUTS[self.output].score(self.predict(X), targets)
+
+    def loss(self, X, y):
+        """The mean loss on (X, y), weight decay excluded.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+        y : array-like
+            Targets as fit takes them.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        TypeError, ValueError
+            If X or y is not what the model takes.
+        """
+        X = inputs.features(self, X)
+        return self._engine.loss(X, inputs.targets(self, y, X.shape[0]))
+
+    def gradients(self, X, y, weight_decay=0.0):
+        """The gradient of the mean loss on (X, y) by backprop, layer by layer.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+        y : array-like
+            Targets as fit takes them.
+        weight_decay : float, default=0.0
+            Adds the gradient of 0.5 weight_decay sum ||W||^2.
+
+        Returns
+        -------
+        list of (numpy.ndarray, numpy.ndarray)
+            [(dW, db), ...] per layer, new arrays.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If an argument is not what the model takes.
+        """
+        X = inputs.features(self, X)
+        targets = inputs.targets(self, y, X.shape[0])
+        weight_decay = check.real("weight_decay", weight_decay, 0)
+        grads = np.empty_like(self._engine.params)
+        self._engine.loss_and_gradients(X, targets, grads)
+        views = _layout.layer_views(grads, self.layer_sizes)
+        if weight_decay:
+            for (dW, _), layer in zip(views, self.layers):
+                dW += weight_decay * layer.W
+        return views

@@ -1,0 +1,322 @@
+"""Training: the settings of a fit, the epoch loop, the history and early stopping.
+
+fit checks every argument into one TrainingSettings, which then carries the
+configuration and the optimizer's state down to the engine: Engine.updater(settings)
+binds them once, and each batch is one compiled step.
+"""
+import dataclasses
+import math
+import threading
+
+import numpy as np
+
+from fastnn import _checks as check
+from fastnn.model import inputs
+from fastnn.optim import SGD, OptimizerState, make_optimizer
+
+__all__ = ["Training", "TrainingSettings", "DivergenceError"]
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient; the model keeps the last
+    finite weights (those before the step that failed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """Everything one fit (or partial_fit) call trains with, checked.
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the data.
+    batch_size : int or None
+        Rows per step; None for the full batch.
+    optimizer : SGD, Momentum or Adam
+        The optimizer and its hyper-parameters.
+    weight_decay : float
+        L2 regularisation: the objective gains 0.5 weight_decay sum ||W||^2.
+    shuffle : bool
+        Reshuffle the rows (from the model's generator) every epoch.
+    validation : tuple or None
+        Checked (X_val, targets) to score after every epoch.
+    patience : int or None
+        Early stopping after this many epochs without a better val_loss.
+    callbacks : tuple
+        Callables (net, epoch, logs) run after every epoch.
+    verbose : bool
+        Print a line per epoch.
+    state : OptimizerState or None
+        The optimizer's state the steps update; set by fit when training starts.
+    """
+    epochs: int = 1
+    batch_size: object = None
+    optimizer: SGD = SGD()
+    weight_decay: float = 0.0
+    shuffle: bool = False
+    validation: object = None
+    patience: object = None
+    callbacks: tuple = ()
+    verbose: bool = False
+    state: object = None
+
+    @classmethod
+    def checked(cls, net, epochs, batch_size, lr, optimizer, weight_decay, shuffle,
+                validation_data, patience, callbacks, verbose, optimizer_options):
+        """The settings of fit's arguments, each checked (see MLP.fit)."""
+        settings = cls(
+            epochs=check.integer("epochs", epochs, 1),
+            batch_size=None if batch_size is None else check.integer(
+                "batch_size", batch_size, 1),
+            optimizer=make_optimizer(optimizer, lr, **optimizer_options),
+            weight_decay=check.real("weight_decay", weight_decay, 0),
+            shuffle=_flag("shuffle", shuffle),
+            validation=_validation(net, validation_data),
+            patience=None if patience is None else check.integer("patience", patience, 1),
+            callbacks=tuple(callbacks), verbose=verbose)
+        if settings.patience is not None and settings.validation is None:
+            raise ValueError("patience (early stopping) needs validation_data")
+        for callback in settings.callbacks:
+            if not callable(callback):
+                raise TypeError(f"callbacks must be callables; got {callback!r}")
+        return settings
+
+
+def _flag(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return value
+
+
+def _validation(net, validation_data):
+    """(X, engine targets) for validation_data, checked once, or None."""
+    if validation_data is None:
+        return None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise TypeError("validation_data must be a pair (X_val, y_val)")
+    X_val = inputs.features(net, validation_data[0], "validation_data[0]")
+    inputs.check_finite("validation_data[0]", X_val)
+    return X_val, inputs.targets(net, validation_data[1], X_val.shape[0],
+                                 "validation_data[1]")
+
+
+class Training:
+    """MLP's training methods (a mixin of fastnn.MLP)."""
+
+    def _start_training(self):
+        self._optimizer_state = None         # OptimizerState of the last fit
+        self._training = threading.Lock()    # held by fit, partial_fit, load_state_dict
+        self.history = {"loss": [], "val_loss": [], "val_score": []}
+
+    @property
+    def optimizer(self):
+        """The optimizer of the last fit (SGD, Momentum or Adam), or None."""
+        state = self._optimizer_state
+        return None if state is None else state.optimizer
+
+    @property
+    def step_count(self):
+        """The steps taken with the current optimizer (Adam's t); 0 after
+        reset_optimizer."""
+        state = self._optimizer_state
+        return 0 if state is None else int(state.steps[0])
+
+    def fit(self, X, y, epochs=100, batch_size=32, lr=None, optimizer="sgd",
+            weight_decay=0.0, shuffle=True, validation_data=None, patience=None,
+            callbacks=(), verbose=False, **optimizer_options):
+        """Train by mini-batch gradient descent.
+
+        The optimizer's state (velocity, Adam's moments and step count) carries over
+        between calls while the optimizer's kind stays the same. history["loss"] is
+        the epoch's mean training objective over its batches; once any epoch had
+        validation data, val_loss and val_score have one entry per epoch (NaN for the
+        epochs without).
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+        y : array-like
+            sigmoid: 0/1 labels (m,) or (m, k); softmax: labels (m,) in [0, k) or
+            probability rows (m, k); identity: targets (m,) or (m, k).
+        epochs : int, default=100
+            Passes over (X, y).
+        batch_size : int or None, default=32
+            Rows per step; None trains on the full batch.
+        lr : float, optional
+            The learning rate; None is 0.01 (0.001 for Adam).
+        optimizer : {"sgd", "momentum", "nesterov", "adam"} or a fastnn.optim object
+        weight_decay : float, default=0.0
+            L2 regularisation: loss + 0.5 wd sum ||W||^2, biases excluded.
+        shuffle : bool, default=True
+            Reshuffle the rows every epoch, from the model's seed.
+        validation_data : (X_val, y_val), optional
+            Records val_loss and val_score after every epoch.
+        patience : int, optional
+            Stop after that many epochs without a better val_loss, restoring the
+            best weights (needs validation_data).
+        callbacks : sequence of callables, default=()
+            callback(net, epoch, logs) after every epoch; one returning True stops.
+        verbose : bool, default=False
+            Print a line per epoch.
+        **optimizer_options
+            momentum; or beta1, beta2, eps.
+
+        Returns
+        -------
+        dict of list
+            self.history.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a bad argument, before anything changes.
+        DivergenceError
+            If the loss or a gradient stops being finite; the model keeps the last
+            finite weights.
+        RuntimeError
+            If the model is being trained in another thread.
+        """
+        epochs = check.integer("epochs", epochs, 1)
+        return self._train(X, y, epochs, batch_size, lr, optimizer, weight_decay, shuffle,
+                           validation_data, patience, callbacks, verbose, optimizer_options)
+
+    def partial_fit(self, X, y, batch_size=32, lr=None, optimizer="sgd", weight_decay=0.0,
+                    shuffle=True, **optimizer_options):
+        """One pass (one epoch) over (X, y), continuing from the current state.
+
+        Parameters
+        ----------
+        X, y, batch_size, lr, optimizer, weight_decay, shuffle, **optimizer_options
+            As for fit.
+
+        Returns
+        -------
+        dict of list
+            self.history.
+
+        Raises
+        ------
+        TypeError, ValueError, DivergenceError, RuntimeError
+            As fit.
+        """
+        return self._train(X, y, 1, batch_size, lr, optimizer, weight_decay, shuffle,
+                           None, None, (), False, optimizer_options)
+
+    def _train(self, X, y, *arguments):
+        X = inputs.features(self, X)  # every argument is checked before anything changes
+        inputs.check_finite("X", X)
+        targets = inputs.targets(self, y, X.shape[0])
+        settings = TrainingSettings.checked(self, *arguments)
+        if not self._training.acquire(blocking=False):
+            raise RuntimeError("this model is being trained in another thread; fastnn "
+                               "refuses concurrent training of one model")
+        try:
+            state = self._optimizer_state
+            if state is None or state.optimizer.name != settings.optimizer.name:
+                state = OptimizerState(settings.optimizer, self._engine.n_params,
+                                       self.dtype)
+            state.optimizer = settings.optimizer
+            self._optimizer_state = state
+            return run_epochs(self, X, targets, dataclasses.replace(settings, state=state))
+        finally:
+            self._training.release()
+
+    def reset_optimizer(self):
+        """Forget the optimizer's state (velocity, moments, step count)."""
+        self._optimizer_state = None
+
+
+def run_epochs(net, X, targets, settings):
+    """Train net on checked (X, targets) as settings say; returns net.history."""
+    engine = net.engine
+    update = engine.updater(settings)
+    batches = Batches(X, targets, settings.batch_size, settings.shuffle, net.rng)
+    stopper = EarlyStopping(settings.patience) if settings.patience else None
+    for _ in range(settings.epochs):
+        epoch = len(net.history["loss"]) + 1
+        logs = {"loss": _epoch(engine, update, batches, epoch, settings.optimizer.lr)}
+        if settings.validation is not None:
+            logs["val_loss"] = engine.loss(*settings.validation)
+            logs["val_score"] = net._score(*settings.validation)
+        record(net.history, epoch, logs)
+        if settings.verbose:
+            print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.6g}" for k, v in logs.items()))
+        stop = any([callback(net, epoch, logs) is True for callback in settings.callbacks])
+        if stopper is not None and stopper.after(logs["val_loss"], engine.params):
+            stop = True
+        if stop:
+            break
+    if stopper is not None:
+        engine.assign(stopper.best_params)  # never under a running prediction
+    return net.history
+
+
+def _epoch(engine, update, batches, epoch, lr):
+    """One pass of steps over the batches; the mean training objective."""
+    total = 0.0
+    for X_in, t_in in batches:
+        loss = engine.step(X_in, t_in, update)
+        if loss == -math.inf:
+            raise DivergenceError(
+                f"training diverged in epoch {epoch}: an update overflowed the weights "
+                f"(lr={lr:g}), which are no longer finite; use a smaller learning rate "
+                f"and re-initialise or load the model.")
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"training diverged in epoch {epoch}: the loss or its gradient became "
+                f"{loss} (lr={lr:g}); try a smaller learning rate. The model keeps the "
+                f"weights from before that step.")
+        total += loss * len(X_in)
+    return total / batches.m
+
+
+class Batches:
+    """The batches of one epoch, iterated afresh each epoch: in order, or each epoch
+    in a new permutation drawn from rng, gathered into buffers made once (where the
+    step reads them from cache; no shuffled copy of the data is made)."""
+
+    def __init__(self, X, targets, batch_size, shuffle, rng):
+        self.X, self.targets, self.m, self.rng = X, targets, len(X), rng
+        self.size = self.m if batch_size is None else min(batch_size, self.m)
+        self.X_batch = self.t_batch = None
+        if shuffle:
+            self.X_batch = np.empty((self.size,) + X.shape[1:], X.dtype)
+            self.t_batch = np.empty((self.size,) + targets.shape[1:], targets.dtype)
+
+    def __iter__(self):
+        X, targets, size = self.X, self.targets, self.size
+        if self.X_batch is None:
+            for start in range(0, self.m, size):
+                yield X[start:start + size], targets[start:start + size]
+            return
+        order = self.rng.permutation(self.m)
+        for start in range(0, self.m, size):
+            rows = order[start:start + size]
+            yield (np.take(X, rows, axis=0, out=self.X_batch[:len(rows)]),
+                   np.take(targets, rows, axis=0, out=self.t_batch[:len(rows)]))
+
+
+def record(history, epoch, logs):
+    """Append an epoch's logs to history. val_* stay empty until an epoch has
+    validation data; from then on they hold one entry per epoch (NaN where none)."""
+    validated = "val_loss" in logs or history["val_loss"]
+    for key in history if validated else ["loss"]:
+        values = history[key]
+        values.extend([math.nan] * (epoch - 1 - len(values)))
+        values.append(logs.get(key, math.nan))
+
+
+class EarlyStopping:
+    """Keeps the parameters of the best val_loss; says stop after `patience` epochs
+    without a better one."""
+
+    def __init__(self, patience):
+        self.patience, self.best, self.best_params, self.waited = patience, None, None, 0
+
+    def after(self, val_loss, params):
+        """Record an epoch's val_loss (params: the weights after it); True to stop."""
+        if self.best is None or val_loss < self.best:
+            self.best, self.best_params, self.waited = val_loss, params.copy(), 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
