@@ -11,7 +11,9 @@ from scipy.linalg import blas
 
 import fastnn
 from fastnn import MLP, reference
-from fastnn._kernels import ACTIVATIONS, OUTPUTS
+from fastnn.model.inputs import targets
+from fastnn.model.training import TrainingSettings
+from fastnn.optim import SGD, OptimizerState
 
 NETWORKS = {  # widths, output, batch
     "tiny": ([2, 10, 5, 1], "sigmoid", 300),
@@ -28,14 +30,13 @@ def make_net(name, dtype):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((batch, sizes[0])).astype(dtype)
     y = rng.integers(0, 2 if output == "sigmoid" else sizes[-1], batch)
-    return net, X, net._targets(y, batch)
+    return net, X, targets(net, y, batch)
 
 
-def twin_of(net):
-    codes = [ACTIVATIONS[a] for a in net.activations] + [ACTIVATIONS["identity"]]
-    params = net._params.copy()
-    return reference.Engine(params, net.layer_sizes, codes, OUTPUTS[net.output],
-                            net.negative_slope), params
+def sgd_settings(engine, lr):
+    """Plain SGD at lr with a fresh optimizer state, for engine's step."""
+    return TrainingSettings(optimizer=SGD(lr), state=OptimizerState(
+        SGD(lr), len(engine.params), engine.params.dtype))
 
 
 def step_flops(sizes, batch):
@@ -72,13 +73,12 @@ def test_training_step(benchmark, impl, network, dtype):
         pytest.skip("the tiny network is not GEMM-bound")
     benchmark.group = f"step {network} {dtype}"
     benchmark.extra_info["flops"] = step_flops(sizes, batch)
-    engine, params = (net._engine, net._params) if impl == "fastnn" else twin_of(net)
-    states = [np.zeros_like(params) for _ in range(3)]
     if impl == "blas_gemm":
         benchmark(step_gemms(sizes, batch, dtype))
         return
-    counter = np.zeros(1, np.int64)
-    step = lambda: engine.step(X, T, *states, "sgd", 1e-4, 0.0, 0.0, 0.0, 0.0, counter, 0.0)
+    engine = net.engine if impl == "fastnn" else reference.Engine.twin_of(net)
+    update = engine.updater(sgd_settings(engine, 1e-4))
+    step = lambda: engine.step(X, T, update)
     rounds = 3 if network == "large" else None
     if rounds:
         benchmark.pedantic(step, rounds=rounds, iterations=1, warmup_rounds=1)
@@ -98,18 +98,17 @@ def test_predict(benchmark, impl, m):
     if impl == "fastnn":
         benchmark(net.predict_proba, X)  # argument checks included
     else:
-        twin, _ = twin_of(net)
+        twin = reference.Engine.twin_of(net)
         out = np.empty((m, PREDICT_SIZES[-1]))
         benchmark(twin.predict, X, out)
 
 
-def reference_epoch(twin, X, T, batch, rng, grads, velocity, counter):
+def reference_epoch(twin, X, T, batch, rng, update):
     """One epoch as a careful NumPy user would write it: shuffle, gather, step."""
     order = rng.permutation(len(X))
     Xs, Ts = X[order], T[order]
     for start in range(0, len(X), batch):
-        twin.step(Xs[start:start + batch], Ts[start:start + batch], grads, velocity,
-                  velocity, "sgd", 0.01, 0.0, 0.0, 0.0, 0.0, counter, 0.0)
+        twin.step(Xs[start:start + batch], Ts[start:start + batch], update)
 
 
 @pytest.mark.parametrize("impl", ["fastnn", "reference"])
@@ -126,11 +125,10 @@ def test_fit_epoch_small(benchmark, impl):
                                                              lr=0.01),
                            rounds=5, iterations=1, warmup_rounds=1)
     else:
-        twin, params = twin_of(net)
-        T = net._targets(y, len(X))
-        grads, velocity = np.zeros_like(params), np.zeros_like(params)
-        benchmark.pedantic(reference_epoch, args=(twin, X, T, 100, rng, grads, velocity,
-                                                  np.zeros(1, np.int64)),
+        twin = reference.Engine.twin_of(net)
+        update = twin.updater(sgd_settings(twin, 0.01))
+        benchmark.pedantic(reference_epoch, args=(twin, X, targets(net, y, len(X)), 100,
+                                                  rng, update),
                            rounds=5, iterations=1, warmup_rounds=1)
 
 

@@ -1,0 +1,166 @@
+"""The reader/writer gate of the engine (fastnn/_gate.pyx): many readers or one
+writer, writers first, real waits that wake, and interrupts that leave it whole."""
+import random
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from fastnn._gate import Gate
+
+TIMEOUT = 10.0
+
+
+def wait_for(condition, what):
+    """Poll condition() until it holds (the other thread got there), or fail."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1e-3)
+
+
+def in_thread(target):
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_readers_share_the_gate_and_a_writer_has_it_alone():
+    gate = Gate()
+    gate.read_begin()
+    gate.read_begin()  # a second reader does not wait for the first
+    assert gate.state == (2, False, 0, 0)
+    gate.read_end()
+    gate.read_end()
+    gate.write_begin()
+    assert gate.state == (0, True, 0, 0)
+    gate.write_end()
+    assert gate.state == (0, False, 0, 0)
+
+
+def test_a_writer_waits_for_the_running_reader_and_new_readers_wait_for_it():
+    gate, order = Gate(), []
+    gate.read_begin()  # the running reader: this thread
+
+    def writer():
+        gate.write_begin()
+        order.append("write")
+        gate.write_end()
+
+    def late_reader():
+        gate.read_begin()
+        order.append("read")
+        gate.read_end()
+
+    w = in_thread(writer)
+    wait_for(lambda: gate.state == (1, False, 1, 1), "the writer to sleep")
+    r = in_thread(late_reader)  # arrives while a writer waits: waits too (writers first)
+    wait_for(lambda: gate.state[3] == 2, "the late reader to sleep")
+    assert order == []
+    gate.read_end()  # the last reader out lets the writer in, then the late reader
+    w.join(TIMEOUT)
+    r.join(TIMEOUT)
+    assert order == ["write", "read"]
+    assert gate.state == (0, False, 0, 0)
+
+
+def test_writers_take_turns():
+    gate, inside, most = Gate(), [0], [0]
+
+    def writer():
+        for _ in range(200):
+            gate.write_begin()
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0)  # let the others try to enter now
+            inside[0] -= 1
+            gate.write_end()
+
+    threads = [in_thread(writer) for _ in range(4)]
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert not any(thread.is_alive() for thread in threads)
+    assert most[0] == 1
+    assert gate.state == (0, False, 0, 0)
+
+
+def test_mixed_readers_and_writers_never_overlap_and_all_finish():
+    """Random readers and writers: a reader never sees a writer inside, writers are
+    alone, and every thread finishes (no lost wake-up, no deadlock)."""
+    gate, lock = Gate(), threading.Lock()
+    inside = {"readers": 0, "writers": 0}
+    violations = []
+
+    def enter(kind):
+        with lock:
+            inside[kind] += 1
+            if inside["writers"] > 1 or (inside["writers"] and inside["readers"]):
+                violations.append(dict(inside))
+
+    def leave(kind):
+        with lock:
+            inside[kind] -= 1
+
+    def worker(seed):
+        rng = random.Random(seed)
+        for _ in range(300):
+            if rng.random() < 0.3:
+                gate.write_begin()
+                enter("writers")
+                time.sleep(0)
+                leave("writers")
+                gate.write_end()
+            else:
+                gate.read_begin()
+                enter("readers")
+                time.sleep(0)
+                leave("readers")
+                gate.read_end()
+
+    threads = [in_thread(lambda seed=seed: worker(seed)) for seed in range(6)]
+    for thread in threads:
+        thread.join(TIMEOUT * 3)
+    assert not any(thread.is_alive() for thread in threads), "a thread never got in"
+    assert violations == []
+    assert gate.state == (0, False, 0, 0)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+def test_an_interrupted_writer_leaves_the_gate_whole_and_wakes_the_readers_it_held():
+    gate, entered = Gate(), []
+    release = threading.Event()
+
+    def reader():  # holds the gate until told
+        gate.read_begin()
+        release.wait(TIMEOUT)
+        gate.read_end()
+
+    def late_reader():
+        gate.read_begin()
+        entered.append("late")
+        gate.read_end()
+
+    holder = in_thread(reader)
+    wait_for(lambda: gate.state[0] == 1, "the reader to enter")
+    waiter = []
+
+    def start_late_reader_then_interrupt():
+        wait_for(lambda: gate.state[2] == 1, "the writer to wait")
+        waiter.append(in_thread(late_reader))
+        wait_for(lambda: gate.state[3] == 2, "the late reader to sleep")
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # Ctrl-C
+
+    in_thread(start_late_reader_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        gate.write_begin()  # interrupted while waiting for the reader
+    assert gate.state[:3] == (1, False, 0)  # the reader still holds it: not let in
+    # The writer never entered; the late reader, held back only by it, gets in.
+    waiter[0].join(TIMEOUT)
+    assert entered == ["late"]
+    release.set()
+    holder.join(TIMEOUT)
+    assert gate.state == (0, False, 0, 0)
+    gate.write_begin()  # and the gate still works
+    gate.write_end()
