@@ -103,6 +103,13 @@ def integer(name, value, low=None):
     return value
 
 
+def flag(name, value):
+    """value if it is True or False (not merely truthy); TypeError otherwise."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return value
+
+
 def class_labels(name, value, m, n_classes):
     """Integer class labels of shape (m,) within [0, n_classes), as np.intp."""
     if not isinstance(value, np.ndarray):

@@ -262,6 +262,22 @@ cdef double _run(const Plan* plan, bint single, void* params, void* grads, void*
 
 # ---------------------------------------------------------------- the Python side
 
+cdef bint _check(cnp.ndarray a, str name, intp size, int ndim, object params) except -1:
+    """True for float32, False for float64; TypeError/ValueError unless `a` is a
+    C-contiguous ndim-D array of size values of params' dtype (any float when None)."""
+    cdef int kind = cnp.PyArray_TYPE(a)
+    if kind != cnp.NPY_FLOAT32 and kind != cnp.NPY_FLOAT64:
+        raise TypeError(f"{name} must be float32 or float64, got {(<object> a).dtype}")
+    if params is not None and kind != cnp.PyArray_TYPE(<cnp.ndarray> params):
+        raise TypeError(f"{name} has dtype {(<object> a).dtype}, the model is "
+                        f"{params.dtype}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_NDIM(a) != ndim \
+            or cnp.PyArray_SIZE(a) != size:
+        raise ValueError(f"{name} must be a C-contiguous {ndim}-D array of {size} "
+                         f"values; got shape {(<object> a).shape}")
+    return kind == cnp.NPY_FLOAT32
+
+
 cdef class Update:
     """An optimizer bound to one engine: its settings as the compiled step reads them
     (fastnn.optim's code, lr, hyper()), the weight decay, and its state: the arrays
@@ -274,6 +290,30 @@ cdef class Update:
     cdef void* states[MAX_STATES]
     cdef int64_t* steps
     cdef object counter
+
+    def __cinit__(self, engine, settings):
+        cdef int i
+        optimizer, state, params = settings.optimizer, settings.state, engine.params
+        hyper, arrays = tuple(optimizer.hyper()), list(state.arrays)
+        if len(hyper) > MAX_HYPER or len(arrays) != optimizer.n_states \
+                or len(arrays) > MAX_STATES:
+            raise ValueError(f"optimizer {optimizer!r} does not fit the compiled step "
+                             f"({len(arrays)} state arrays, {len(hyper)} settings)")
+        self.opt.kind, self.opt.lr = optimizer.code, optimizer.lr
+        self.opt.weight_decay = settings.weight_decay
+        for i in range(MAX_HYPER):
+            self.opt.hyper[i] = hyper[i] if i < len(hyper) else 0
+        for i in range(MAX_STATES):
+            self.states[i] = NULL
+        for i, array in enumerate(arrays):
+            _check(array, f"state.arrays[{i}]", params.size, 1, params)
+            self.states[i] = cnp.PyArray_DATA(array)
+        counter = state.steps
+        if not isinstance(counter, np.ndarray) or counter.dtype != np.int64 \
+                or counter.shape != (1,) or not counter.flags.c_contiguous:
+            raise TypeError("state.steps must be an int64 array of one element")
+        self.counter, self.arrays, self.engine = counter, arrays, engine
+        self.steps = <int64_t*> cnp.PyArray_DATA(counter)
 
 
 cdef class Engine:
@@ -305,7 +345,7 @@ cdef class Engine:
         self.gate = Gate()
         _plan_build(&self.plan, sizes, activations, output, negative_slope,
                     params.itemsize)
-        self.single = self._check(params, "params", self.plan.at[self.plan.n_layers], 1)
+        self.single = _check(params, "params", self.plan.at[self.plan.n_layers], 1, None)
         self.params = params
         self.grads = np.empty_like(params)
 
@@ -322,20 +362,6 @@ cdef class Engine:
         """True when a batch of m goes through the narrow, feature-major path."""
         return _feature_major(&self.plan, m)
 
-    cdef bint _check(self, cnp.ndarray a, str name, intp size, int ndim) except -1:
-        """True for float32, False for float64; TypeError/ValueError otherwise."""
-        cdef int kind = cnp.PyArray_TYPE(a)
-        if kind != cnp.NPY_FLOAT32 and kind != cnp.NPY_FLOAT64:
-            raise TypeError(f"{name} must be float32 or float64, got {(<object> a).dtype}")
-        if self.params is not None and (kind == cnp.NPY_FLOAT32) != self.single:
-            raise TypeError(f"{name} has dtype {(<object> a).dtype}, the model is "
-                            f"{self.params.dtype}")
-        if not cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_NDIM(a) != ndim \
-                or cnp.PyArray_SIZE(a) != size:
-            raise ValueError(f"{name} must be a C-contiguous {ndim}-D array of {size} "
-                             f"values; got shape {(<object> a).shape}")
-        return kind == cnp.NPY_FLOAT32
-
     cdef intp _rows(self, cnp.ndarray X) except -1:
         """m, after checking X (m, n_in) and that every value is finite."""
         cdef intp m, bad
@@ -346,7 +372,7 @@ cdef class Engine:
         m = cnp.PyArray_DIMS(X)[0]
         if m > INT_MAX:  # BLAS takes 32-bit sizes
             raise ValueError(f"X has {m} rows; at most 2**31 - 1 fit one call")
-        self._check(X, "X", m * self.plan.sizes[0], 2)
+        _check(X, "X", m * self.plan.sizes[0], 2, self.params)
         bad = _first_nonfinite(cnp.PyArray_DATA(X), m * self.plan.sizes[0], self.single)
         if bad >= 0:
             raise ValueError(_nonfinite_message("X", X, bad))
@@ -366,7 +392,7 @@ cdef class Engine:
                     raise ValueError(f"labels must be in [0, {k}); labels[{i}] = "
                                      f"{labels[0][i]}")
             return NULL
-        self._check(arr, "Y", m * k, 2)
+        _check(arr, "Y", m * k, 2, self.params)
         bad = _first_nonfinite(cnp.PyArray_DATA(arr), m * k, self.single)
         if bad >= 0:
             raise ValueError(_nonfinite_message("y", arr, bad))
@@ -407,12 +433,12 @@ cdef class Engine:
         cdef void* o = NULL
         cdef double loss
         if out is not None:
-            self._check(out, "out", m * k, 2)
+            _check(out, "out", m * k, 2, self.params)
             o = cnp.PyArray_DATA(out)
         else:
             y = self._targets(Y, m, &labels)
         if grads is not None:
-            self._check(grads, "grads", self.plan.at[self.plan.n_layers], 1)
+            _check(grads, "grads", self.plan.at[self.plan.n_layers], 1, self.params)
             g = cnp.PyArray_DATA(grads)
         cdef void* p = cnp.PyArray_DATA(self.params)
         cdef const void* x = cnp.PyArray_DATA(X)
@@ -463,7 +489,7 @@ cdef class Engine:
 
     def assign(self, cnp.ndarray values):
         """params[...] = values (same size and dtype), never while a prediction runs."""
-        self._check(values, "values", self.plan.at[self.plan.n_layers], 1)
+        _check(values, "values", self.plan.at[self.plan.n_layers], 1, self.params)
         self.gate.write_begin()
         try:
             self.params[...] = values
@@ -475,30 +501,7 @@ cdef class Engine:
         code, lr, hyper() and n_states), settings.weight_decay (L2) and settings.state
         (a fastnn.optim.OptimizerState: `arrays`, n_states arrays in params' layout,
         and `steps`, the int64 step counter of one element); checked here, once."""
-        cdef Update update = Update()
-        cdef int i
-        optimizer, state = settings.optimizer, settings.state
-        hyper, arrays = tuple(optimizer.hyper()), list(state.arrays)
-        if len(hyper) > MAX_HYPER or len(arrays) != optimizer.n_states \
-                or len(arrays) > MAX_STATES:
-            raise ValueError(f"optimizer {optimizer!r} does not fit the compiled step "
-                             f"({len(arrays)} state arrays, {len(hyper)} settings)")
-        update.opt.kind, update.opt.lr = optimizer.code, optimizer.lr
-        update.opt.weight_decay = settings.weight_decay
-        for i in range(MAX_HYPER):
-            update.opt.hyper[i] = hyper[i] if i < len(hyper) else 0
-        for i in range(MAX_STATES):
-            update.states[i] = NULL
-        for i, array in enumerate(arrays):
-            self._check(array, f"state.arrays[{i}]", self.plan.at[self.plan.n_layers], 1)
-            update.states[i] = cnp.PyArray_DATA(array)
-        counter = state.steps
-        if not isinstance(counter, np.ndarray) or counter.dtype != np.int64 \
-                or counter.shape != (1,) or not counter.flags.c_contiguous:
-            raise TypeError("state.steps must be an int64 array of one element")
-        update.counter, update.arrays, update.engine = counter, arrays, self
-        update.steps = <int64_t*> cnp.PyArray_DATA(counter)
-        return update
+        return Update(self, settings)
 
     def step(self, cnp.ndarray X, Y, Update update not None):
         """One training step in place; returns loss + 0.5 weight_decay sum ||W||^2.

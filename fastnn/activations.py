@@ -15,7 +15,29 @@ DEFAULT_NEGATIVE_SLOPE = 0.01
 
 
 def activation_code(activation, name="activation"):
-    """The kernels' integer code for an activation name; ValueError names the valid ones."""
+    """The kernels' integer code for an activation name.
+
+    The code is the name's position in ACTIVATIONS; ValueError names the valid ones.
+
+    Parameters
+    ----------
+    activation : str
+        "identity", "sigmoid", "tanh", "relu" or "leaky_relu".
+    name : str, default="activation"
+        What the error messages call the argument.
+
+    Returns
+    -------
+    int
+        The index of activation in ACTIVATIONS, from 0 to 4.
+
+    Raises
+    ------
+    TypeError
+        If activation is not a string.
+    ValueError
+        If activation is not in ACTIVATIONS.
+    """
     if not isinstance(activation, str):
         raise TypeError(f"{name} must be a string, one of {_choices(ACTIVATIONS)}; "
                         f"got {type(activation).__name__} {activation!r}")
@@ -26,7 +48,29 @@ def activation_code(activation, name="activation"):
 
 
 def check_negative_slope(negative_slope, name="negative_slope"):
-    """Leaky ReLU's slope for z < 0 as a float: a finite real number."""
+    """Leaky ReLU's slope for z < 0 as a float: a finite real number.
+
+    Parameters
+    ----------
+    negative_slope : numbers.Real
+        The slope: an int, a float or a NumPy real scalar (bool refused), finite.
+    name : str, default="negative_slope"
+        The argument's name in the error messages.
+
+    Returns
+    -------
+    float
+        negative_slope as a Python float.
+
+    Raises
+    ------
+    TypeError
+        If negative_slope is a bool or not a real number.
+    ValueError
+        If negative_slope is NaN or infinite.
+    OverflowError
+        If negative_slope is an int too large for a float.
+    """
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
         raise TypeError(f"{name} must be a real number; got "
                         f"{type(negative_slope).__name__} {negative_slope!r}")
@@ -38,7 +82,30 @@ def check_negative_slope(negative_slope, name="negative_slope"):
 def gain(activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
     """The recommended init gain for an activation, PyTorch's values.
 
-    identity and sigmoid 1, tanh 5/3, relu sqrt(2), leaky_relu sqrt(2 / (1 + s^2)).
+    identity and sigmoid 1, tanh 5/3, relu sqrt(2), leaky_relu sqrt(2 / (1 + s^2)),
+    with s = negative_slope (as torch.nn.init.calculate_gain).
+
+    Parameters
+    ----------
+    activation : str
+        An activation name, one of ACTIVATIONS.
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope s; read, and checked, for leaky_relu only.
+
+    Returns
+    -------
+    float
+        The gain, a factor for the initial weights' scale.
+
+    Raises
+    ------
+    TypeError
+        If activation is not a string, or for leaky_relu, if negative_slope is not a
+        real number (or is a bool).
+    ValueError
+        If activation is unknown, or for leaky_relu, if negative_slope is not finite.
+    OverflowError
+        For leaky_relu, if negative_slope is an int too large for a float.
     """
     activation_code(activation)
     if activation == "tanh":

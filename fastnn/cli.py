@@ -32,7 +32,25 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv=None):
-    """Run the command line; returns the exit status."""
+    """Run the ``fastnn`` command line.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments after the program name; None reads sys.argv[1:].
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 when a figure needs matplotlib and it is missing, 2 when an
+        experiment refuses an argument (the error is printed on standard error).
+
+    Raises
+    ------
+    SystemExit
+        For --help and --version (status 0), a bad option (status 2, one line on
+        standard error), or --out without matplotlib (status 1, with the hint).
+    """
     args = _parser().parse_args(argv)
     if getattr(args, "out", None) and args.command != "demo":
         _require_matplotlib()
@@ -119,6 +137,23 @@ def _init_label(init_scheme):
 # ------------------------------------------------------------------ commands
 
 def histograms_text(activation, init_scheme, records):
+    """The table that ``fastnn histograms`` prints for one case.
+
+    Parameters
+    ----------
+    activation : str
+        The hidden activation, for the heading.
+    init_scheme : float or str
+        The std or scheme name, for the heading.
+    records : sequence of fastnn.diagnostics.ActivationStats
+        One per layer, as fastnn.experiments.histograms returns them (not empty).
+
+    Returns
+    -------
+    text : str
+        A heading line, then a table of mean, std, saturated and zero shares and a
+        one-line histogram per layer.
+    """
     lo, hi = records[0].hist[1][0], records[0].hist[1][-1]
     span = f"[{lo:.3g}, {hi:.3g}]"
     rows = [[r.layer + 1, f"{r.mean:.3f}", f"{r.std:.3f}", _percent(r.saturated),
@@ -128,6 +163,20 @@ def histograms_text(activation, init_scheme, records):
 
 
 def run_histograms(args):
+    """``fastnn histograms``: print activation statistics, optionally save a figure.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options: grid, activation, init, samples, bins, seed and out.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If fastnn.experiments.histograms refuses an option.
+    fastnn.plots.PlottingUnavailable
+        If args.out is set and matplotlib is missing.
+    """
     cases = experiments.HISTOGRAM_GRID if args.grid else [(args.activation, args.init)]
     print(f"{args.samples} standard-normal samples through 5 layers of 100 units, no biases\n")
     rows = []
@@ -142,6 +191,23 @@ def run_histograms(args):
 
 
 def run_compare_init(args):
+    """``fastnn compare-init``: train the initialisations side by side, print the losses.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options: dataset ("circles" or "spiral"), iterations (None for
+        the dataset's default), seed and out.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If the experiment refuses an option.
+    fastnn.DivergenceError
+        If a network's training diverges.
+    fastnn.plots.PlottingUnavailable
+        If a figure is asked for (args.out) and matplotlib is not installed.
+    """
     if args.dataset == "circles":
         _compare_init_circles(args)
     else:
@@ -194,6 +260,27 @@ def _tail_mean(losses, n=100):
 
 
 def run_compare_activations(args):
+    """``fastnn compare-activations``: train each hidden activation, print the scores.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options: epochs, seed and out.
+
+    Returns
+    -------
+    results : list of fastnn.experiments.RunResult
+        One per activation.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If fastnn.experiments.compare_activations refuses epochs or seed.
+    fastnn.DivergenceError
+        If training diverges.
+    fastnn.plots.PlottingUnavailable
+        If args.out is given but matplotlib is absent.
+    """
     print(f"spiral (600 train, 300 test, 3 classes), [2, 32, 32, 3] softmax, SGD lr 0.1, "
           f"batch 32, {args.epochs} epochs; each activation with its matching init "
           f"(Xavier for sigmoid and tanh, He for relu and leaky_relu)")
@@ -212,6 +299,25 @@ def run_compare_activations(args):
 
 
 def run_vanishing(args):
+    """``fastnn vanishing``: print ||dW|| per layer of deep sigmoid and ReLU networks.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options: depth (the number of hidden layers), seed and out.
+
+    Returns
+    -------
+    norms : dict of str to fastnn.diagnostics.Records
+        {"sigmoid": records, "relu": records} of GradientNorms.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If fastnn.experiments.vanishing refuses depth or seed.
+    fastnn.plots.PlottingUnavailable
+        If args.out is set and there is no matplotlib.
+    """
     norms = experiments.vanishing(depth=args.depth, seed=args.seed)
     print(f"{args.depth} hidden layers of 32 units on the moons, untrained: ||dW|| per layer")
     sigmoid, relu = norms["sigmoid"], norms["relu"]
@@ -228,6 +334,25 @@ def run_vanishing(args):
 
 
 def run_dead_relu(args):
+    """``fastnn dead-relu``: print the dead ReLU units after training with two lrs.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options: lr, large_lr, epochs, seed and out.
+
+    Returns
+    -------
+    runs : dict
+        {lr: (dead-unit records, diverged)}, as fastnn.experiments.dead_relu returns.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If the experiment refuses a learning rate, epochs or seed.
+    fastnn.plots.PlottingUnavailable
+        If a figure is wanted (args.out) and matplotlib is missing.
+    """
     lrs = (args.lr, args.large_lr)
     print(f"spiral (600 samples, 3 classes), [2, 64, 64, 64, 3] relu (He)/softmax, SGD, "
           f"batch 32, {args.epochs} epochs, lr {args.lr:g} and {args.large_lr:g}")
@@ -245,7 +370,25 @@ def run_dead_relu(args):
 
 
 def run_demo(args):
-    """Everything, at a size that runs in well under a minute, into a report folder."""
+    """``fastnn demo``: every experiment, small, into a report folder.
+
+    Everything runs at a size that takes well under a minute; the folder gets six
+    figures and summary.md, a Markdown summary of the numbers.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options: out (the folder, created if needed) and seed.
+
+    Raises
+    ------
+    fastnn.plots.PlottingUnavailable
+        If matplotlib is missing (checked before anything runs).
+    OSError
+        If the folder or a file in it cannot be written.
+    TypeError, ValueError
+        If the experiments refuse the seed.
+    """
     from fastnn import plots
     plots._pyplot()  # fail early, with the hint, when matplotlib is missing
     os.makedirs(args.out, exist_ok=True)
@@ -254,66 +397,91 @@ def run_demo(args):
     summary = ["# fastnn demo", "",
                f"fastnn {__version__}, seed {args.seed}. Every number below comes from "
                "this run.", ""]
-
-    print("histograms ...", file=sys.stderr)
-    rows = [(f"{a}\n{_init_label(i)}", experiments.histograms(a, i, seed=args.seed))
-            for a, i in experiments.HISTOGRAM_GRID]
-    plots.histograms(rows, path("histograms.png"))
-    summary += ["## Activation histograms", "",
-                "1000 samples through 5 layers of 100 units. Mean, std and saturated "
-                "share of each layer's activations:", "", "![](histograms.png)", "",
-                "| case | " + " | ".join(f"layer {k}" for k in range(1, 6)) + " |",
-                "|---|" + "---|" * 5]
-    for title, records in rows:
-        summary.append(f"| {title.replace(chr(10), ' ')} | " + " | ".join(
-            f"{r.mean:.2f} / {r.std:.3f} / {_percent(r.saturated)}" for r in records) + " |")
-
-    print("compare-init (circles) ...", file=sys.stderr)
-    results, data = experiments.compare_init_circles(seed=args.seed, progress=_progress)
-    plots.loss_and_boundaries(results, data, path("compare_init_circles.png"), "circles: cost")
-    summary += ["", "## Initialisation on circles (the course's exercise)", "",
-                "![](compare_init_circles.png)", "", "| init | first cost | final cost | "
-                "train | test |", "|---|---|---|---|---|"]
-    summary += [f"| {r.label} | {r.losses[0]:.4g} | {r.losses[-1]:.4g} | "
-                f"{_percent(r.train_score)} | {_percent(r.test_score)} |" for r in results]
-
-    print("compare-init (spiral) ...", file=sys.stderr)
-    results, _ = experiments.compare_init_spiral(1000, seed=args.seed, progress=_progress)
-    plots.loss_curves(results, path("compare_init_spiral.png"), "spiral: loss per iteration",
-                      reference_line=(math.log(3), "ln 3"))
-    summary += ["", "## Initialisation of a deep ReLU network (spiral, 1000 iterations)", "",
-                "![](compare_init_spiral.png)", "", f"ln 3 = {math.log(3):.4f}", "",
-                "| init | mean loss, last 100 iterations |", "|---|---|"]
-    summary += [f"| {r.label} | {_tail_mean(r.losses):.4f} |" for r in results]
-
-    print("compare-activations ...", file=sys.stderr)
-    results, _ = experiments.compare_activations(seed=args.seed, progress=_progress)
-    plots.loss_curves(results, path("compare_activations.png"),
-                      "hidden activations: loss per epoch", log=True)
-    summary += ["", "## Hidden activations", "", "![](compare_activations.png)", "",
-                "| activation | final loss | train | test |", "|---|---|---|---|"]
-    summary += [f"| {r.label} | {r.losses[-1]:.4f} | {_percent(r.train_score)} | "
-                f"{_percent(r.test_score)} |" for r in results]
-
-    print("vanishing ...", file=sys.stderr)
-    norms = experiments.vanishing(seed=args.seed)
-    plots.gradient_norms(norms, path("vanishing.png"))
-    summary += ["", "## Vanishing gradients (10 hidden layers)", "", "![](vanishing.png)", ""]
-    summary += [f"- {name}: ||dW|| of the first layer / the last = "
-                f"{records[0].dW_norm / records[-1].dW_norm:.2e}"
-                for name, records in norms.items()]
-
-    print("dead-relu ...", file=sys.stderr)
-    runs = experiments.dead_relu(seed=args.seed, progress=_progress)
-    plots.dead_units(runs, path("dead_relu.png"))
-    summary += ["", "## Dead ReLU units", "", "![](dead_relu.png)", ""]
-    summary += [f"- lr {lr:g}: dead units per hidden layer "
-                + ", ".join(_percent(r.fraction) for r in records)
-                for lr, (records, _) in runs.items()]
-
+    for section in (_demo_histograms, _demo_init_circles, _demo_init_spiral,
+                    _demo_activations, _demo_vanishing, _demo_dead_relu):
+        summary += section(args.seed, path)
     with open(path("summary.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(summary) + "\n")
     print(f"wrote {args.out}/summary.md and 6 figures in {time.perf_counter() - start:.1f} s")
+
+
+# Each section of the demo runs one experiment, saves its figure at path(name) and
+# returns its lines of the Markdown summary.
+
+def _demo_histograms(seed, path):
+    from fastnn import plots
+    print("histograms ...", file=sys.stderr)
+    rows = [(f"{a}\n{_init_label(i)}", experiments.histograms(a, i, seed=seed))
+            for a, i in experiments.HISTOGRAM_GRID]
+    plots.histograms(rows, path("histograms.png"))
+    summary = ["## Activation histograms", "",
+               "1000 samples through 5 layers of 100 units. Mean, std and saturated "
+               "share of each layer's activations:", "", "![](histograms.png)", "",
+               "| case | " + " | ".join(f"layer {k}" for k in range(1, 6)) + " |",
+               "|---|" + "---|" * 5]
+    for title, records in rows:
+        summary.append(f"| {title.replace(chr(10), ' ')} | " + " | ".join(
+            f"{r.mean:.2f} / {r.std:.3f} / {_percent(r.saturated)}" for r in records) + " |")
+    return summary
+
+
+def _demo_init_circles(seed, path):
+    from fastnn import plots
+    print("compare-init (circles) ...", file=sys.stderr)
+    results, data = experiments.compare_init_circles(seed=seed, progress=_progress)
+    plots.loss_and_boundaries(results, data, path("compare_init_circles.png"), "circles: cost")
+    summary = ["", "## Initialisation on circles (the course's exercise)", "",
+               "![](compare_init_circles.png)", "", "| init | first cost | final cost | "
+               "train | test |", "|---|---|---|---|---|"]
+    return summary + [f"| {r.label} | {r.losses[0]:.4g} | {r.losses[-1]:.4g} | "
+                      f"{_percent(r.train_score)} | {_percent(r.test_score)} |"
+                      for r in results]
+
+
+def _demo_init_spiral(seed, path):
+    from fastnn import plots
+    print("compare-init (spiral) ...", file=sys.stderr)
+    results, _ = experiments.compare_init_spiral(1000, seed=seed, progress=_progress)
+    plots.loss_curves(results, path("compare_init_spiral.png"), "spiral: loss per iteration",
+                      reference_line=(math.log(3), "ln 3"))
+    summary = ["", "## Initialisation of a deep ReLU network (spiral, 1000 iterations)", "",
+               "![](compare_init_spiral.png)", "", f"ln 3 = {math.log(3):.4f}", "",
+               "| init | mean loss, last 100 iterations |", "|---|---|"]
+    return summary + [f"| {r.label} | {_tail_mean(r.losses):.4f} |" for r in results]
+
+
+def _demo_activations(seed, path):
+    from fastnn import plots
+    print("compare-activations ...", file=sys.stderr)
+    results, _ = experiments.compare_activations(seed=seed, progress=_progress)
+    plots.loss_curves(results, path("compare_activations.png"),
+                      "hidden activations: loss per epoch", log=True)
+    summary = ["", "## Hidden activations", "", "![](compare_activations.png)", "",
+               "| activation | final loss | train | test |", "|---|---|---|---|"]
+    return summary + [f"| {r.label} | {r.losses[-1]:.4f} | {_percent(r.train_score)} | "
+                      f"{_percent(r.test_score)} |" for r in results]
+
+
+def _demo_vanishing(seed, path):
+    from fastnn import plots
+    print("vanishing ...", file=sys.stderr)
+    norms = experiments.vanishing(seed=seed)
+    plots.gradient_norms(norms, path("vanishing.png"))
+    summary = ["", "## Vanishing gradients (10 hidden layers)", "", "![](vanishing.png)", ""]
+    return summary + [f"- {name}: ||dW|| of the first layer / the last = "
+                      f"{records[0].dW_norm / records[-1].dW_norm:.2e}"
+                      for name, records in norms.items()]
+
+
+def _demo_dead_relu(seed, path):
+    from fastnn import plots
+    print("dead-relu ...", file=sys.stderr)
+    runs = experiments.dead_relu(seed=seed, progress=_progress)
+    plots.dead_units(runs, path("dead_relu.png"))
+    summary = ["", "## Dead ReLU units", "", "![](dead_relu.png)", ""]
+    return summary + [f"- lr {lr:g}: dead units per hidden layer "
+                      + ", ".join(_percent(r.fraction) for r in records)
+                      for lr, (records, _) in runs.items()]
 
 
 # ------------------------------------------------------------------ the parser

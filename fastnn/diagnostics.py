@@ -10,7 +10,7 @@ import numpy as np
 
 from fastnn import _checks as check
 from fastnn import kernels
-from fastnn.model import MLP
+from fastnn.model import MLP, inputs
 
 __all__ = ["activation_stats", "gradient_norms", "dead_units", "symmetry", "gradient_check",
            "layer_outputs", "Records", "ActivationStats", "GradientNorms", "DeadUnits",
@@ -21,9 +21,16 @@ GRADIENT_CHECK_THRESHOLD = 2e-7
 
 
 class Records(list):
-    """A list of records that prints as an aligned table (array fields left out)."""
+    """A list of records that prints as an aligned table (array fields left out).
+
+    Parameters
+    ----------
+    iterable : iterable of dataclass instances, optional
+        The records, all of one dataclass; empty when omitted.
+    """
 
     def __str__(self):
+        """One header row of field names, then one row per record."""
         if not self:
             return "(no records)"
         names = [f.name for f in fields(self[0])
@@ -46,9 +53,33 @@ def _model(net):
 
 
 def layer_outputs(net, X):
-    """[(Z, A), ...] per layer for X: pre-activations and activations; the output
-    layer's A is what predict_proba gives (probabilities or values), as (m, k)."""
-    X = _model(net)._features(X)
+    """Pre-activations and activations of every layer for X.
+
+    Parameters
+    ----------
+    net : fastnn.MLP
+        The network.
+    X : array-like of shape (m, n_features)
+        Samples, finite; integers and booleans are converted, a float array must have
+        the model's dtype.
+
+    Returns
+    -------
+    outputs : list of tuple of (numpy.ndarray, numpy.ndarray)
+        (Z, A) per layer, first layer first, each of shape (m, n_out) and the model's
+        dtype. The output layer's A is what predict_proba gives (probabilities or
+        values), as (m, k).
+
+    Raises
+    ------
+    TypeError
+        If net is not a fastnn.MLP, or X holds no real numbers or is a float array of
+        the other precision.
+    ValueError
+        If X is not 2-D with n_features columns and at least one row, or is not
+        finite.
+    """
+    X = inputs.features(_model(net), X)
     out, A_prev = [], X
     for index, layer in enumerate(net.layers):
         n_out = layer.W.shape[0]
@@ -70,23 +101,66 @@ def _layer_names(net):
 
 @dataclass(frozen=True)
 class ActivationStats:
+    """Statistics of one layer's activations, a record of :func:`activation_stats`.
+
+    Parameters
+    ----------
+    layer : int
+        Index of the layer, 0 for the first.
+    activation : str
+        Its activation, or the output's name for the last layer.
+    mean, std, min, max : float
+        Mean, standard deviation, minimum and maximum of the activations.
+    saturated : float
+        Fraction within 0.01 of sigmoid's 0 or 1, or beyond +-0.99 for tanh.
+    zero : float
+        Fraction exactly zero.
+    hist : tuple of (numpy.ndarray, numpy.ndarray)
+        The histogram: (counts, bin edges), as numpy.histogram returns it.
+    """
+
     layer: int
     activation: str
     mean: float
     std: float
     min: float
     max: float
-    saturated: float   # fraction within 0.01 of sigmoid's 0 or 1, or beyond +-0.99 for tanh
-    zero: float        # fraction exactly zero
-    hist: tuple        # (counts, bin edges)
+    saturated: float
+    zero: float
+    hist: tuple
 
 
 def activation_stats(net, X, bins=20, range=None):
     """Statistics of every layer's activations on X, with a histogram of each.
 
     saturated counts sigmoid outputs below 0.01 or above 0.99 and tanh outputs beyond
-    +-0.99 (0 for activations that do not saturate). The histogram spans range=(lo, hi)
-    if given, else [0, 1] for sigmoid, [-1, 1] for tanh and each layer's own range.
+    +-0.99 (0 for activations that do not saturate).
+
+    Parameters
+    ----------
+    net : fastnn.MLP
+        The network.
+    X : array-like of shape (m, n_features)
+        Samples, as for :func:`layer_outputs`.
+    bins : int, default=20
+        Number of histogram bins, >= 1.
+    range : tuple of (float, float) or None, default=None
+        (lo, hi) that every histogram spans; None: [0, 1] for sigmoid, [-1, 1] for
+        tanh and each layer's own range for the others.
+
+    Returns
+    -------
+    records : Records of ActivationStats
+        One per layer, first layer first; the last is the output layer.
+
+    Raises
+    ------
+    TypeError
+        If bins is not an integer, range's ends are not real numbers, or net or X is
+        refused as in :func:`layer_outputs`.
+    ValueError
+        If bins < 1, range's ends are not finite or not lo < hi, or X is refused as in
+        :func:`layer_outputs`.
     """
     bins = check.integer("bins", bins, 1)
     if range is not None:
@@ -110,15 +184,55 @@ def activation_stats(net, X, bins=20, range=None):
 
 @dataclass(frozen=True)
 class GradientNorms:
+    """One layer's gradient norms, a record of :func:`gradient_norms`.
+
+    Both are of the gradient of the mean loss.
+
+    Parameters
+    ----------
+    layer : int
+        The layer's index (0: first).
+    activation : str
+        The layer's activation; for the output layer, the output's name.
+    dW_norm : float
+        Frobenius norm of dW, the weights' gradient of the mean loss.
+    db_norm : float
+        Euclidean norm of db, the biases' gradient.
+    """
+
     layer: int
     activation: str
-    dW_norm: float     # Frobenius norm of the gradient of the mean loss
+    dW_norm: float
     db_norm: float
 
 
 def gradient_norms(net, X, y):
-    """Per-layer norms of dW and db (backprop, mean loss): vanishing or exploding
-    gradients show as norms shrinking or growing from the last layer to the first."""
+    """Per-layer norms of dW and db (backprop, mean loss).
+
+    Vanishing or exploding gradients show as norms shrinking or growing from the last
+    layer to the first.
+
+    Parameters
+    ----------
+    net : fastnn.MLP
+        The network (not changed).
+    X : array-like of shape (m, n_features)
+        Samples.
+    y : array-like
+        Targets, as :meth:`fastnn.MLP.fit` takes them.
+
+    Returns
+    -------
+    records : Records of GradientNorms
+        One per layer, first layer first.
+
+    Raises
+    ------
+    TypeError
+        If net is not a fastnn.MLP, or X or y has a dtype the model refuses.
+    ValueError
+        If X or y has the wrong shape or values (not finite, labels out of range).
+    """
     return Records(GradientNorms(i, name, float(np.linalg.norm(dW)), float(np.linalg.norm(db)))
                    for i, ((dW, db), name) in enumerate(zip(_model(net).gradients(X, y),
                                                             _layer_names(net))))
@@ -126,16 +240,53 @@ def gradient_norms(net, X, y):
 
 @dataclass(frozen=True)
 class DeadUnits:
+    """How many units of a hidden layer are dead; :func:`dead_units` lists these.
+
+    Parameters
+    ----------
+    layer : int
+        Index of the hidden layer, from 0.
+    activation : str
+        Its activation.
+    dead : int
+        Number of units whose output is 0 for every sample.
+    units : int
+        Number of units in the layer.
+    fraction : float
+        The share dead / units.
+    """
+
     layer: int
     activation: str
-    dead: int          # units whose output is 0 for every sample
+    dead: int
     units: int
     fraction: float
 
 
 def dead_units(net, X):
-    """Per hidden layer, the units that output exactly 0 for every sample of X: dead
-    ReLUs, which no gradient can revive."""
+    """Per hidden layer, the units that output exactly 0 for every sample of X.
+
+    These are dead ReLUs, which no gradient can revive.
+
+    Parameters
+    ----------
+    net : fastnn.MLP
+        The network; only its hidden layers are examined.
+    X : array-like of shape (m, n_features)
+        The samples on which a unit must output 0 to count as dead.
+
+    Returns
+    -------
+    records : Records of DeadUnits
+        One per hidden layer (the output layer is left out), first layer first.
+
+    Raises
+    ------
+    TypeError
+        If net is not a fastnn.MLP or X has a dtype the model refuses.
+    ValueError
+        If X is not (m, n_features) with m >= 1, or not finite.
+    """
     records = Records()
     for index, (_, A) in enumerate(layer_outputs(net, X)[:-1]):
         dead = int(np.all(A == 0, axis=0).sum())
@@ -146,15 +297,48 @@ def dead_units(net, X):
 
 @dataclass(frozen=True)
 class Symmetry:
+    """Which units of a layer are copies of each other (from :func:`symmetry`).
+
+    Units whose rows of [W | b] are equal compute the same thing for every input.
+
+    Parameters
+    ----------
+    layer : int
+        Layer index, 0 for the first layer.
+    units : int
+        Number of units in the layer.
+    distinct : int
+        How many different units the layer really has.
+    groups : tuple of tuple of int
+        Groups (tuples of unit indices) of identical units, each of size >= 2.
+    """
+
     layer: int
     units: int
-    distinct: int      # how many different units the layer really has
-    groups: tuple      # groups (tuples of unit indices) of identical units, size >= 2
+    distinct: int
+    groups: tuple
 
 
 def symmetry(net):
-    """Per layer, the groups of units whose incoming weights and bias are identical:
-    what zero or constant initialisation produces, and training never breaks."""
+    """Per layer, the groups of units whose incoming weights and bias are identical.
+
+    That is what zero or constant initialisation produces, and training never breaks.
+
+    Parameters
+    ----------
+    net : fastnn.MLP
+        The network.
+
+    Returns
+    -------
+    records : Records of Symmetry
+        One per layer, the output layer last.
+
+    Raises
+    ------
+    TypeError
+        If net is not a fastnn.MLP.
+    """
     records = Records()
     for index, layer in enumerate(_model(net).layers):
         rows = np.column_stack([layer.W, layer.b])
@@ -167,19 +351,49 @@ def symmetry(net):
 
 @dataclass(frozen=True)
 class ParameterError:
-    name: str          # state_dict name and index, e.g. "2.weight[3, 1]"
+    """One parameter's two derivatives, as :func:`gradient_check` lists them.
+
+    GradientCheck.worst holds these for the parameters that disagree most.
+
+    Parameters
+    ----------
+    name : str
+        The state_dict name and index, e.g. "2.weight[3, 1]".
+    analytic : float
+        The derivative by backprop.
+    numeric : float
+        The derivative by central differences.
+    """
+
+    name: str
     analytic: float
     numeric: float
 
 
 @dataclass(frozen=True)
 class GradientCheck:
-    difference: float  # ||g - g_num|| / (||g|| + ||g_num||)
+    """The outcome of :func:`gradient_check`; prints as a verdict.
+
+    Parameters
+    ----------
+    difference : float
+        ||g - g_num|| / (||g|| + ||g_num||), 0 when both are zero.
+    threshold : float
+        The check passes when difference < threshold.
+    passed : bool
+        Whether it passed.
+    worst : tuple of ParameterError
+        The parameters that disagree most (at most ten), when the check fails;
+        empty when it passes.
+    """
+
+    difference: float
     threshold: float
     passed: bool
-    worst: tuple       # the parameters that disagree most, when the check fails
+    worst: tuple
 
     def __str__(self):
+        """The verdict, then one line per parameter in worst."""
         verdict = "passed" if self.passed else "FAILED"
         lines = [f"gradient check {verdict}: difference {self.difference:.3g} "
                  f"(threshold {self.threshold:g})"]
@@ -197,17 +411,57 @@ def gradient_check(net, X, y, eps=1e-7, weight_decay=0.0, threshold=GRADIENT_CHE
     the mean loss plus 0.5 weight_decay sum ||W||^2. Passes when
     ||g - g_num|| / (||g|| + ||g_num||) < threshold (2e-7); when it fails, `worst` lists
     the ten parameters that disagree most.
+
+    Parameters
+    ----------
+    net : fastnn.MLP
+        The network; its parameters are nudged and restored.
+    X : array-like of shape (m, n_features)
+        Samples (a few suffice: every parameter costs two loss evaluations).
+    y : array-like
+        Targets, as :meth:`fastnn.MLP.fit` takes them.
+    eps : float, default=1e-7
+        The nudge, > 0.
+    weight_decay : float, default=0.0
+        L2 coefficient of the objective, >= 0.
+    threshold : float, default=2e-7
+        Largest relative difference that fails, > 0.
+
+    Returns
+    -------
+    result : GradientCheck
+        The relative difference, the verdict and, on failure, the worst parameters.
+
+    Raises
+    ------
+    TypeError
+        If eps, weight_decay or threshold is not a real number, net is not a
+        fastnn.MLP, or X or y has a dtype the model refuses.
+    ValueError
+        If eps or threshold is not > 0, weight_decay is negative, one of them is not
+        finite, or X or y has the wrong shape or values.
     """
     eps = check.real("eps", eps, 0, low_open=True)
     weight_decay = check.real("weight_decay", weight_decay, 0)
     threshold = check.real("threshold", threshold, 0, low_open=True)
-    X = _model(net)._features(X)
+    X = inputs.features(_model(net), X)
     if net.dtype != np.float64:  # float32 cannot resolve a nudge of 1e-7: check a float64 copy
-        twin = MLP(net.layer_sizes, list(net.activations), net.output, init="zeros",
-                   negative_slope=net.negative_slope, dtype="float64")
-        twin.load_state_dict({k: v.astype(np.float64) for k, v in net.state_dict().items()})
-        net, X = twin, X.astype(np.float64)
+        net, X = _float64_twin(net), X.astype(np.float64)
     analytic = net.gradients(X, y, weight_decay=weight_decay)
+    names, backprop, numeric = _central_differences(net, X, y, analytic, eps, weight_decay)
+    return _verdict(names, backprop, numeric, threshold)
+
+
+def _float64_twin(net):
+    """A float64 MLP with net's architecture and parameters."""
+    twin = MLP(net.layer_sizes, list(net.activations), net.output, init="zeros",
+               negative_slope=net.negative_slope, dtype="float64")
+    twin.load_state_dict({k: v.astype(np.float64) for k, v in net.state_dict().items()})
+    return twin
+
+
+def _central_differences(net, X, y, analytic, eps, weight_decay):
+    """Every parameter's name, backprop derivative and numeric one, as three lists."""
 
     def objective():
         penalty = sum(float(np.sum(layer.W * layer.W)) for layer in net.layers)
@@ -225,6 +479,11 @@ def gradient_check(net, X, y, eps=1e-7, weight_decay=0.0, threshold=GRADIENT_CHE
             names.append(f"{key}[{', '.join(map(str, i))}]")
             backprop.append(float(grad[i]))
             numeric.append((up - down) / (2 * eps))
+    return names, backprop, numeric
+
+
+def _verdict(names, backprop, numeric, threshold):
+    """The GradientCheck of backprop against numeric derivatives."""
     backprop, numeric = np.array(backprop), np.array(numeric)
     norm = np.linalg.norm(backprop) + np.linalg.norm(numeric)
     difference = float(np.linalg.norm(backprop - numeric) / norm) if norm else 0.0

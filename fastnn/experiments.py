@@ -25,12 +25,43 @@ HISTOGRAM_INITS = ("xavier", "lecun", "he")
 
 def histograms(activation="sigmoid", init_scheme=1.0, n_samples=1000, width=100, n_layers=5,
                bins=30, seed=0):
-    """The book's experiment: n_samples standard-normal inputs through n_layers layers
-    of width units, no biases, weights N(0, std^2) or by scheme; returns the hidden
-    layers' ActivationStats (with histograms), first layer first.
+    """Activation histograms of a deep random network (the book's experiment).
 
-    init_scheme: a std (1, 0.01, ...) or "xavier" (Glorot; 1/sqrt(n) for these square
-    layers, what the book calls Xavier), "lecun" or "he".
+    n_samples standard-normal inputs go through n_layers layers of width units, no
+    biases, weights N(0, std^2) or by scheme. For relu and leaky_relu every histogram
+    spans the range of all the layers, so that the spread shows.
+
+    Parameters
+    ----------
+    activation : str, default="sigmoid"
+        Hidden activation: "identity", "sigmoid", "tanh", "relu" or "leaky_relu".
+    init_scheme : float or str, default=1.0
+        A std (1, 0.01, ...) or "xavier" (Glorot; 1/sqrt(n) for these square layers,
+        what the book calls Xavier), "lecun" or "he".
+    n_samples : int, default=1000
+        Number of inputs, >= 1.
+    width : int, default=100
+        Units per layer, >= 1.
+    n_layers : int, default=5
+        Number of hidden layers, >= 1.
+    bins : int, default=30
+        Histogram bins, >= 1.
+    seed : int, numpy.random.Generator, numpy.random.RandomState or None, default=0
+        Randomness of the weights, then of the inputs.
+
+    Returns
+    -------
+    records : fastnn.diagnostics.Records of ActivationStats
+        The hidden layers' statistics, with histograms, first layer first.
+
+    Raises
+    ------
+    TypeError
+        If an argument is of the wrong type (MLP, as_rng and activation_stats check
+        them).
+    ValueError
+        If init_scheme is a string other than the three names or a negative number,
+        activation is unknown, or a count or seed is out of range.
     """
     if isinstance(init_scheme, str) and init_scheme not in HISTOGRAM_INITS:
         raise ValueError(f"init must be a std (a positive number) or one of "
@@ -48,7 +79,22 @@ def histograms(activation="sigmoid", init_scheme=1.0, n_samples=1000, width=100,
 
 @dataclass
 class RunResult:
-    """One network of a comparison: its label, its losses, its scores, the network."""
+    """One network of a comparison: its label, its losses, its scores, the network.
+
+    Parameters
+    ----------
+    label : str
+        What the run varies (init scheme, activation).
+    losses : list of float
+        The training loss per epoch or iteration (the network's history["loss"]).
+    train_score : float
+        Accuracy on the training data.
+    test_score : float
+        Accuracy on the test data; NaN when the experiment has none.
+    net : fastnn.MLP
+        The trained network.
+    """
+
     label: str
     losses: list
     train_score: float
@@ -57,10 +103,38 @@ class RunResult:
 
 
 def compare_init_circles(iterations=15_000, lr=0.01, seed=1, progress=None):
-    """The course's initialisation exercise: circles (300 train, 100 test, noise 0.05),
-    [2, 10, 5, 1] relu/sigmoid, full-batch gradient descent; zeros, random x10, He.
+    """The course's initialisation exercise: zeros, random x10 and He on the circles.
 
-    The losses are recorded at every iteration (before its update).
+    Circles (300 train, 100 test, noise 0.05), [2, 10, 5, 1] relu/sigmoid, full-batch
+    gradient descent. The losses are recorded at every iteration (before its update).
+
+    Parameters
+    ----------
+    iterations : int, default=15_000
+        Gradient descent steps per network, >= 1.
+    lr : float, default=0.01
+        Learning rate, > 0.
+    seed : int, default=1
+        Seed of the training data; the test data uses seed + 1000. The weights always
+        come from RandomState(3), as in the course.
+    progress : callable or None, default=None
+        Called as progress(label, done, total, loss) about ten times per network.
+
+    Returns
+    -------
+    results : list of RunResult
+        "zeros", "random x10" and "he", in that order.
+    data : tuple of numpy.ndarray
+        (X, y, X_test, y_test).
+
+    Raises
+    ------
+    TypeError
+        If iterations or seed is not an integer, or lr is not a real number.
+    ValueError
+        If iterations < 1, lr <= 0 or not finite, or seed is negative.
+    fastnn.DivergenceError
+        If a network's loss stops being finite (lr too large).
     """
     X, y = datasets.make_circles(300, noise=0.05, seed=seed)
     Xt, yt = datasets.make_circles(100, noise=0.05, seed=seed + 1000)
@@ -80,9 +154,45 @@ def compare_init_circles(iterations=15_000, lr=0.01, seed=1, progress=None):
 
 def compare_init_spiral(iterations=2000, batch_size=128, lr=0.01, n_classes=3,
                         n_samples=1500, seed=0, progress=None):
-    """The book's deep comparison on a spiral instead of MNIST: [2, 100, 100, 100, 100, k]
-    ReLU/softmax, SGD, std=0.01 against LeCun ("Xavier" in the book, 1/sqrt(n)) against
-    He; all three see the same random batches (drawn with replacement, as the book)."""
+    """The book's deep comparison of initialisations, on a spiral instead of MNIST.
+
+    [2, 100, 100, 100, 100, k] ReLU/softmax, SGD, std=0.01 against LeCun ("Xavier" in
+    the book, 1/sqrt(n)) against He; all three see the same random batches (drawn with
+    replacement, as the book).
+
+    Parameters
+    ----------
+    iterations : int, default=2000
+        Number of SGD steps (batches), >= 0.
+    batch_size : int, default=128
+        Samples per batch, >= 1.
+    lr : float, default=0.01
+        Learning rate, > 0.
+    n_classes : int, default=3
+        Spiral arms, k >= 2.
+    n_samples : int, default=1500
+        Size of the spiral, >= 2.
+    seed : int, default=0
+        Seed of the data, the batches and the weights.
+    progress : callable or None, default=None
+        Callback progress(label, done, total, loss), about ten times per network.
+
+    Returns
+    -------
+    results : list of RunResult
+        "std=0.01", "xavier (lecun)" and "he"; test_score is NaN (no test set).
+    data : tuple of numpy.ndarray
+        (X, y), the training data.
+
+    Raises
+    ------
+    TypeError
+        If a count is not an integer, lr is not a real number, or seed is not a seed.
+    ValueError
+        If a count, lr or seed is out of its range.
+    fastnn.DivergenceError
+        If a network's loss or gradient stops being finite.
+    """
     X, y = datasets.make_spiral(n_samples, n_classes, noise=0.2, seed=seed)
     batches = np.random.default_rng(seed).integers(0, len(X), (iterations, batch_size))
     results = []
@@ -98,8 +208,41 @@ def compare_init_spiral(iterations=2000, batch_size=128, lr=0.01, n_classes=3,
 
 
 def compare_activations(epochs=100, lr=0.1, batch_size=32, seed=0, progress=None):
-    """One network and data set ([2, 32, 32, 3] on a 3-class spiral, SGD) trained with
-    sigmoid, tanh, relu and leaky_relu hidden layers, each with its matching init."""
+    """Train one network with each hidden activation and compare.
+
+    One network and data set ([2, 32, 32, 3] on a 3-class spiral, 600 train and 300
+    test samples, SGD) trained with sigmoid, tanh, relu and leaky_relu hidden layers,
+    each with its matching init.
+
+    Parameters
+    ----------
+    epochs : int, default=100
+        Epochs per network, >= 1.
+    lr : float, default=0.1
+        Learning rate, > 0.
+    batch_size : int, default=32
+        Mini-batch size, >= 1.
+    seed : int, default=0
+        Seed of the data (the test data: seed + 1000), the weights and the shuffles.
+    progress : callable or None, default=None
+        Receives (label, done, total, loss) about ten times per network.
+
+    Returns
+    -------
+    results : list of RunResult
+        One per activation, labelled with its name.
+    data : tuple of numpy.ndarray
+        (X, y, X_test, y_test).
+
+    Raises
+    ------
+    TypeError
+        If epochs, batch_size or seed is not an integer, or lr is not a number.
+    ValueError
+        If epochs or batch_size < 1, lr <= 0 or not finite, or seed < 0.
+    fastnn.DivergenceError
+        If training diverges.
+    """
     X, y = datasets.make_spiral(600, 3, noise=0.2, seed=seed)
     Xt, yt = datasets.make_spiral(300, 3, noise=0.2, seed=seed + 1000)
     results = []
@@ -113,8 +256,34 @@ def compare_activations(epochs=100, lr=0.1, batch_size=32, seed=0, progress=None
 
 
 def vanishing(depth=10, width=32, n_samples=500, seed=0):
-    """Per-layer gradient norms of a deep sigmoid network (Xavier) against the same
-    depth of ReLU (He), untrained, on the moons: {"sigmoid": records, "relu": records}."""
+    """Per-layer gradient norms of a deep sigmoid network against a deep ReLU one.
+
+    A sigmoid network (Xavier) against the same depth of ReLU (He), untrained, on the
+    moons, with a sigmoid output.
+
+    Parameters
+    ----------
+    depth : int, default=10
+        Number of hidden layers, >= 1.
+    width : int, default=32
+        Units per hidden layer, >= 1.
+    n_samples : int, default=500
+        Size of the moons data set, >= 2.
+    seed : int, numpy.random.Generator, numpy.random.RandomState or None, default=0
+        Seed of the data and the weights.
+
+    Returns
+    -------
+    norms : dict of str to fastnn.diagnostics.Records of GradientNorms
+        {"sigmoid": records, "relu": records}, first layer first.
+
+    Raises
+    ------
+    TypeError
+        If depth, width or n_samples is not an integer, or seed is of the wrong type.
+    ValueError
+        If depth, width or n_samples is too small, or seed is negative.
+    """
     X, y = datasets.make_moons(n_samples, noise=0.1, seed=seed)
     sizes = [2] + [width] * check.integer("depth", depth, 1) + [1]
     return {activation: diagnostics.gradient_norms(
@@ -123,9 +292,36 @@ def vanishing(depth=10, width=32, n_samples=500, seed=0):
 
 
 def dead_relu(lrs=(0.01, 3.0), epochs=30, seed=0, progress=None):
-    """Fraction of dead ReLU units after training [2, 64, 64, 64, 3] (He, SGD) on a
-    spiral with each learning rate: {lr: (dead-unit records, diverged)}. A run that
-    diverges keeps its last finite weights, which are counted."""
+    """Dead ReLU units after training with each learning rate.
+
+    [2, 64, 64, 64, 3] (He, SGD, batch 32) is trained on a 600-sample spiral. A run
+    that diverges keeps its last finite weights, which are counted.
+
+    Parameters
+    ----------
+    lrs : iterable of float, default=(0.01, 3.0)
+        The learning rates, each > 0.
+    epochs : int, default=30
+        Epochs per run, >= 1.
+    seed : int, numpy.random.Generator, numpy.random.RandomState or None, default=0
+        Seed of the data, the weights and the shuffles.
+    progress : callable or None, default=None
+        A callable (label, done, total, loss) -> None, called about ten times per run.
+
+    Returns
+    -------
+    runs : dict
+        {lr: (dead-unit records, diverged)}: fastnn.diagnostics.Records of DeadUnits
+        and a bool.
+
+    Raises
+    ------
+    TypeError
+        If epochs is not an integer, a learning rate is not a number, or seed is of
+        the wrong type.
+    ValueError
+        If epochs < 1, a learning rate is not > 0 and finite, or seed is negative.
+    """
     X, y = datasets.make_spiral(600, 3, noise=0.2, seed=seed)
     out = {}
     for lr in lrs:

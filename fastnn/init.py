@@ -24,7 +24,26 @@ __all__ = ["as_rng", "gain", "zeros", "constant", "normal", "uniform", "xavier_n
 
 
 def as_rng(seed):
-    """A Generator or RandomState from an int seed, a Generator, a RandomState or None."""
+    """Turn a seed into a random number generator.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.Generator, numpy.random.RandomState or None
+        A non-negative int seeds a new Generator; a Generator or RandomState is
+        returned as it is (not copied); None draws fresh entropy from the OS.
+
+    Returns
+    -------
+    rng : numpy.random.Generator or numpy.random.RandomState
+        ``seed`` itself, or ``numpy.random.default_rng(seed)``.
+
+    Raises
+    ------
+    TypeError
+        If seed is none of the above (a bool or a float, for instance).
+    ValueError
+        If seed is a negative integer.
+    """
     if isinstance(seed, (np.random.Generator, np.random.RandomState)):
         return seed
     if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
@@ -59,52 +78,254 @@ def _uniform(shape, limit, rng, dtype):
 
 
 def zeros(shape, rng=None, dtype=np.float64):
-    """W = 0. Every unit of a layer then computes the same thing, forever (symmetry)."""
+    """All-zero weights.
+
+    Every unit of a layer then computes the same thing, forever (symmetry).
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        (n_out, n_in), both at least 1.
+    rng : object, default=None
+        Ignored; there only so that every scheme takes the same arguments.
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        Floating dtype of the zeros: float32 or float64.
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        Zeros of the given dtype.
+
+    Raises
+    ------
+    TypeError
+        If dtype is not float32 or float64.
+    ValueError
+        If shape is not a pair of integers >= 1.
+    """
     _fans(shape)
     return np.zeros(tuple(shape), check.float_dtype(dtype))
 
 
 def constant(shape, rng=None, dtype=np.float64, value=0.0):
-    """W = value everywhere: as symmetric as zeros."""
+    """Weights that all hold one value: as symmetric as :func:`zeros`.
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        The weight matrix's (n_out, n_in); each at least 1.
+    rng : object, default=None
+        Not used (the schemes share one signature).
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        The result's dtype: float32 or float64.
+    value : float, default=0.0
+        The value of every weight; any finite real number.
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        ``value`` everywhere.
+
+    Raises
+    ------
+    TypeError
+        If value is not a real number, or dtype is not float32 or float64.
+    ValueError
+        If shape is not (n_out, n_in) with both >= 1, or value is not finite.
+    """
     _fans(shape)
     return np.full(tuple(shape), check.real("value", value), check.float_dtype(dtype))
 
 
 def normal(shape, rng=None, dtype=np.float64, std=0.01):
-    """W ~ N(0, std^2); the course's default std is 0.01 ("small random numbers")."""
+    """Normal weights: W ~ N(0, std^2).
+
+    The course's default std is 0.01 ("small random numbers").
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        (n_out, n_in), both at least 1.
+    rng : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Source of the one standard-normal draw; see :func:`as_rng`.
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        Result dtype, float32 or float64; the draw is scaled in float64, then cast.
+    std : float, default=0.01
+        Standard deviation, >= 0.
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        A new array of the given dtype.
+
+    Raises
+    ------
+    TypeError
+        If std is not a real number, rng is not a seed or generator, or dtype is not
+        float32 or float64.
+    ValueError
+        If shape is not (n_out, n_in) with both >= 1, std is negative or not finite,
+        or rng is a negative int.
+    """
     return _normal(shape, check.real("std", std, 0), rng, dtype)
 
 
 def uniform(shape, rng=None, dtype=np.float64, limit=0.05):
-    """W ~ U(-limit, limit)."""
+    """Uniform weights: W ~ U(-limit, limit).
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        Weight shape (n_out, n_in); both entries integers >= 1.
+    rng : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Where the uniform draw comes from (see :func:`as_rng`).
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        Either float32 or float64 (drawn in float64, then cast).
+    limit : float, default=0.05
+        Half-width of the interval, >= 0.
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        Freshly drawn weights.
+
+    Raises
+    ------
+    TypeError
+        If limit is not a real number, rng is of another kind than a seed or a
+        generator, or dtype is not float32 or float64.
+    ValueError
+        If shape is not a pair of integers >= 1, limit is negative or infinite, or rng
+        is a negative seed.
+    """
     return _uniform(shape, check.real("limit", limit, 0), rng, dtype)
 
 
 def xavier_normal(shape, rng=None, dtype=np.float64, gain=1.0):
-    """Glorot and Bengio (2010): W ~ N(0, gain^2 * 2 / (fan_in + fan_out))."""
+    """Xavier (Glorot) normal weights.
+
+    Glorot and Bengio (2010): W ~ N(0, gain^2 * 2 / (fan_in + fan_out)).
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        (n_out, n_in), both >= 1: fan_out = n_out and fan_in = n_in.
+    rng : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Seed or generator for the standard-normal draw (see :func:`as_rng`).
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        Dtype of W: float32 or float64.
+    gain : float, default=1.0
+        Scale factor, >= 0; see :func:`fastnn.activations.gain`.
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        The drawn weights.
+
+    Raises
+    ------
+    TypeError
+        If gain is not a real number, rng has the wrong type, or dtype is not float32
+        or float64.
+    ValueError
+        If shape is not (n_out, n_in) with both >= 1, gain is negative or not finite,
+        or rng is a negative integer.
+    """
     fan_in, fan_out = _fans(shape)
     return _normal(shape, check.real("gain", gain, 0) * math.sqrt(2.0 / (fan_in + fan_out)),
                    rng, dtype)
 
 
 def xavier_uniform(shape, rng=None, dtype=np.float64, gain=1.0):
-    """Glorot and Bengio (2010): W ~ U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
+    """Xavier (Glorot) uniform weights.
+
+    Glorot and Bengio (2010): W ~ U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        (n_out, n_in) = (fan_out, fan_in), each >= 1.
+    rng : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Seed or generator of the uniform draw.
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        Result dtype, float32 or float64.
+    gain : float, default=1.0
+        Non-negative factor on the limit a.
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        Weights in [-a, a).
+
+    Raises
+    ------
+    TypeError
+        If gain is no real number, rng is no seed or generator, or dtype is neither
+        float32 nor float64.
+    ValueError
+        If shape is not a pair of integers >= 1, gain is below 0 or infinite, or rng
+        is a seed below 0.
+    """
     fan_in, fan_out = _fans(shape)
     return _uniform(shape, check.real("gain", gain, 0) * math.sqrt(6.0 / (fan_in + fan_out)),
                     rng, dtype)
 
 
 def lecun_normal(shape, rng=None, dtype=np.float64):
-    """LeCun (1998): W ~ N(0, 1 / fan_in), i.e. randn * sqrt(1 / n_in).
+    """LeCun normal weights: W ~ N(0, 1 / fan_in), i.e. randn * sqrt(1 / n_in).
 
-    This is what "Deep Learning from Scratch" calls the Xavier initial value.
+    LeCun (1998). This is what "Deep Learning from Scratch" calls the Xavier initial
+    value.
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        (n_out, n_in), both >= 1; fan_in = n_in.
+    rng : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Seed or generator (see :func:`as_rng`).
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        The dtype of the weights, float32 or float64.
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        Normal weights with variance 1 / n_in.
+
+    Raises
+    ------
+    TypeError
+        If dtype is not float32 or float64, or rng is not a seed or a generator.
+    ValueError
+        If shape is not (n_out, n_in) with both >= 1, or rng is a negative int.
     """
     fan_in, _ = _fans(shape)
     return _normal(shape, math.sqrt(1.0 / fan_in), rng, dtype)
 
 
 def lecun_uniform(shape, rng=None, dtype=np.float64):
-    """LeCun: W ~ U(-a, a), a = sqrt(3 / fan_in) (variance 1 / fan_in)."""
+    """LeCun uniform weights: W ~ U(-a, a), a = sqrt(3 / fan_in) (variance 1 / fan_in).
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        The pair (n_out, n_in) of integers >= 1; n_in is fan_in.
+    rng : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Where the draw comes from.
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        The dtype of W (float32 or float64).
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        Uniform weights, variance 1 / n_in.
+
+    Raises
+    ------
+    TypeError
+        If rng is of an unsupported type, or dtype names no float32/float64 dtype.
+    ValueError
+        If shape is not a pair of integers >= 1, or rng is a seed below 0.
+    """
     fan_in, _ = _fans(shape)
     return _uniform(shape, math.sqrt(3.0 / fan_in), rng, dtype)
 
@@ -117,23 +338,113 @@ def _he_fan(shape, mode):
 
 
 def he_normal(shape, rng=None, dtype=np.float64, mode="fan_in", negative_slope=0.0):
-    """He et al. (2015): W ~ N(0, 2 / ((1 + s^2) fan)), i.e. randn * sqrt(2 / n_in) for
-    ReLU (s = 0, mode="fan_in"); s is leaky ReLU's negative slope, mode picks the fan."""
+    """He (Kaiming) normal weights.
+
+    He et al. (2015): W ~ N(0, 2 / ((1 + s^2) fan)), i.e. randn * sqrt(2 / n_in) for
+    ReLU (s = 0, mode="fan_in"); s is leaky ReLU's negative slope, mode picks the fan.
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        (n_out, n_in), both >= 1.
+    rng : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Seed or generator of the standard-normal draw.
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        Precision of W (float32 or float64).
+    mode : {"fan_in", "fan_out"}, default="fan_in"
+        Which fan sets the variance: n_in (forward pass) or n_out (backward pass).
+    negative_slope : float, default=0.0
+        The slope s of a leaky ReLU; 0 for ReLU.
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        Normal weights with variance 2 / ((1 + s^2) fan).
+
+    Raises
+    ------
+    TypeError
+        If negative_slope is not a real number, rng is not a seed or generator, or
+        dtype is not float32 or float64.
+    ValueError
+        If shape is not (n_out, n_in) with both >= 1, mode is neither "fan_in" nor
+        "fan_out", negative_slope is not finite, or rng is a negative int.
+    """
     fan = _he_fan(shape, mode)
     s = check.real("negative_slope", negative_slope)
     return _normal(shape, math.sqrt(2.0 / ((1.0 + s * s) * fan)), rng, dtype)
 
 
 def he_uniform(shape, rng=None, dtype=np.float64, mode="fan_in", negative_slope=0.0):
-    """He et al. (2015): W ~ U(-a, a), a = sqrt(6 / ((1 + s^2) fan)) (variance 2 / ((1 + s^2) fan))."""
+    """He (Kaiming) uniform weights.
+
+    He et al. (2015): W ~ U(-a, a), a = sqrt(6 / ((1 + s^2) fan)) (variance
+    2 / ((1 + s^2) fan)).
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        Weight shape (n_out, n_in); both integers >= 1.
+    rng : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Source of the uniform draw (see :func:`as_rng`).
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        Either float32 or float64.
+    mode : {"fan_in", "fan_out"}, default="fan_in"
+        fan = n_in or fan = n_out.
+    negative_slope : float, default=0.0
+        Leaky ReLU's slope s for z < 0 (0: plain ReLU).
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        Uniform weights in [-a, a).
+
+    Raises
+    ------
+    TypeError
+        If negative_slope is no real number, rng is no seed or generator, or dtype is
+        neither float32 nor float64.
+    ValueError
+        If shape is not a pair of integers >= 1, mode is not one of the two names,
+        negative_slope is infinite or NaN, or rng is a seed below 0.
+    """
     fan = _he_fan(shape, mode)
     s = check.real("negative_slope", negative_slope)
     return _uniform(shape, math.sqrt(6.0 / ((1.0 + s * s) * fan)), rng, dtype)
 
 
 def orthogonal(shape, rng=None, dtype=np.float64, gain=1.0):
-    """Saxe et al. (2014): W = gain * Q, Q with orthonormal rows or columns, from the QR
-    decomposition of one standard-normal draw (signs fixed by R's diagonal, as PyTorch)."""
+    """Orthogonal weights: W = gain * Q.
+
+    Saxe et al. (2014): Q has orthonormal rows or columns (whichever are fewer), from
+    the QR decomposition of one standard-normal draw (signs fixed by R's diagonal, as
+    PyTorch).
+
+    Parameters
+    ----------
+    shape : tuple of (int, int)
+        (n_out, n_in), both at least 1.
+    rng : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Seed or generator of the draw that is decomposed.
+    dtype : str, type or numpy.dtype, default=numpy.float64
+        Dtype of the result: float32 or float64.
+    gain : float, default=1.0
+        Scale of Q, >= 0.
+
+    Returns
+    -------
+    W : numpy.ndarray of shape (n_out, n_in)
+        The matrix gain * Q: orthonormal rows (n_out <= n_in) or columns, scaled.
+
+    Raises
+    ------
+    TypeError
+        If gain is not a real number, rng is not a seed or a generator, or dtype is
+        not float32 or float64.
+    ValueError
+        If shape is not (n_out, n_in) with both >= 1, gain is negative or not finite,
+        or rng is a negative integer.
+    """
     n_in, n_out = _fans(shape)
     a = as_rng(rng).standard_normal((n_out, n_in))
     if n_out < n_in:
@@ -156,11 +467,33 @@ SCHEMES = {
 
 
 def scheme_for(init, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
-    """The function (shape, rng, dtype) -> W that MLP's init= means for one layer.
+    """The initialisation function that MLP's ``init=`` means for one layer.
 
-    init: "auto" (He for relu and leaky_relu, Xavier for sigmoid, tanh and identity),
-    a name from SCHEMES, a number (normal with that std), or a callable
-    (shape, rng, dtype) -> array. For He with leaky_relu the slope is the layer's.
+    Parameters
+    ----------
+    init : str, float or callable
+        "auto" (He for relu and leaky_relu, Xavier for sigmoid, tanh and identity), a
+        name from SCHEMES, a number (normal with that std, >= 0), or a callable
+        (shape, rng, dtype) -> array, which is returned as it is.
+    activation : str
+        The layer's activation: "identity", "sigmoid", "tanh", "relu" or "leaky_relu".
+    negative_slope : float, default=0.01
+        The layer's leaky ReLU slope, given to He schemes for leaky_relu (and checked
+        only when the scheme is called).
+
+    Returns
+    -------
+    scheme : callable
+        A function (shape, rng, dtype) -> W.
+
+    Raises
+    ------
+    TypeError
+        If activation is not a string, or init is none of the kinds above (a bool,
+        for instance).
+    ValueError
+        If activation or init is an unknown name, or init is a negative or non-finite
+        number.
     """
     activation_code(activation)
     if isinstance(init, numbers.Real) and not isinstance(init, bool):

@@ -37,7 +37,30 @@ def _same_size_pair(names, first, second, outputs):
 
 
 def activation_forward(Z, A, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
-    """A = g(Z) elementwise, for any shape; A may be Z itself (in place)."""
+    """Apply an activation elementwise: A = g(Z).
+
+    Parameters
+    ----------
+    Z : numpy.ndarray
+        Pre-activations of any shape, float32 or float64, finite.
+    A : numpy.ndarray
+        Output of Z's shape and dtype, C-contiguous and writeable; written in place.
+        It may be Z itself (in place).
+    activation : str
+        "identity", "sigmoid", "tanh", "relu" or "leaky_relu".
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope for z < 0; any finite number.
+
+    Raises
+    ------
+    TypeError
+        If Z or A is not a float32/float64 ndarray, their dtypes differ, activation is
+        not a string or negative_slope is not a real number.
+    ValueError
+        If Z is empty or holds NaN or infinity, A has another shape or is not
+        C-contiguous and writeable, activation is unknown or negative_slope is not
+        finite.
+    """
     Z = check.input_array("Z", Z)
     check.output_array("A", A, Z.shape, Z.dtype)
     _compiled(_kernels.activation_forward, Z.dtype)(
@@ -46,9 +69,33 @@ def activation_forward(Z, A, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
 
 
 def activation_derivative(Z, A, out, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
-    """out = g'(Z); sigmoid' = A (1 - A) and tanh' = 1 - A^2 from the cache A = g(Z).
+    """The activation's derivative elementwise: out = g'(Z).
 
+    sigmoid' = A (1 - A) and tanh' = 1 - A^2 from the cache A = g(Z).
     relu'(0) = 0 and leaky_relu'(0) = negative_slope: at exactly 0 the z < 0 branch.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray
+        Pre-activations, any shape, float32 or float64, finite.
+    A : numpy.ndarray
+        The cache g(Z), of Z's shape and dtype, finite.
+    out : numpy.ndarray
+        Where g'(Z) is written: Z's shape and dtype, C-contiguous, writeable.
+    activation : str
+        "identity", "sigmoid", "tanh", "relu" or "leaky_relu".
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope for z <= 0; finite.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32 or float64 ndarray, the dtypes differ, activation
+        is not a string or negative_slope is not a real number.
+    ValueError
+        If Z or A is empty or not finite, A or out has the wrong shape, out is not
+        C-contiguous or not writeable, activation is unknown or negative_slope is NaN
+        or infinite.
     """
     Z, A = _same_size_pair(("Z", "A"), Z, A, [("out", out)])
     _compiled(_kernels.activation_derivative, Z.dtype)(
@@ -57,10 +104,37 @@ def activation_derivative(Z, A, out, activation, negative_slope=DEFAULT_NEGATIVE
 
 
 def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
-    """Z = A_prev W^T + b (GEMM, then bias and activation in one pass), A = g(Z).
+    """Forward pass of a dense layer: Z = A_prev W^T + b, A = g(Z).
 
-    A_prev (m, n_in), W (n_out, n_in), b (n_out,); writes Z and A, both (m, n_out).
-    Z is the cache dense_backward needs; A may be Z itself when it is not needed.
+    One GEMM, then bias and activation in one pass. Z is the cache dense_backward
+    needs; A may be Z itself when it is not needed.
+
+    Parameters
+    ----------
+    A_prev : numpy.ndarray of shape (m, n_in)
+        The layer's input, float32 or float64, finite.
+    W : numpy.ndarray of shape (n_out, n_in)
+        Weights, of A_prev's dtype, finite.
+    b : numpy.ndarray of shape (n_out,)
+        Biases, of A_prev's dtype, finite.
+    Z : numpy.ndarray of shape (m, n_out)
+        Pre-activations, written in place (C-contiguous, writeable, same dtype).
+    A : numpy.ndarray of shape (m, n_out)
+        Activations, written in place (C-contiguous, writeable, same dtype).
+    activation : str
+        "identity", "sigmoid", "tanh", "relu" or "leaky_relu".
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope for z < 0.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 ndarray or not of A_prev's dtype,
+        activation is not a string, or negative_slope is not a real number.
+    ValueError
+        If an array has the wrong number of dimensions or shape, an input is empty or
+        not finite, Z or A is not C-contiguous and writeable, activation is unknown or
+        negative_slope is not finite.
     """
     A_prev = check.input_array("A_prev", A_prev, 2)
     dtype, (m, n_in) = A_prev.dtype, A_prev.shape
@@ -81,9 +155,54 @@ def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
     """Backprop through a dense layer from its cache, in one call.
 
     dZ = dA * g'(Z), dW = dZ^T A_prev, db = sum of dZ over rows, dA_prev = dZ W.
-    dA, Z, A = g(Z), dZ: (m, n_out); A_prev, dA_prev: (m, n_in); W, dW: (n_out, n_in).
-    dA_prev=None skips the last product (the first layer needs none); dZ may be dA.
+    All arrays share one dtype, float32 or float64; the inputs must be finite and
+    the outputs (written in place) C-contiguous and writeable.
+
+    Parameters
+    ----------
+    dA : numpy.ndarray of shape (m, n_out)
+        Gradient of the loss with respect to the layer's output A.
+    Z : numpy.ndarray of shape (m, n_out)
+        The forward pass's pre-activations.
+    A : numpy.ndarray of shape (m, n_out)
+        The forward pass's activations g(Z).
+    A_prev : numpy.ndarray of shape (m, n_in)
+        The layer's input.
+    W : numpy.ndarray of shape (n_out, n_in)
+        The layer's weights.
+    dZ : numpy.ndarray of shape (m, n_out)
+        Output: dA * g'(Z); may be dA itself.
+    dW : numpy.ndarray of shape (n_out, n_in)
+        Output: the weights' gradient.
+    db : numpy.ndarray of shape (n_out,)
+        Output: the biases' gradient.
+    dA_prev : numpy.ndarray of shape (m, n_in) or None
+        Output: the input's gradient; None skips that product (the first layer
+        needs none).
+    activation : str
+        The activation g of the forward pass (a name from
+        fastnn.activations.ACTIVATIONS).
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope for z < 0, as in the forward pass.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 ndarray, an array's dtype is not dA's,
+        activation is not a string, or negative_slope is not a real number.
+    ValueError
+        If an array is not 2-D (b: 1-D) or its shape does not match the others, an
+        input is empty or not finite, an output is not C-contiguous and writeable,
+        activation is unknown or negative_slope is not finite.
     """
+    dA, Z, A, A_prev, W = _backward_arrays(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev)
+    _compiled(_kernels.dense_backward, dA.dtype)(
+        dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation_code(activation),
+        check_negative_slope(negative_slope))
+
+
+def _backward_arrays(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev):
+    """Check dense_backward's arrays; return its inputs made C-contiguous."""
     dA = check.input_array("dA", dA, 2)
     dtype, (m, n_out) = dA.dtype, dA.shape
     Z = check.input_array("Z", Z, 2, dtype)
@@ -100,16 +219,39 @@ def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
     check.output_array("db", db, (n_out,), dtype)
     if dA_prev is not None:
         check.output_array("dA_prev", dA_prev, (m, n_in), dtype)
-    _compiled(_kernels.dense_backward, dtype)(
-        dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation_code(activation),
-        check_negative_slope(negative_slope))
+    return dA, Z, A, A_prev, W
 
 
 def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
     """Sigmoid output with binary cross-entropy from logits, mean over all elements.
 
     loss = mean(max(z, 0) - z y + log(1 + e^-|z|)), finite for any finite z.
-    Writes A = sigmoid(Z) and dZ = (A - Y) / Z.size; returns the loss.
+    Writes A = sigmoid(Z) and dZ = (A - Y) / Z.size.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray
+        Logits of any shape, float32 or float64, finite.
+    Y : numpy.ndarray
+        Targets (0/1 labels or probabilities), Z's shape and dtype, finite.
+    A : numpy.ndarray
+        Output for sigmoid(Z): Z's shape and dtype, C-contiguous, writeable.
+    dZ : numpy.ndarray
+        Output for the gradient with respect to Z, like A.
+
+    Returns
+    -------
+    loss : float
+        The mean binary cross-entropy.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a float32/float64 ndarray or its dtype differs from
+        Z's.
+    ValueError
+        If Z or Y is empty or not finite, a shape differs from Z's, or A or dZ is not
+        C-contiguous and writeable.
     """
     Z, Y = _same_size_pair(("Z", "Y"), Z, Y, [("A", A), ("dZ", dZ)])
     return _compiled(_kernels.sigmoid_binary_cross_entropy, Z.dtype)(
@@ -119,9 +261,35 @@ def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
 def softmax_cross_entropy(Z, Y, P, dZ):
     """Softmax output with cross-entropy (log-sum-exp), mean over the m rows.
 
-    Z (m, k) logits; Y integer labels (m,) in [0, k), or target rows (m, k) such as
-    one-hot. loss = mean_i sum_j Y_ij (lse(z_i) - z_ij). Writes P = softmax(Z) and
-    dZ = (P sum_j Y_ij - Y) / m (= (P - Y) / m for one-hot); returns the loss.
+    loss = mean_i sum_j Y_ij (lse(z_i) - z_ij). Writes P = softmax(Z) and
+    dZ = (P sum_j Y_ij - Y) / m (= (P - Y) / m for one-hot).
+
+    Parameters
+    ----------
+    Z : numpy.ndarray of shape (m, k)
+        Logits, float32 or float64, finite.
+    Y : numpy.ndarray of shape (m,) or (m, k)
+        Integer class labels in [0, k), or target rows of Z's dtype such as one-hot
+        (finite).
+    P : numpy.ndarray of shape (m, k)
+        Output for softmax(Z): Z's dtype, C-contiguous, writeable.
+    dZ : numpy.ndarray of shape (m, k)
+        Output for the gradient with respect to Z, like P.
+
+    Returns
+    -------
+    loss : float
+        The mean cross-entropy.
+
+    Raises
+    ------
+    TypeError
+        If Z, P, dZ or Y is not a numpy.ndarray, Z, P or dZ is not float32/float64,
+        or P, dZ or float targets Y do not have Z's dtype.
+    ValueError
+        If Z is not 2-D, empty or not finite, P or dZ is not (m, k), C-contiguous and
+        writeable, labels are not of shape (m,) or lie outside [0, k), or target rows
+        are not (m, k) or not finite.
     """
     Z = check.input_array("Z", Z, 2)
     m, k = Z.shape
@@ -138,7 +306,33 @@ def softmax_cross_entropy(Z, Y, P, dZ):
 def mean_squared_error(Z, Y, A, dZ):
     """Identity output with mean squared error over all elements.
 
-    loss = mean((Z - Y)^2). Writes A = Z and dZ = 2 (Z - Y) / Z.size; returns the loss.
+    loss = mean((Z - Y)^2). Writes A = Z and dZ = 2 (Z - Y) / Z.size.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray
+        Predictions of any shape, float32 or float64, finite.
+    Y : numpy.ndarray
+        Targets of the same shape and dtype, finite.
+    A : numpy.ndarray
+        Output, a copy of Z: same shape and dtype, C-contiguous and writeable.
+    dZ : numpy.ndarray
+        Output for 2 (Z - Y) / Z.size, like A.
+
+    Returns
+    -------
+    loss : float
+        The mean squared error.
+
+    Raises
+    ------
+    TypeError
+        If Z, Y, A or dZ is not an ndarray of dtype float32 or float64, or not of
+        Z's dtype.
+    ValueError
+        If Z or Y is empty or holds NaN or infinity, Y, A or dZ has another shape
+        than Z, or A or dZ cannot be written in place (not C-contiguous or
+        read-only).
     """
     Z, Y = _same_size_pair(("Z", "Y"), Z, Y, [("A", A), ("dZ", dZ)])
     return _compiled(_kernels.mean_squared_error, Z.dtype)(
@@ -157,9 +351,30 @@ def _param_and_states(param, grad, states):
 
 
 def sgd_update(param, grad, lr, weight_decay=0.0):
-    """param -= lr (grad + weight_decay param), in place.
+    """Plain SGD step, in place: param -= lr (grad + weight_decay param).
 
     weight_decay is L2 regularisation: the gradient of 0.5 wd ||param||^2 (0 for biases).
+
+    Parameters
+    ----------
+    param : numpy.ndarray
+        Parameters of any shape, float32 or float64, C-contiguous and writeable;
+        updated in place.
+    grad : numpy.ndarray
+        Their gradient: same shape and dtype, finite.
+    lr : float
+        Learning rate, > 0.
+    weight_decay : float, default=0.0
+        L2 coefficient, >= 0.
+
+    Raises
+    ------
+    TypeError
+        If param or grad is not a float32/float64 ndarray, grad's dtype differs, or lr
+        or weight_decay is not a real number.
+    ValueError
+        If param is empty, not C-contiguous or read-only, grad has another shape or is
+        not finite, lr <= 0, weight_decay < 0, or either is not finite.
     """
     param, grad = _param_and_states(param, grad, [])
     _compiled(_kernels.sgd_update, param.dtype)(
@@ -169,24 +384,83 @@ def sgd_update(param, grad, lr, weight_decay=0.0):
 
 def momentum_update(param, grad, velocity, lr, momentum=0.9, weight_decay=0.0,
                     nesterov=False):
-    """Momentum SGD in PyTorch's form, in place:
+    """Momentum SGD in PyTorch's form, in place.
 
     g = grad + wd param;  velocity = momentum velocity + g;
     param -= lr velocity,  or with nesterov: param -= lr (g + momentum velocity).
+
+    Parameters
+    ----------
+    param : numpy.ndarray
+        The parameters (float32 or float64), C-contiguous and writeable; updated in
+        place.
+    grad : numpy.ndarray
+        The gradient, of param's shape and dtype; finite.
+    velocity : numpy.ndarray
+        The velocity state, of param's shape and dtype, C-contiguous and writeable;
+        updated in place.
+    lr : float
+        Learning rate, > 0.
+    momentum : float, default=0.9
+        Momentum coefficient in [0, 1].
+    weight_decay : float, default=0.0
+        L2 coefficient, >= 0.
+    nesterov : bool, default=False
+        Nesterov's variant.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 ndarray or not of param's dtype, a number
+        is not real, or nesterov is not a bool.
+    ValueError
+        If an array is empty or has another shape than param, param or velocity is not
+        C-contiguous and writeable, grad is not finite, or lr, momentum or
+        weight_decay is not finite or out of its range.
     """
     param, grad = _param_and_states(param, grad, [("velocity", velocity)])
     _compiled(_kernels.momentum_update, param.dtype)(
         param.reshape(-1), grad.reshape(-1), velocity.reshape(-1),
         check.real("lr", lr, 0, low_open=True), check.real("momentum", momentum, 0, 1),
-        check.real("weight_decay", weight_decay, 0), _flag("nesterov", nesterov))
+        check.real("weight_decay", weight_decay, 0), check.flag("nesterov", nesterov))
 
 
 def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
                 weight_decay=0.0):
-    """Adam at step t >= 1 (count from 1), in place, with bias correction:
+    """Adam at step t >= 1 (count from 1), in place, with bias correction.
 
     g = grad + wd param;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
     param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+
+    Parameters
+    ----------
+    param : numpy.ndarray
+        Parameters, float32 or float64, C-contiguous, writeable; updated in place.
+    grad : numpy.ndarray
+        Gradient, param's shape and dtype, finite.
+    m, v : numpy.ndarray
+        First and second moment states, param's shape and dtype, C-contiguous and
+        writeable; updated in place.
+    t : int
+        Step number, >= 1.
+    lr : float, default=0.001
+        Learning rate, > 0.
+    beta1, beta2 : float, default=0.9 and 0.999
+        Moment decay rates, in [0, 1).
+    eps : float, default=1e-8
+        Added to the denominator, > 0.
+    weight_decay : float, default=0.0
+        L2 coefficient, >= 0.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 ndarray or not of param's dtype, t is
+        not an integer (bools refused), or a hyper-parameter is not a real number.
+    ValueError
+        If an array is empty or shaped unlike param, param, m or v is not C-contiguous
+        and writeable, grad is not finite, t < 1, or a hyper-parameter is not finite
+        or out of its range.
     """
     param, grad = _param_and_states(param, grad, [("m", m), ("v", v)])
     _compiled(_kernels.adam_update, param.dtype)(
@@ -197,8 +471,3 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
         check.real("eps", eps, 0, low_open=True),
         check.real("weight_decay", weight_decay, 0))
 
-
-def _flag(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return value

@@ -24,14 +24,8 @@ class SGD:
     Parameters
     ----------
     lr : float, default=0.01
-        The learning rate, > 0.
-
-    Raises
-    ------
-    TypeError
-        If lr is not a real number.
-    ValueError
-        If lr is not finite and positive.
+        The learning rate: finite and > 0, else ValueError (TypeError for a
+        non-number).
     """
     lr: float = 0.01
     name: ClassVar[str] = "sgd"
@@ -82,8 +76,7 @@ class Momentum(SGD):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "momentum", check.real("momentum", self.momentum, 0, 1))
-        if not isinstance(self.nesterov, bool):
-            raise TypeError(f"nesterov must be True or False; got {self.nesterov!r}")
+        check.flag("nesterov", self.nesterov)
 
     @property
     def name(self):

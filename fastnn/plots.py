@@ -8,7 +8,10 @@ PLOT_HINT = "figures need matplotlib: pip install 'fastnn[plot]' (or pip install
 
 
 class PlottingUnavailable(RuntimeError):
-    """matplotlib is not installed."""
+    """Raised when matplotlib is not installed.
+
+    Raised by every figure function of this module; the message is PLOT_HINT.
+    """
 
 
 def _pyplot():
@@ -30,8 +33,26 @@ def _save(fig, path):
 
 
 def histograms(rows, path):
-    """rows: [(title, activation records), ...]; one row of per-layer histograms each,
-    like the book's figures."""
+    """Activation histograms: one row of per-layer histograms per case, like the book's.
+
+    Parameters
+    ----------
+    rows : list of tuple of (str, sequence of ActivationStats)
+        [(title, activation records), ...], as fastnn.experiments.histograms returns
+        the records; the title labels the row.
+    path : str or os.PathLike
+        Where the figure is saved; the extension picks the format (PNG for .png).
+
+    Returns
+    -------
+    path : str or os.PathLike
+        ``path``, as given.
+
+    Raises
+    ------
+    PlottingUnavailable
+        If matplotlib is not installed.
+    """
     plt = _pyplot()
     n_cols = max(len(records) for _, records in rows)
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.4 * n_cols, 2.1 * len(rows)),
@@ -51,7 +72,32 @@ def histograms(rows, path):
 
 
 def loss_curves(results, path, title, log=False, reference_line=None):
-    """One loss curve per RunResult; reference_line=(value, label) draws a dashed line."""
+    """One training-loss curve per RunResult, in one plot.
+
+    Parameters
+    ----------
+    results : list of fastnn.experiments.RunResult
+        The runs; each curve is labelled with its run's label.
+    path : str or os.PathLike
+        File to save the figure to.
+    title : str
+        Plot title; the x axis reads "iteration" if the title contains that word,
+        else "epoch".
+    log : bool, default=False
+        Whether the loss axis is logarithmic.
+    reference_line : tuple of (float, str) or None, default=None
+        (value, label): a dashed horizontal line at value.
+
+    Returns
+    -------
+    path : str or os.PathLike
+        The same path.
+
+    Raises
+    ------
+    PlottingUnavailable
+        Without matplotlib.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for result in results:
@@ -70,7 +116,30 @@ def loss_curves(results, path, title, log=False, reference_line=None):
 
 
 def loss_and_boundaries(results, data, path, title):
-    """Loss curves beside each network's decision boundary on 2-D data (train points)."""
+    """Loss curves beside each network's decision boundary on 2-D data (train points).
+
+    Parameters
+    ----------
+    results : list of fastnn.experiments.RunResult
+        Networks with two input features; one boundary panel each.
+    data : tuple
+        (X, y, ...): the training points (m, 2) and their labels (m,); further items
+        are ignored.
+    path : str or os.PathLike
+        Output file of the figure.
+    title : str
+        Title of the loss panel (log scale, per iteration).
+
+    Returns
+    -------
+    path : str or os.PathLike
+        What was passed in as path.
+
+    Raises
+    ------
+    PlottingUnavailable
+        When matplotlib cannot be imported.
+    """
     plt = _pyplot()
     X, y = data[0], data[1]
     fig, axes = plt.subplots(1, len(results) + 1, figsize=(4 * (len(results) + 1), 3.8))
@@ -95,7 +164,26 @@ def loss_and_boundaries(results, data, path, title):
 
 
 def gradient_norms(norms, path):
-    """norms: {"sigmoid": records, "relu": records}; ||dW|| per layer on a log scale."""
+    """||dW|| per layer on a log scale, one line per network.
+
+    Parameters
+    ----------
+    norms : dict of str to sequence of GradientNorms
+        {"sigmoid": records, "relu": records}, as fastnn.experiments.vanishing
+        returns it; "sigmoid" is labelled Xavier, any other name He.
+    path : str or os.PathLike
+        Destination of the figure.
+
+    Returns
+    -------
+    path : str or os.PathLike
+        The destination, unchanged.
+
+    Raises
+    ------
+    PlottingUnavailable
+        If there is no matplotlib to draw with.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for name, records in norms.items():
@@ -109,7 +197,26 @@ def gradient_norms(norms, path):
 
 
 def dead_units(runs, path):
-    """runs: {lr: (dead-unit records, diverged)}; the dead fraction per layer and lr."""
+    """Bars of the dead-unit fraction per hidden layer, one colour per learning rate.
+
+    Parameters
+    ----------
+    runs : dict of float to tuple of (sequence of DeadUnits, bool)
+        {lr: (dead-unit records, diverged)}, as fastnn.experiments.dead_relu returns
+        it, with at least one run and every run with the same layers.
+    path : str or os.PathLike
+        The file the figure goes to.
+
+    Returns
+    -------
+    path : str or os.PathLike
+        Where the figure was saved (path itself).
+
+    Raises
+    ------
+    PlottingUnavailable
+        In the absence of matplotlib.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     width = 0.8 / len(runs)

@@ -14,7 +14,28 @@ from fastnn._layout import layer_views
 
 
 def activation_forward(Z, A, activation, negative_slope=0.01):
-    """A = g(Z) for identity, sigmoid, tanh, relu or leaky_relu."""
+    """Apply an activation elementwise in NumPy: A = g(Z).
+
+    A = g(Z) for identity, sigmoid, tanh, relu or leaky_relu (z for z > 0, else
+    negative_slope z). The twin of fastnn.kernels.activation_forward, without its
+    argument checks.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray
+        Pre-activations, any shape, float32 or float64.
+    A : numpy.ndarray
+        Where g(Z) goes, written in place: Z's shape and dtype. May be Z itself.
+    activation : {"identity", "sigmoid", "tanh", "relu", "leaky_relu"}
+        The activation g, by name.
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope for z < 0; ignored by the other activations.
+
+    Raises
+    ------
+    ValueError
+        If activation is none of the five names (A is then left as it was).
+    """
     if activation == "identity":
         np.copyto(A, Z)
     elif activation == "sigmoid":
@@ -45,12 +66,61 @@ def _derivative(Z, A, activation, negative_slope):
 
 
 def activation_derivative(Z, A, out, activation, negative_slope=0.01):
-    """out = g'(Z); sigmoid' = A (1 - A) and tanh' = 1 - A^2 from the cached A = g(Z)."""
+    """The activation's derivative elementwise, in NumPy: out = g'(Z).
+
+    sigmoid' = A (1 - A) and tanh' = 1 - A^2 from the cached A = g(Z); identity's is
+    1, relu'(0) = 0 and leaky_relu'(0) = negative_slope (z = 0 takes the z < 0
+    branch). The twin of fastnn.kernels.activation_derivative; nothing is checked.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray
+        The pre-activations, of any shape, float32 or float64.
+    A : numpy.ndarray
+        The cache g(Z), Z's shape and dtype; only sigmoid and tanh read it.
+    out : numpy.ndarray
+        Receives g'(Z) in place; Z's shape and dtype.
+    activation : {"identity", "sigmoid", "tanh", "relu", "leaky_relu"}
+        The activation g whose derivative is taken.
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope, its derivative for z <= 0.
+
+    Raises
+    ------
+    ValueError
+        If activation is unknown; out is not written then.
+    """
     np.copyto(out, _derivative(Z, A, activation, negative_slope))
 
 
 def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=0.01):
-    """Z = A_prev W^T + b, A = g(Z)."""
+    """Forward pass of a dense layer in NumPy: Z = A_prev W^T + b, A = g(Z).
+
+    One matmul into Z, the bias added in place, then activation_forward. Samples
+    are rows. The twin of fastnn.kernels.dense_forward, minus its checks.
+
+    Parameters
+    ----------
+    A_prev : numpy.ndarray of shape (m, n_in)
+        The layer's input, float32 or float64.
+    W : numpy.ndarray of shape (n_out, n_in)
+        The weights, in A_prev's dtype.
+    b : numpy.ndarray of shape (n_out,)
+        The biases, in A_prev's dtype.
+    Z : numpy.ndarray of shape (m, n_out)
+        Written in place: the pre-activations, the cache dense_backward reads.
+    A : numpy.ndarray of shape (m, n_out)
+        Written in place: the activations g(Z). May be Z when Z is not needed.
+    activation : {"identity", "sigmoid", "tanh", "relu", "leaky_relu"}
+        The activation g.
+    negative_slope : float, default=0.01
+        The slope of leaky ReLU for z < 0.
+
+    Raises
+    ------
+    ValueError
+        If activation is unknown (Z has been written by then, A has not).
+    """
     np.matmul(A_prev, W.T, out=Z)
     Z += b
     activation_forward(Z, A, activation, negative_slope)
@@ -58,8 +128,43 @@ def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=0.01):
 
 def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
                    negative_slope=0.01):
-    """dZ = dA g'(Z) (dZ may be dA), dW = dZ^T A_prev, db = sum of dZ's rows,
-    dA_prev = dZ W (if given)."""
+    """Backprop through a dense layer in NumPy, from the forward pass's cache.
+
+    dZ = dA g'(Z) (dZ may be dA), dW = dZ^T A_prev, db = sum of dZ's rows,
+    dA_prev = dZ W (if given). No 1/m is added here: the output kernels put it in
+    dZ. All arrays share one dtype, float32 or float64; outputs are written in
+    place. The twin of fastnn.kernels.dense_backward, which checks what this takes
+    on trust.
+
+    Parameters
+    ----------
+    dA : numpy.ndarray of shape (m, n_out)
+        The loss's gradient with respect to the layer's output A.
+    Z, A : numpy.ndarray of shape (m, n_out)
+        The forward pass's pre-activations and its activations g(Z).
+    A_prev : numpy.ndarray of shape (m, n_in)
+        The layer's input in the forward pass.
+    W : numpy.ndarray of shape (n_out, n_in)
+        The layer's weights.
+    dZ : numpy.ndarray of shape (m, n_out)
+        Receives dA g'(Z); may be dA itself.
+    dW : numpy.ndarray of shape (n_out, n_in)
+        Receives the gradient of the weights.
+    db : numpy.ndarray of shape (n_out,)
+        Receives the gradient of the biases.
+    dA_prev : numpy.ndarray of shape (m, n_in) or None
+        Receives the gradient of the input; None skips that product (the first
+        layer has no use for it).
+    activation : {"identity", "sigmoid", "tanh", "relu", "leaky_relu"}
+        The forward pass's activation g.
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope for z < 0, the forward pass's.
+
+    Raises
+    ------
+    ValueError
+        If activation is unknown; no output is written then.
+    """
     np.multiply(dA, _derivative(Z, A, activation, negative_slope), out=dZ)
     np.matmul(dZ.T, A_prev, out=dW)
     np.sum(dZ, axis=0, out=db)
@@ -68,8 +173,28 @@ def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
 
 
 def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
-    """Mean over all elements of max(z, 0) - z y + log(1 + e^-|z|) (= log(1 + e^z) - z y);
-    A = sigmoid(Z), dZ = (A - Y) / Z.size."""
+    """Sigmoid output with binary cross-entropy from logits, in NumPy.
+
+    Mean over all elements of max(z, 0) - z y + log(1 + e^-|z|) (= log(1 + e^z) - z y);
+    A = sigmoid(Z), dZ = (A - Y) / Z.size. The twin of
+    fastnn.kernels.sigmoid_binary_cross_entropy; its arguments go unchecked.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray
+        Logits, any shape, float32 or float64.
+    Y : numpy.ndarray
+        Targets, 0/1 labels or probabilities, in Z's shape and dtype.
+    A : numpy.ndarray
+        Written in place: sigmoid(Z), in Z's shape and dtype.
+    dZ : numpy.ndarray
+        Written in place: the mean loss's gradient with respect to Z, like A.
+
+    Returns
+    -------
+    loss : float
+        The mean binary cross-entropy.
+    """
     expit(Z, out=A)
     np.subtract(A, Y, out=dZ)
     dZ /= Z.size
@@ -77,9 +202,35 @@ def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
 
 
 def softmax_cross_entropy(Z, Y, P, dZ):
-    """Mean over rows of lse(z) - z[y] (Y integer labels) or sum_j Y_j (lse(z) - z_j).
+    """Softmax output with cross-entropy (log-sum-exp) in NumPy, mean over the m rows.
 
+    Mean over rows of lse(z) - z[y] (Y integer labels) or sum_j Y_j (lse(z) - z_j).
     P = softmax(Z), dZ = (P sum_j Y_j - Y) / m; with labels Y is one-hot.
+    The twin of fastnn.kernels.softmax_cross_entropy, unchecked: here a 1-D Y is
+    read as labels, where the checked kernel goes by Y's dtype.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray of shape (m, k)
+        Logits, float32 or float64.
+    Y : numpy.ndarray of shape (m,) or (m, k)
+        Integer class labels in [0, k), or target rows in Z's dtype (one-hot or
+        probabilities).
+    P : numpy.ndarray of shape (m, k)
+        Written in place: softmax(Z), in Z's dtype.
+    dZ : numpy.ndarray of shape (m, k)
+        Written in place: the mean loss's gradient with respect to Z.
+
+    Returns
+    -------
+    loss : float
+        The cross-entropy, averaged over the m rows.
+
+    Raises
+    ------
+    IndexError
+        If Y is 1-D with a float dtype, or holds a label >= k or < -k
+        (a label in [-k, 0) is not refused: it counts from the end).
     """
     m = Z.shape[0]
     shifted = Z - Z.max(axis=1, keepdims=True)
@@ -99,7 +250,27 @@ def softmax_cross_entropy(Z, Y, P, dZ):
 
 
 def mean_squared_error(Z, Y, A, dZ):
-    """Mean over all elements of (Z - Y)^2; A = Z, dZ = 2 (Z - Y) / Z.size."""
+    """Identity output with mean squared error over all elements, in NumPy.
+
+    Mean over all elements of (Z - Y)^2; A = Z, dZ = 2 (Z - Y) / Z.size. The
+    twin of fastnn.kernels.mean_squared_error, with no checks of its own.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray
+        Predictions of any shape, float32 or float64.
+    Y : numpy.ndarray
+        The targets, of Z's shape and dtype.
+    A : numpy.ndarray
+        Receives a copy of Z (same shape and dtype).
+    dZ : numpy.ndarray
+        Receives 2 (Z - Y) / Z.size, like A.
+
+    Returns
+    -------
+    loss : float
+        The mean squared error.
+    """
     np.copyto(A, Z)
     np.subtract(Z, Y, out=dZ)
     loss = float(np.mean(dZ * dZ))
@@ -108,14 +279,50 @@ def mean_squared_error(Z, Y, A, dZ):
 
 
 def sgd_update(param, grad, lr, weight_decay=0.0):
-    """param -= lr (grad + weight_decay param)."""
+    """Plain SGD step in place, in NumPy: param -= lr (grad + weight_decay param).
+
+    weight_decay is L2 regularisation, the gradient of 0.5 wd ||param||^2. The
+    twin of fastnn.kernels.sgd_update, which checks what this one does not.
+
+    Parameters
+    ----------
+    param : numpy.ndarray
+        Parameters of any shape, float32 or float64; updated in place.
+    grad : numpy.ndarray
+        Their gradient, in param's shape and dtype.
+    lr : float
+        The learning rate, > 0.
+    weight_decay : float, default=0.0
+        The L2 coefficient, >= 0 (0 for biases).
+    """
     param -= lr * (grad + weight_decay * param)
 
 
 def momentum_update(param, grad, velocity, lr, momentum=0.9, weight_decay=0.0,
                     nesterov=False):
-    """g = grad + wd param; velocity = momentum velocity + g; param -= lr velocity
-    (Nesterov: param -= lr (g + momentum velocity))."""
+    """Momentum SGD in PyTorch's form, in place, in NumPy.
+
+    g = grad + wd param; velocity = momentum velocity + g; param -= lr velocity
+    (Nesterov: param -= lr (g + momentum velocity)). The twin of
+    fastnn.kernels.momentum_update; no argument is checked.
+
+    Parameters
+    ----------
+    param : numpy.ndarray
+        The parameters, float32 or float64; updated in place.
+    grad : numpy.ndarray
+        Their gradient, in param's shape and dtype.
+    velocity : numpy.ndarray
+        The velocity state, in param's shape and dtype; updated in place.
+    lr : float
+        Learning rate, > 0.
+    momentum : float, default=0.9
+        The momentum coefficient, in [0, 1].
+    weight_decay : float, default=0.0
+        L2 coefficient, >= 0.
+    nesterov : bool, default=False
+        Nesterov's variant (here any true value selects it).
+    """
     g = grad + weight_decay * param
     velocity *= momentum
     velocity += g
@@ -127,7 +334,37 @@ def momentum_update(param, grad, velocity, lr, momentum=0.9, weight_decay=0.0,
 
 def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
                 weight_decay=0.0):
-    """Adam at step t >= 1 with bias correction (PyTorch's arithmetic)."""
+    """Adam at step t >= 1 with bias correction (PyTorch's arithmetic), in NumPy.
+
+    g = grad + wd param;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+    param -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    The twin of fastnn.kernels.adam_update, without its argument checks.
+
+    Parameters
+    ----------
+    param : numpy.ndarray
+        Parameters, float32 or float64, updated in place.
+    grad : numpy.ndarray
+        The gradient, in param's shape and dtype.
+    m, v : numpy.ndarray
+        First and second moments, in param's shape and dtype; updated in place.
+    t : int
+        The step number, counted from 1.
+    lr : float, default=0.001
+        Learning rate, > 0.
+    beta1, beta2 : float, default=0.9 and 0.999
+        Decay rates of the two moments, in [0, 1).
+    eps : float, default=1e-8
+        Added to the bias-corrected sqrt(v), > 0.
+    weight_decay : float, default=0.0
+        L2 coefficient, >= 0.
+
+    Raises
+    ------
+    ZeroDivisionError
+        If 1 - beta1^t is 0 (t = 0, or beta1 = 1) while lr and beta1 are Python
+        floats; m and v have been updated by then, param has not.
+    """
     g = grad + weight_decay * param
     m *= beta1
     m += (1 - beta1) * g
@@ -140,15 +377,19 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
 
 
 class Engine:
-    """The NumPy twin of the compiled engine (fastnn._engine.Engine): a whole MLP over
-    one flat parameter vector (W then b, layer after layer), composed from the kernels
-    above, with the same methods and the same results. Buffers are allocated once per
-    batch size, as a careful NumPy user would.
+    """The NumPy twin of the compiled engine (fastnn._engine.Engine): a whole MLP.
+
+    The MLP lives in one flat parameter vector (W then b, layer after layer) and is
+    composed from the kernels above, with the same methods and the same results.
+    It takes names where the compiled engine takes codes, and checks nothing.
+    Buffers are allocated once per batch size, as a careful NumPy user would, and
+    every call with that batch size reuses them: unlike the compiled engine, one
+    instance must not be used from several threads at once.
 
     Parameters
     ----------
     params : numpy.ndarray
-        The flat parameters, worked on in place.
+        The flat parameters, 1-D, float32 or float64, worked on in place.
     sizes : sequence of int
         The layer widths, input first.
     activations : sequence of str
@@ -157,6 +398,26 @@ class Engine:
         The output layer and its loss.
     negative_slope : float
         Leaky ReLU's slope.
+
+    Attributes
+    ----------
+    params : numpy.ndarray
+        The params given, not a copy.
+    sizes : list of int
+        The layer widths, input first.
+    layers : list of tuple of numpy.ndarray
+        Each layer's (W, b): views into params, W (n_out, n_in) and b (n_out,).
+    activations : list of str
+        The activation names, one a layer.
+    output : str
+        The output's name.
+    slope : float
+        negative_slope.
+
+    Raises
+    ------
+    ValueError
+        If params is shorter than the widths need (the sum of n_out (n_in + 1)).
     """
 
     def __init__(self, params, sizes, activations, output, negative_slope):
@@ -175,11 +436,14 @@ class Engine:
         Parameters
         ----------
         net : fastnn.MLP
+            The model to mirror: its widths, activations, output, slope and
+            parameters (read through its state_dict).
 
         Returns
         -------
         Engine
-            Its `params` is the copy, which the twin's steps update.
+            Its `params` is the copy, which the twin's steps update; net itself is
+            left as it was.
         """
         params = np.concatenate([value.ravel() for value in net.state_dict().values()])
         return cls(params, net.layer_sizes, list(net.activations) + ["identity"],
@@ -208,7 +472,25 @@ class Engine:
         return mean_squared_error(Z, Y, out, dZ)
 
     def predict(self, X, out=None):
-        """out (m, k) = the output's probabilities or values for X; returns out."""
+        """out (m, k) = the output's probabilities or values for X; returns out.
+
+        Parameters
+        ----------
+        X : numpy.ndarray of shape (m, n_in)
+            Samples as rows, in params' dtype.
+        out : numpy.ndarray of shape (m, k) or None, default=None
+            Where the output is written, in params' dtype; None makes a new array.
+
+        Returns
+        -------
+        out : numpy.ndarray of shape (m, k)
+            Sigmoid or softmax probabilities, or the identity output's values.
+
+        Raises
+        ------
+        ValueError
+            If one of the activation names is unknown.
+        """
         Z = self._forward(X)[-1][0]
         out = np.empty_like(Z) if out is None else out
         if self.output == "softmax":
@@ -218,12 +500,52 @@ class Engine:
         return out
 
     def loss(self, X, Y):
-        """The mean loss on (X, Y)."""
+        """The mean loss on (X, Y), forward only.
+
+        Parameters
+        ----------
+        X : numpy.ndarray of shape (m, n_in)
+            The samples, in params' dtype.
+        Y : numpy.ndarray of shape (m, k), or (m,) for softmax
+            Float targets in params' dtype, or integer labels for a softmax output.
+
+        Returns
+        -------
+        loss : float
+            The output's mean loss, weight decay excluded.
+
+        Raises
+        ------
+        ValueError
+            If an activation name is unknown.
+        """
         Z, A, dZ = self._forward(X)[-1]
         return self._loss(Z, Y, A, dZ)
 
     def loss_and_gradients(self, X, Y, grads):
-        """The mean loss on (X, Y); its gradient (params' layout) into grads."""
+        """The mean loss on (X, Y); its gradient (params' layout) into grads.
+
+        The forward pass, the output's loss, then dense_backward from the output
+        layer down. Weight decay is left out of both (step adds it).
+
+        Parameters
+        ----------
+        X, Y : numpy.ndarray
+            The samples (m, n_in) and their targets, as `loss` takes them.
+        grads : numpy.ndarray
+            1-D, of params' length and dtype: receives the gradient, in params'
+            layout (W then b, layer after layer).
+
+        Returns
+        -------
+        float
+            The mean loss, as `loss` computes it.
+
+        Raises
+        ------
+        ValueError
+            If a layer names an activation the kernels do not know.
+        """
         cache = self._forward(X)
         Z, A, dZ = cache[-1]
         loss = self._loss(Z, Y, A, dZ)
@@ -241,12 +563,56 @@ class Engine:
         return loss
 
     def updater(self, settings):
-        """What step takes: settings (optimizer, weight_decay, state), with a
-        gradient buffer of the twin's own."""
+        """Bind a fit's settings to the twin, for step.
+
+        What step takes: settings (optimizer, weight_decay, state), with a
+        gradient buffer of the twin's own. Unlike the compiled updater, it checks
+        nothing.
+
+        Parameters
+        ----------
+        settings : fastnn.model.training.TrainingSettings
+            Or any object with `optimizer` (a fastnn.optim optimizer),
+            `weight_decay` (L2) and `state` (a fastnn.optim.OptimizerState whose
+            arrays have params' layout and dtype).
+
+        Returns
+        -------
+        update : tuple
+            (settings, grads): settings itself and a zeroed array like params that
+            every step overwrites with the gradient.
+        """
         return settings, np.zeros_like(self.params)
 
     def step(self, X, Y, update):
-        """One training step in place, as the compiled engine's (same returns)."""
+        """One training step in place, as the compiled engine's (same returns).
+
+        Forward, loss, backward, then the optimizer's update of every layer (weight
+        decay on W, not on b). state.steps[0] is incremented just before the
+        update, so Adam's t is the new count.
+
+        Parameters
+        ----------
+        X : numpy.ndarray of shape (m, n_in)
+            The batch, in params' dtype.
+        Y : numpy.ndarray
+            Its targets, as `loss` takes them.
+        update : tuple
+            What `updater` returned.
+
+        Returns
+        -------
+        float
+            loss + 0.5 weight_decay sum ||W||^2 (the penalty summed in float64).
+            If that is not finite it is returned with nothing updated; if only a
+            gradient is not finite, NaN, with nothing updated either; -inf if the
+            update was made and left a parameter that is not finite.
+
+        Raises
+        ------
+        ValueError
+            If an activation is unknown; raised before any parameter changes.
+        """
         settings, grads = update
         opt, wd, state = settings.optimizer, settings.weight_decay, settings.state
         loss = self.loss_and_gradients(X, Y, grads)

@@ -1,10 +1,29 @@
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from fastnn import kernels, reference
 
+# Under --import-mode=importlib test modules cannot import each other; helpers shared by
+# several of them live in tests/helpers.py, imported as `from helpers import ...`.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
 #: Relative tolerance of fastnn.kernels against its twin, per dtype.
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """BLAS on one thread for the whole session. OpenBLAS's own threads are erratic on
+    the small products these tests make: with two OpenBLAS threads on a 2-core machine
+    one test ran 7.6x slower. The engine must respect a caller's limit anyway. (A limit
+    set here does not reach the subprocesses some tests start.)"""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,7 @@ def test_figures_are_drawn(tmp_path):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_demo_writes_a_report(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "report"

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from fastnn import MLP, diagnostics, kernels
+import fastnn
+from fastnn import MLP, datasets, diagnostics, kernels
 
 X = np.random.default_rng(0).standard_normal((50, 3))
 y = (X[:, 0] > 0).astype(int)
@@ -80,3 +81,9 @@ def test_gradient_check_passes_for_backprop_and_fails_for_a_wrong_gradient(monke
     assert result.worst[0].name == "0.weight[1, 2]"
     assert result.worst[0].analytic - result.worst[0].numeric == pytest.approx(0.5, rel=1e-6)
     assert "FAILED" in str(result)
+
+
+def test_gradient_check_works_on_float32_models_through_a_float64_copy():
+    X, y = datasets.make_moons(20, seed=5)
+    net = MLP([2, 4, 1], activation="tanh", dtype="float32", seed=5)
+    assert fastnn.diagnostics.gradient_check(net, X.astype(np.float32), y).passed

@@ -5,9 +5,12 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 EXAMPLES = 300
 
 
+@pytest.mark.slow
 def test_every_entry_point_returns_or_raises_a_documented_error():
     script = pathlib.Path(__file__).with_name("fuzz_entry_points.py")
     done = subprocess.run([sys.executable, str(script), str(EXAMPLES)], capture_output=True,

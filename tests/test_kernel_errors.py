@@ -1,4 +1,5 @@
-"""Every kind of bad argument to fastnn.kernels gets a clear TypeError or ValueError."""
+"""Every kind of bad argument to fastnn.kernels gets a clear TypeError or ValueError;
+the compiled kernels beneath still refuse what they must not trust."""
 import re
 
 import numpy as np
@@ -176,3 +177,15 @@ def test_messages_name_expected_and_actual():
     message = str(info.value)
     assert message.startswith("W ") and "(2, 3)" in message and "(2, 7)" in message
     assert re.search(r"n_in", message)
+
+
+def test_the_compiled_label_kernel_bounds_every_label_itself():
+    # The checked wrapper copies labels before checking them; the kernel, which runs
+    # without the GIL, still refuses a label out of range (another thread could have
+    # changed a caller's array) and returns NaN instead of writing out of bounds.
+    from fastnn import _kernels
+    Z, P, dZ = np.zeros((3, 2)), np.empty((3, 2)), np.empty((3, 2))
+    for bad in (2, -1, 1 << 40):
+        loss = _kernels.softmax_cross_entropy_labels["double"](
+            Z, np.array([0, bad, 1], np.intp), P, dZ)
+        assert np.isnan(loss)

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from fastnn import MLP, reference
-from fastnn._kernels import ACTIVATIONS, OUTPUTS, first_nonfinite, vector_build
+from fastnn import ACTIVATIONS
+from fastnn._kernels import first_nonfinite, vector_build
+from fastnn.optim import Momentum
+from helpers import step_settings
 from fastnn.kernels import activation_forward, sigmoid_binary_cross_entropy
 
 # (widths without the output, batch): the path each takes, per dtype. Batches of 37
@@ -47,11 +50,8 @@ def problem(widths, m, output_case, activation, dtype, seed=0, negative_slope=0.
         Y = rng.dirichlet(np.ones(k), m).astype(dtype)
     else:
         Y = rng.standard_normal((m, k)).astype(dtype)
-    codes = [ACTIVATIONS[a] for a in net.activations] + [ACTIVATIONS["identity"]]
-    twin_params = net._params.copy()
-    twin = reference.Engine(twin_params, net.layer_sizes, codes, OUTPUTS[output],
-                            net.negative_slope)
-    return net, X, Y, twin, twin_params
+    twin = reference.Engine.twin_of(net)
+    return net, X, Y, twin, twin.params
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -61,7 +61,7 @@ def problem(widths, m, output_case, activation, dtype, seed=0, negative_slope=0.
 def test_both_layouts_match_the_twin(shape, activation, output_case, dtype):
     widths, m, narrow = SHAPES[shape]
     net, X, Y, twin, twin_params = problem(widths, m, output_case, activation, dtype)
-    engine, params = net._engine, net._params
+    engine, params = net.engine, net.engine.params
     assert engine.feature_major(m) == narrow[dtype]
     tol = TOLERANCE[dtype]
 
@@ -75,10 +75,8 @@ def test_both_layouts_match_the_twin(shape, activation, output_case, dtype):
     out, twin_out = engine.predict(X), twin.predict(X)
     np.testing.assert_allclose(out, twin_out, rtol=0, atol=tol * np.abs(twin_out).max())
 
-    states = [np.zeros_like(params) for _ in range(3)]
-    twin_states = [np.zeros_like(params) for _ in range(3)]
-    for e, buffers in ((engine, states), (twin, twin_states)):
-        e.step(X, Y, *buffers, "momentum", 0.1, 0.9, 0, 0, 0, np.zeros(1, np.int64), 0.01)
+    for e in (engine, twin):
+        e.step(X, Y, e.updater(step_settings(e, Momentum(0.1, 0.9), 0.01)))
     np.testing.assert_allclose(params, twin_params, rtol=0,
                                atol=tol * np.abs(twin_params).max())
 
@@ -87,11 +85,11 @@ def test_both_layouts_match_the_twin(shape, activation, output_case, dtype):
 def test_narrow_gradients_match_finite_differences(activation, numeric_gradient):
     """An outside truth for the fused derivative: central differences of the loss."""
     net, X, Y, _, _ = problem([3, 6, 5], 40, "softmax labels", activation, "float64")
-    assert net._engine.feature_major(len(X))
-    params = net._params
+    assert net.engine.feature_major(len(X))
+    params = net.engine.params
     analytic = np.empty_like(params)
-    net._engine.loss_and_gradients(X, Y, analytic)
-    numeric = numeric_gradient(lambda: net._engine.loss(X, Y), params)
+    net.engine.loss_and_gradients(X, Y, analytic)
+    numeric = numeric_gradient(lambda: net.engine.loss(X, Y), params)
     assert np.linalg.norm(analytic - numeric) / np.linalg.norm(analytic + numeric) < 1e-7
 
 
@@ -101,9 +99,9 @@ def test_leaky_relu_of_any_slope_matches_the_twin(slope):
     is z > 0 for a slope >= 0) and Z too for a negative slope."""
     net, X, Y, twin, _ = problem([3, 6, 5], 40, "sigmoid k=1", "leaky_relu", "float64",
                                  negative_slope=slope)
-    assert net._engine.feature_major(len(X))
-    grads, twin_grads = np.empty_like(net._params), np.empty_like(net._params)
-    loss = net._engine.loss_and_gradients(X, Y, grads)
+    assert net.engine.feature_major(len(X))
+    grads, twin_grads = np.empty_like(net.engine.params), np.empty_like(net.engine.params)
+    loss = net.engine.loss_and_gradients(X, Y, grads)
     assert loss == pytest.approx(twin.loss_and_gradients(X, Y, twin_grads), rel=1e-12)
     np.testing.assert_allclose(grads, twin_grads, rtol=0,
                                atol=1e-11 * np.abs(twin_grads).max())

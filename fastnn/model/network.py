@@ -238,11 +238,12 @@ class MLP(Training, Files):
         ----------
         X : array-like of shape (m, n_features)
         y : array-like
-            Targets as fit takes them.
+            The true labels or values, as fit takes them.
 
         Returns
         -------
         float
+            In [0, 1] for accuracy; at most 1 for R^2.
 
         Raises
         ------
@@ -257,13 +258,13 @@ class MLP(Training, Files):
         return OUTPUTS[self.output].score(self.predict(X), targets)
 
     def loss(self, X, y):
-        """The mean loss on (X, y), weight decay excluded.
+        """The mean loss on (X, y), weight decay excluded: the output's loss (binary
+        cross-entropy, cross-entropy or mean squared error) averaged over the batch.
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
-        y : array-like
-            Targets as fit takes them.
+        X, y : array-like
+            Samples (m, n_features) and their targets, as fit takes them.
 
         Returns
         -------
@@ -272,7 +273,7 @@ class MLP(Training, Files):
         Raises
         ------
         TypeError, ValueError
-            If X or y is not what the model takes.
+            As score.
         """
         X = inputs.features(self, X)
         return self._engine.loss(X, inputs.targets(self, y, X.shape[0]))

@@ -70,7 +70,7 @@ class TrainingSettings:
                 "batch_size", batch_size, 1),
             optimizer=make_optimizer(optimizer, lr, **optimizer_options),
             weight_decay=check.real("weight_decay", weight_decay, 0),
-            shuffle=_flag("shuffle", shuffle),
+            shuffle=check.flag("shuffle", shuffle),
             validation=_validation(net, validation_data),
             patience=None if patience is None else check.integer("patience", patience, 1),
             callbacks=tuple(callbacks), verbose=verbose)
@@ -80,12 +80,6 @@ class TrainingSettings:
             if not callable(callback):
                 raise TypeError(f"callbacks must be callables; got {callback!r}")
         return settings
-
-
-def _flag(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return value
 
 
 def _validation(net, validation_data):
@@ -113,6 +107,13 @@ class Training:
         """The optimizer of the last fit (SGD, Momentum or Adam), or None."""
         state = self._optimizer_state
         return None if state is None else state.optimizer
+
+    @property
+    def optimizer_state(self):
+        """The optimizer's state (fastnn.optim.OptimizerState: the optimizer, its state
+        arrays and step counter), or None before the first fit or after
+        reset_optimizer. Its arrays are the model's own."""
+        return self._optimizer_state
 
     @property
     def step_count(self):
@@ -192,7 +193,7 @@ class Training:
         Returns
         -------
         dict of list
-            self.history.
+            self.history, one epoch longer.
 
         Raises
         ------
