@@ -13,10 +13,10 @@ cimport numpy as cnp
 import numpy as np
 from cython cimport floating
 
-from fastnn._ops cimport (intp, _activate, _activation_grad, _dense_forward, _dense_backward,
-                          _sigmoid_bce, _softmax_ce_labels, _softmax_ce_probs,
-                          _identity_mse, _sgd, _momentum, _adam, _first_nonfinite,
-                          fnn_vector_build)
+from fastnn._ops cimport (OUT_IDENTITY, OUT_SIGMOID, intp, _activate, _activation_grad,
+                          _dense_forward, _dense_backward, _output_loss,
+                          _softmax_ce_labels, _softmax_ce_probs, _sgd, _momentum, _adam,
+                          _first_nonfinite, fnn_vector_build)
 
 cnp.import_array()
 
@@ -150,15 +150,17 @@ cdef int _loss_outputs(const floating* z, const void* y, intp y_bytes, floating*
     return _disjoint(("A", "dZ", "Z", "Y"), spans, 4, 2)
 
 
-def sigmoid_binary_cross_entropy(const floating[::1] Z,  # IN  logits, flattened
-                                 const floating[::1] Y,  # IN  targets in [0, 1]
-                                 floating[::1] A,        # OUT sigmoid(Z)
-                                 floating[::1] dZ):      # OUT
+def elementwise_loss(const floating[::1] Z,  # IN  logits or predictions, flattened
+                     const floating[::1] Y,  # IN  targets (in [0, 1] for sigmoid)
+                     floating[::1] A,        # OUT sigmoid(Z), or a copy of Z
+                     floating[::1] dZ,       # OUT
+                     bint sigmoid):          # sigmoid + BCE, else identity + MSE
     cdef intp n = Z.shape[0]
     cdef double loss
     _loss_outputs(&Z[0], &Y[0], n * sizeof(floating), &A[0], &dZ[0], n)
     with nogil:
-        loss = _sigmoid_bce(&Z[0], &Y[0], &A[0], &dZ[0], n)
+        loss = _output_loss(OUT_SIGMOID if sigmoid else OUT_IDENTITY, &Z[0], &Y[0], NULL,
+                            &A[0], &dZ[0], n, 1)
     return loss
 
 
@@ -184,18 +186,6 @@ def softmax_cross_entropy_probs(const floating[:, ::1] Z,  # IN  (m, k) logits
                   m * k)
     with nogil:
         loss = _softmax_ce_probs(&Z[0, 0], &Y[0, 0], &P[0, 0], &dZ[0, 0], m, k)
-    return loss
-
-
-def mean_squared_error(const floating[::1] Z,  # IN  predictions, flattened
-                       const floating[::1] Y,  # IN  targets
-                       floating[::1] A,        # OUT copy of Z (identity output)
-                       floating[::1] dZ):      # OUT
-    cdef intp n = Z.shape[0]
-    cdef double loss
-    _loss_outputs(&Z[0], &Y[0], n * sizeof(floating), &A[0], &dZ[0], n)
-    with nogil:
-        loss = _identity_mse(&Z[0], &Y[0], &A[0], &dZ[0], n)
     return loss
 
 

@@ -214,12 +214,20 @@ def run_compare_init(args):
         _compare_init_spiral(args)
 
 
+def _run_experiment(args, experiment, default_iterations, describe):
+    """Print what runs (describe(iterations)), then run the experiment with the
+    command's seed and progress; returns iterations, results and data."""
+    iterations = args.iterations or default_iterations
+    print(describe(iterations))
+    results, data = experiment(iterations, seed=args.seed, progress=_progress)
+    return iterations, results, data
+
+
 def _compare_init_circles(args):
-    iterations = args.iterations or 15_000
-    print(f"circles (300 train, 100 test, noise 0.05), [2, 10, 5, 1] relu/sigmoid, "
-          f"full-batch gradient descent, lr 0.01, {iterations} iterations")
-    results, data = experiments.compare_init_circles(iterations, seed=args.seed,
-                                                     progress=_progress)
+    iterations, results, data = _run_experiment(
+        args, experiments.compare_init_circles, 15_000,
+        lambda n: f"circles (300 train, 100 test, noise 0.05), [2, 10, 5, 1] relu/sigmoid, "
+                  f"full-batch gradient descent, lr 0.01, {n} iterations")
     rows = [[i] + [f"{r.losses[i]:.6g}" for r in results]
             for i in range(0, iterations, 1000)]
     print(_table(["iteration"] + [r.label for r in results], rows))
@@ -234,11 +242,11 @@ def _compare_init_circles(args):
 
 
 def _compare_init_spiral(args):
-    iterations = args.iterations or 2000
-    print(f"spiral (1500 samples, 3 classes), [2, 100, 100, 100, 100, 3] relu/softmax, "
-          f"SGD lr 0.01, batch 128, {iterations} iterations, the same batches for each init")
-    results, _ = experiments.compare_init_spiral(iterations, seed=args.seed,
-                                                 progress=_progress)
+    iterations, results, _ = _run_experiment(
+        args, experiments.compare_init_spiral, 2000,
+        lambda n: f"spiral (1500 samples, 3 classes), [2, 100, 100, 100, 100, 3] "
+                  f"relu/softmax, SGD lr 0.01, batch 128, {n} iterations, the same "
+                  f"batches for each init")
     step = max(1, iterations // 10)
     rows = [[i + 1] + [f"{r.losses[i]:.4f}" for r in results]
             for i in list(range(0, iterations, step)) + [iterations - 1]]

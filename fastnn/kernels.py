@@ -254,8 +254,8 @@ def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
         C-contiguous and writeable.
     """
     Z, Y = _same_size_pair(("Z", "Y"), Z, Y, [("A", A), ("dZ", dZ)])
-    return _compiled(_kernels.sigmoid_binary_cross_entropy, Z.dtype)(
-        Z.reshape(-1), Y.reshape(-1), A.reshape(-1), dZ.reshape(-1))
+    return _compiled(_kernels.elementwise_loss, Z.dtype)(
+        Z.reshape(-1), Y.reshape(-1), A.reshape(-1), dZ.reshape(-1), True)
 
 
 def softmax_cross_entropy(Z, Y, P, dZ):
@@ -335,8 +335,8 @@ def mean_squared_error(Z, Y, A, dZ):
         read-only).
     """
     Z, Y = _same_size_pair(("Z", "Y"), Z, Y, [("A", A), ("dZ", dZ)])
-    return _compiled(_kernels.mean_squared_error, Z.dtype)(
-        Z.reshape(-1), Y.reshape(-1), A.reshape(-1), dZ.reshape(-1))
+    return _compiled(_kernels.elementwise_loss, Z.dtype)(
+        Z.reshape(-1), Y.reshape(-1), A.reshape(-1), dZ.reshape(-1), False)
 
 
 def _param_and_states(param, grad, states):

@@ -107,6 +107,26 @@ def test_leaky_relu_of_any_slope_matches_the_twin(slope):
                                atol=1e-11 * np.abs(twin_grads).max())
 
 
+@pytest.mark.parametrize("slope", [-0.5, 0.1])
+def test_an_activation_the_vector_kernels_do_not_know_takes_the_generic_narrow_path(slope):
+    """A new activation needs no change to _vector.h: the narrow path keeps its Z and
+    applies it and its derivative with _activate and _activation_grad. Code 5 is such
+    a code (those two functions treat any code past the fifth as their last branch,
+    leaky ReLU), so an engine built with it must match leaky ReLU's twin exactly as
+    the fused path does."""
+    from fastnn._engine import Engine
+    net, X, Y, twin, _ = problem([3, 6, 5], 40, "sigmoid k=1", "leaky_relu", "float64",
+                                 negative_slope=slope)
+    generic = Engine(net.engine.params.copy(), net.layer_sizes, [5, 5, 0], 0, slope)
+    assert generic.feature_major(len(X))
+    grads, twin_grads = np.empty_like(twin.params), np.empty_like(twin.params)
+    loss = generic.loss_and_gradients(X, Y, grads)
+    assert loss == pytest.approx(twin.loss_and_gradients(X, Y, twin_grads), rel=1e-12)
+    np.testing.assert_allclose(grads, twin_grads, rtol=0,
+                               atol=1e-11 * np.abs(twin_grads).max())
+    np.testing.assert_allclose(generic.predict(X), twin.predict(X), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_bce_log1p_in_vector_registers_is_within_a_few_ulp(dtype):
     """log(1 + e^z) for y = 0, z < 0 against NumPy's logaddexp, value by value (size 1:
