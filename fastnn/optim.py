@@ -89,7 +89,13 @@ class Momentum(SGD):
         return 2 if self.nesterov else 1
 
     def hyper(self):
-        """(momentum,): the setting the compiled update reads besides lr."""
+        """(momentum,): the setting the compiled update reads besides lr.
+
+        Returns
+        -------
+        tuple of one float
+            The velocity's decay, momentum; Nesterov's form reads the same.
+        """
         return (self.momentum,)
 
 
@@ -129,7 +135,13 @@ class Adam(SGD):
         object.__setattr__(self, "eps", check.real("eps", self.eps, 0, low_open=True))
 
     def hyper(self):
-        """(beta1, beta2, eps): the settings the compiled update reads besides lr."""
+        """(beta1, beta2, eps): the settings the compiled update reads besides lr.
+
+        Returns
+        -------
+        tuple of three floats
+            beta1, beta2 and eps, in that order.
+        """
         return self.beta1, self.beta2, self.eps
 
 

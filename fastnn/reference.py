@@ -401,18 +401,10 @@ class Engine:
 
     Attributes
     ----------
-    params : numpy.ndarray
-        The params given, not a copy.
-    sizes : list of int
-        The layer widths, input first.
+    params, sizes, activations, output, slope
+        The arguments as given (params itself, not a copy; slope is negative_slope).
     layers : list of tuple of numpy.ndarray
         Each layer's (W, b): views into params, W (n_out, n_in) and b (n_out,).
-    activations : list of str
-        The activation names, one a layer.
-    output : str
-        The output's name.
-    slope : float
-        negative_slope.
 
     Raises
     ------

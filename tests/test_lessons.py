@@ -37,6 +37,7 @@ def test_zero_init_ends_at_chance_on_circles_and_he_learns_them():
     assert by_name["he"].train_score > 0.9 and by_name["he"].test_score > 0.9
 
 
+@pytest.mark.slow  # 4 s with one BLAS thread (it took ~76 s with two on 2 cores)
 def test_deep_spiral_std_001_learns_nothing_and_he_beats_xavier():
     results, _ = experiments.compare_init_spiral()
     tail = {r.label: np.mean(r.losses[-100:]) for r in results}

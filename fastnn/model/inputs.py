@@ -12,11 +12,31 @@ from fastnn.activations import ACTIVATIONS, activation_code
 from fastnn.model.outputs import OUTPUTS
 
 __all__ = ["layer_sizes", "hidden_activations", "output_layer", "features", "targets",
-           "check_finite", "checked_copy"]
+           "check_finite", "checked_like"]
 
 
 def layer_sizes(sizes):
-    """Layer widths as a tuple of ints >= 1, input first, at least two."""
+    """Check an architecture's layer widths, input first.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        The widths, input layer first and output layer last: at least two of
+        them, each a Python or NumPy integer (not bool) of at least 1. A string
+        or anything without a length is refused.
+
+    Returns
+    -------
+    tuple of int
+        The widths as Python ints, in the order given.
+
+    Raises
+    ------
+    TypeError
+        If sizes is a str or bytes or has no length, or a width is not an integer.
+    ValueError
+        If a width is below 1, or fewer than two widths are given.
+    """
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
         raise TypeError("layer_sizes must be a list of integers (input width first); "
                         f"got {type(sizes).__name__}")
@@ -28,7 +48,29 @@ def layer_sizes(sizes):
 
 
 def hidden_activations(activation, n_hidden):
-    """One activation name per hidden layer, from one name or a list of them."""
+    """Spell out the hidden layers' activations, one name per hidden layer.
+
+    Parameters
+    ----------
+    activation : str or list or tuple of str
+        One name of ACTIVATIONS for every hidden layer, or a list (or tuple)
+        giving each hidden layer its own, first hidden layer first.
+    n_hidden : int
+        How many hidden layers the model has (its number of widths minus 2).
+
+    Returns
+    -------
+    tuple of str
+        n_hidden names; a single name repeated n_hidden times.
+
+    Raises
+    ------
+    TypeError
+        If activation is neither a str nor a list or tuple, or an entry of
+        the list is not a str.
+    ValueError
+        If a name is not in ACTIVATIONS, or the list's length is not n_hidden.
+    """
     if isinstance(activation, str):
         activation_code(activation)
         return (activation,) * n_hidden
@@ -45,7 +87,26 @@ def hidden_activations(activation, n_hidden):
 
 
 def output_layer(output, n_outputs):
-    """The Output of OUTPUTS named output, for a layer of n_outputs units."""
+    """Look up the output layer a model asks for by name.
+
+    Parameters
+    ----------
+    output : str
+        A key of OUTPUTS: "sigmoid", "softmax" or "identity".
+    n_outputs : int
+        The width of the last layer; softmax needs 2 units or more.
+
+    Returns
+    -------
+    Output
+        The entry OUTPUTS[output] (shared by every model, not a copy).
+
+    Raises
+    ------
+    ValueError
+        If output is not a str naming an entry of OUTPUTS (a non-string
+        included), or it is "softmax" with n_outputs below 2.
+    """
     if not isinstance(output, str) or output not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}; "
                          f"got {output!r}")
@@ -61,6 +122,30 @@ def features(net, X, name="X"):
     Integer and boolean arrays (and lists) are converted; a float array of the
     other precision is refused, never cast silently. Finiteness is checked by
     the engine (in C) or by fit, once for all the data.
+
+    Parameters
+    ----------
+    net : MLP
+        The model; its dtype and n_features are what X must match.
+    X : array-like of shape (m, net.n_features)
+        Samples as rows, m >= 1: booleans, integers or floats of net.dtype; a
+        list (any non-ndarray) may hold floats, converted to net.dtype.
+    name : str, default="X"
+        What the error messages call the argument.
+
+    Returns
+    -------
+    numpy.ndarray of shape (m, net.n_features)
+        C-contiguous, of net.dtype: X itself when it already is so, else a copy.
+
+    Raises
+    ------
+    TypeError
+        If X does not hold booleans, integers or floats, or is a float
+        ndarray of a dtype other than net.dtype.
+    ValueError
+        If X is not 2-D, has another number of columns or no rows, or (when
+        not an ndarray) holds values that overflow net.dtype.
     """
     dtype = net.dtype
     if not isinstance(X, np.ndarray):
@@ -93,8 +178,38 @@ def features(net, X, name="X"):
 
 
 def targets(net, y, m, name="y"):
-    """y as the engine takes it for a batch of m samples: class labels np.intp (m,)
-    for softmax labels, otherwise float targets (m, k) of the model's dtype."""
+    """y as the engine takes it for a batch of m samples.
+
+    The common checks (numbers, one row per sample, finite) come first; the
+    model's entry of OUTPUTS then checks the shape and values its loss needs.
+
+    Parameters
+    ----------
+    net : MLP
+        The model; its output, n_outputs (k) and dtype decide what y must be.
+    y : array-like
+        Numeric targets with m rows: sigmoid takes 0/1 labels (m, k), or (m,)
+        when k == 1; softmax takes labels (m,) in [0, k) or probability rows
+        (m, k); identity takes real values (m, k), or (m,) when k == 1.
+    m : int
+        The number of samples, the rows of the X that goes with y.
+    name : str, default="y"
+        The argument's name in the messages of the errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous: class labels np.intp (m,) for softmax labels, otherwise
+        float targets (m, k) of net.dtype.
+
+    Raises
+    ------
+    TypeError
+        If y holds anything but booleans, integers or floats.
+    ValueError
+        If y's first axis is not m long, a value is NaN or infinite, or y's
+        shape or values do not suit the output (see Output.targets).
+    """
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers; got dtype {y.dtype}")
@@ -106,7 +221,28 @@ def targets(net, y, m, name="y"):
 
 
 def check_finite(name, array):
-    """ValueError saying how many values are NaN or infinite and where the first is."""
+    """Refuse an array holding NaN or infinite values.
+
+    Boolean and integer arrays pass at once. A C-contiguous float32 or float64
+    array is scanned by the compiled kernel in one pass; any other by NumPy.
+
+    Parameters
+    ----------
+    name : str
+        The array's name, as the error message spells it.
+    array : numpy.ndarray
+        A numeric array of any shape.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        If any value is NaN or infinite; the message counts them and gives
+        the index and value of the first, e.g. "X[4, 1] = nan".
+    """
     if array.dtype.kind in "biu":
         return
     if array.dtype in check.FLOAT_DTYPES and array.flags.c_contiguous:
@@ -118,8 +254,36 @@ def check_finite(name, array):
         raise ValueError(_kernels._nonfinite_message(name, array, int(first)))
 
 
-def checked_copy(name, value, target):
-    """value as an array of target's shape and dtype, finite; refused otherwise."""
+def checked_like(name, value, target):
+    """Check a replacement for one of a model's arrays before it is copied in.
+
+    Despite the name, nothing is copied here: the caller copies value into
+    target (or makes its own copy) once the checks have passed.
+
+    Parameters
+    ----------
+    name : str
+        The name the messages give value.
+    value : numpy.ndarray
+        The new values: a float32 or float64 array of target's dtype, ndim
+        and shape, non-empty and finite.
+    target : numpy.ndarray
+        The array value is to replace.
+
+    Returns
+    -------
+    numpy.ndarray
+        value itself, unchanged.
+
+    Raises
+    ------
+    TypeError
+        If value is not an ndarray, or its dtype is not target's (float32 or
+        float64 in either case).
+    ValueError
+        If value's ndim or shape differs from target's, it is empty, or it
+        holds a NaN or an infinity.
+    """
     value = check.ndarray(name, value, target.ndim, target.dtype)
     check.same_shape(name, value, target.shape, f"{name}.shape")
     if not np.isfinite(value).all():

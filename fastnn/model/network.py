@@ -49,7 +49,7 @@ class Layer:
 
     @W.setter
     def W(self, value):
-        self._W[...] = inputs.checked_copy("W", value, self._W)
+        self._W[...] = inputs.checked_like("W", value, self._W)
 
     @property
     def b(self):
@@ -58,7 +58,7 @@ class Layer:
 
     @b.setter
     def b(self, value):
-        self._b[...] = inputs.checked_copy("b", value, self._b)
+        self._b[...] = inputs.checked_like("b", value, self._b)
 
     def __repr__(self):
         n_out, n_in = self._W.shape

@@ -28,16 +28,79 @@ class Output:
         return f"<output {self.name!r}: {self.loss}>"
 
     def targets(self, y, m, k, dtype, name):
-        """y (a numeric array of m rows) as the engine takes it: float targets (m, k)
-        of dtype, or for softmax np.intp labels (m,); ValueError names `name`."""
+        """Check targets for this output and convert them as the engine takes them.
+
+        inputs.targets calls it after its own checks, so y is already known to
+        be numeric, finite and m rows long.
+
+        Parameters
+        ----------
+        y : numpy.ndarray
+            The targets as the user gave them: m rows of booleans, integers or
+            floats.
+        m : int
+            The number of samples.
+        k : int
+            The number of output units.
+        dtype : numpy.dtype
+            The model's float dtype, float32 or float64.
+        name : str
+            The name the error messages give y.
+
+        Returns
+        -------
+        numpy.ndarray
+            C-contiguous float targets (m, k) of dtype, or for softmax labels
+            np.intp class indices (m,).
+
+        Raises
+        ------
+        ValueError
+            If y's shape or values do not fit this output (in the subclasses).
+        NotImplementedError
+            Always, in this base class.
+        """
         raise NotImplementedError
 
     def predict(self, out):
-        """Predictions from the output's values out (m, k) (or (m,) for one unit)."""
+        """Turn the output layer's values into predictions.
+
+        The base class predicts the values themselves, as a regression does.
+
+        Parameters
+        ----------
+        out : numpy.ndarray of shape (m, k), or (m,) for one unit
+            What the output layer computed (MLP.predict_proba).
+
+        Returns
+        -------
+        numpy.ndarray
+            The predictions: here out itself, not a copy.
+        """
         return out
 
     def score(self, pred, targets):
-        """The score of pred (from predict) against checked targets (from targets)."""
+        """Score predictions against the true targets; higher is better.
+
+        Parameters
+        ----------
+        pred : numpy.ndarray
+            m predictions, as predict returns them.
+        targets : numpy.ndarray
+            The true targets of the same m samples, as the targets method
+            returns them.
+
+        Returns
+        -------
+        float
+            The score: accuracy in [0, 1] for a classifier, R^2 (at most 1) for
+            a regression.
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in this base class.
+        """
         raise NotImplementedError
 
 
@@ -52,10 +115,11 @@ def _float_targets(y, m, k, dtype, name):
 
 
 class Sigmoid(Output):
-    """sigmoid + binary cross-entropy: 0/1 labels, one per output unit."""
+    """sigmoid + binary cross-entropy: 0/1 labels (m, k), or (m,) for one unit."""
     name, loss, code = "sigmoid", "binary cross-entropy", 0
 
     def targets(self, y, m, k, dtype, name):
+        """Float 0/1 targets (m, k) of dtype; ValueError for any other value."""
         targets = _float_targets(y, m, k, dtype, name)
         if not np.isin(y, (0, 1)).all():
             raise ValueError(f"{name} must hold 0/1 labels for a sigmoid output; got "
@@ -63,6 +127,7 @@ class Sigmoid(Output):
         return targets
 
     def predict(self, out):
+        """0/1 labels, 1 where out > 0.5: np.intp, of out's shape."""
         return (out > 0.5).astype(np.intp)
 
     def score(self, pred, targets):
@@ -76,6 +141,7 @@ class Softmax(Output):
     name, loss, code = "softmax", "cross-entropy", 1
 
     def targets(self, y, m, k, dtype, name):
+        """Labels (m,) in [0, k) as np.intp, or probability rows (m, k) of dtype."""
         if y.ndim == 1:
             labels = y.astype(np.intp)
             if y.dtype.kind == "f" and (labels != y).any():
@@ -96,22 +162,29 @@ class Softmax(Output):
         return np.ascontiguousarray(y, dtype=dtype)
 
     def predict(self, out):
+        """The class of each row's largest probability: np.intp labels (m,)."""
         return out.argmax(axis=1)
 
     def score(self, pred, targets):
+        """Accuracy against the labels (the argmax of each row for probability rows)."""
         truth = targets if targets.ndim == 1 else targets.argmax(axis=1)
         return float(np.mean(pred == truth))
 
 
 class Identity(Output):
-    """identity + mean squared error: real targets; scored by R^2."""
+    """identity + mean squared error: real targets (m,) or (m, k); scored by R^2."""
     name, loss, code = "identity", "mean squared error", 2
 
     def targets(self, y, m, k, dtype, name):
+        """Any real targets as floats (m, k) of dtype; only the shape is checked."""
         return _float_targets(y, m, k, dtype, name)
 
     def score(self, pred, targets):
-        """R^2 averaged over outputs, as scikit-learn's r2_score."""
+        """R^2 averaged over outputs, as scikit-learn's r2_score.
+
+        R^2 = 1 - sum (t - pred)^2 / sum (t - mean t)^2 per output; an output
+        whose targets are constant scores 1 if predicted exactly, else 0.
+        """
         pred = pred.reshape(targets.shape)
         residual = ((targets - pred) ** 2).sum(axis=0)
         total = ((targets - targets.mean(axis=0)) ** 2).sum(axis=0)

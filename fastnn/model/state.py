@@ -12,7 +12,7 @@ import numpy as np
 
 from fastnn import _checks as check
 from fastnn._version import __version__
-from fastnn.model.inputs import checked_copy
+from fastnn.model.inputs import checked_like
 from fastnn.optim import OptimizerState, make_optimizer
 
 __all__ = ["Files", "load", "FORMAT_VERSION"]
@@ -68,7 +68,7 @@ class Files:
         if missing or unexpected:
             raise ValueError(f"state_dict keys do not match the model: missing {missing}, "
                              f"unexpected {unexpected}")
-        checked = {key: checked_copy(key, state_dict[key], target)
+        checked = {key: checked_like(key, state_dict[key], target)
                    for key, target in expected.items()}
         if not self._training.acquire(blocking=False):
             raise RuntimeError("this model is being trained in another thread; load its "
@@ -198,7 +198,7 @@ def _model(header, arrays):
         if len(states) != optimizer.n_states:
             raise ValueError("optimizer state arrays do not match the optimizer")
         state = OptimizerState(optimizer, net.engine.n_params, net.dtype)
-        state.arrays = [checked_copy(f"optimizer.state{i}", s, net.engine.params).copy()
+        state.arrays = [checked_like(f"optimizer.state{i}", s, net.engine.params).copy()
                         for i, s in enumerate(states)]
         steps = check.integer("optimizer step count", saved["t"], 0)
         if steps >= 2**62:

@@ -22,7 +22,7 @@ class DivergenceError(FloatingPointError):
     finite weights (those before the step that failed)."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class TrainingSettings:
     """Everything one fit (or partial_fit) call trains with, checked.
 
@@ -63,7 +63,47 @@ class TrainingSettings:
     @classmethod
     def checked(cls, net, epochs, batch_size, lr, optimizer, weight_decay, shuffle,
                 validation_data, patience, callbacks, verbose, optimizer_options):
-        """The settings of fit's arguments, each checked (see MLP.fit)."""
+        """The settings of fit's arguments, each checked (see MLP.fit).
+
+        Parameters
+        ----------
+        net : MLP
+            The model; validation_data is checked against it.
+        epochs : int
+            At least 1.
+        batch_size : int or None
+            At least 1; None for the full batch.
+        lr : float or None
+            The learning rate (None: the optimizer's default).
+        optimizer : str or SGD, Momentum, Adam
+            A name or an instance, as make_optimizer takes it.
+        weight_decay : float
+            A finite real number >= 0.
+        shuffle : bool
+            True or False, not merely truthy.
+        validation_data : (X_val, y_val) as a tuple or list, or None
+            Checked once here, finiteness of X_val included.
+        patience : int or None
+            At least 1; needs validation_data.
+        callbacks : iterable of callables
+        verbose : bool
+            Kept as given, unchecked.
+        optimizer_options : dict
+            Keyword options of the optimizer (momentum; beta1, beta2, eps).
+
+        Returns
+        -------
+        TrainingSettings
+            With state None; fit sets it when training starts.
+
+        Raises
+        ------
+        TypeError
+            If an argument, an optimizer option or a callback is of the wrong kind.
+        ValueError
+            If a value does not fit (range, shape, optimizer name; an optimizer
+            instance with lr or options), or patience lacks validation_data.
+        """
         settings = cls(
             epochs=check.integer("epochs", epochs, 1),
             batch_size=None if batch_size is None else check.integer(
@@ -217,8 +257,8 @@ class Training:
                 state = OptimizerState(settings.optimizer, self._engine.n_params,
                                        self.dtype)
             state.optimizer = settings.optimizer
-            self._optimizer_state = state
-            return run_epochs(self, X, targets, dataclasses.replace(settings, state=state))
+            self._optimizer_state = settings.state = state
+            return run_epochs(self, X, targets, settings)
         finally:
             self._training.release()
 
@@ -228,7 +268,39 @@ class Training:
 
 
 def run_epochs(net, X, targets, settings):
-    """Train net on checked (X, targets) as settings say; returns net.history."""
+    """Train net on checked (X, targets) as settings say; returns net.history.
+
+    Each epoch takes one step per batch, then (with validation data) the
+    validation loss and score, appends to the history, prints (verbose), runs
+    every callback and asks the early stopping. Training stops after
+    settings.epochs epochs, or earlier when a callback returns True or patience
+    runs out; with patience, the weights of the best val_loss are restored.
+
+    Parameters
+    ----------
+    net : MLP
+        The model trained in place; its engine, rng and history are used.
+    X : numpy.ndarray of shape (m, n_features)
+        Checked by inputs.features and finite.
+    targets : numpy.ndarray
+        The m rows of targets from inputs.targets.
+    settings : TrainingSettings
+        Checked, with its state (an OptimizerState) set.
+
+    Returns
+    -------
+    dict of list
+        net.history, one entry longer per epoch run (epochs count on from
+        those already in it).
+
+    Raises
+    ------
+    DivergenceError
+        If a step's loss or gradient is not finite, or an update overflows.
+    TypeError, ValueError
+        If settings' optimizer or state does not fit the engine
+        (Engine.updater).
+    """
     engine = net.engine
     update = engine.updater(settings)
     batches = Batches(X, targets, settings.batch_size, settings.shuffle, net.rng)
@@ -274,7 +346,26 @@ def _epoch(engine, update, batches, epoch, lr):
 class Batches:
     """The batches of one epoch, iterated afresh each epoch: in order, or each epoch
     in a new permutation drawn from rng, gathered into buffers made once (where the
-    step reads them from cache; no shuffled copy of the data is made)."""
+    step reads them from cache; no shuffled copy of the data is made).
+
+    Each batch is a pair (X rows, their targets) of batch_size rows, the last
+    one shorter when batch_size does not divide m. In order, they are views of
+    X and targets; shuffled, views of the buffers, which the next batch
+    overwrites.
+
+    Parameters
+    ----------
+    X : numpy.ndarray of shape (m, n_features)
+        The checked samples.
+    targets : numpy.ndarray
+        Their checked targets, m rows: (m,) labels or (m, k).
+    batch_size : int or None
+        Rows per batch; None, or anything above m, makes one batch of all m.
+    shuffle : bool
+        Draw a new order of the rows every epoch.
+    rng : numpy.random.Generator
+        Draws the permutations (only when shuffling).
+    """
 
     def __init__(self, X, targets, batch_size, shuffle, rng):
         self.X, self.targets, self.m, self.rng = X, targets, len(X), rng
@@ -299,7 +390,22 @@ class Batches:
 
 def record(history, epoch, logs):
     """Append an epoch's logs to history. val_* stay empty until an epoch has
-    validation data; from then on they hold one entry per epoch (NaN where none)."""
+    validation data; from then on they hold one entry per epoch (NaN where none).
+
+    Parameters
+    ----------
+    history : dict of list
+        "loss", "val_loss" and "val_score" lists, extended in place.
+    epoch : int
+        The epoch's number, counted from 1; a list shorter than epoch - 1 is
+        first padded with NaN.
+    logs : dict of str to float
+        "loss", and "val_loss" and "val_score" for an epoch with validation.
+
+    Returns
+    -------
+    None
+    """
     validated = "val_loss" in logs or history["val_loss"]
     for key in history if validated else ["loss"]:
         values = history[key]
@@ -309,13 +415,38 @@ def record(history, epoch, logs):
 
 class EarlyStopping:
     """Keeps the parameters of the best val_loss; says stop after `patience` epochs
-    without a better one."""
+    without a better one.
+
+    Better means strictly lower; a NaN val_loss is never better. The best
+    parameters are kept in best_params (a copy), its val_loss in best.
+
+    Parameters
+    ----------
+    patience : int
+        The number of epochs in a row without a better val_loss after which
+        after() says stop; at least 1.
+    """
 
     def __init__(self, patience):
         self.patience, self.best, self.best_params, self.waited = patience, None, None, 0
 
     def after(self, val_loss, params):
-        """Record an epoch's val_loss (params: the weights after it); True to stop."""
+        """Record an epoch's val_loss (params: the weights after it); True to stop.
+
+        Parameters
+        ----------
+        val_loss : float
+            The validation loss after the epoch.
+        params : numpy.ndarray
+            The model's flat parameters after the epoch; copied when val_loss
+            is the best yet (the first always is).
+
+        Returns
+        -------
+        bool
+            True when `patience` epochs in a row have now passed without a
+            better val_loss, else False (always False after an improvement).
+        """
         if self.best is None or val_loss < self.best:
             self.best, self.best_params, self.waited = val_loss, params.copy(), 0
             return False
