@@ -22,7 +22,7 @@ from libc.stdlib cimport free, malloc
 from fastnn._gate cimport Gate
 from fastnn._kernels import _nonfinite_message
 from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_MIN,
-                          OUT_SOFTMAX, Optim, _activation_grad, _dense_backward,
+                          OUT_SOFTMAX, Optim, _optimizer_reads, _activation_grad, _dense_backward,
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
                           _narrow_dense_forward, _output_activation, _output_loss,
                           _transpose, _update, fnn_vector_build, intp)
@@ -278,6 +278,15 @@ cdef bint _check(cnp.ndarray a, str name, intp size, int ndim, object params) ex
     return kind == cnp.NPY_FLOAT32
 
 
+cdef bint _check_output(cnp.ndarray a, str name, intp size, int ndim,
+                        object params) except -1:
+    """_check, and that `a` is writeable (it is written in place)."""
+    cdef bint single = _check(a, name, size, ndim, params)
+    if not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name} must be writeable (it is written in place)")
+    return single
+
+
 cdef class Update:
     """An optimizer bound to one engine: its settings as the compiled step reads them
     (fastnn.optim's code, lr, hyper()), the weight decay, and its state: the arrays
@@ -292,26 +301,29 @@ cdef class Update:
     cdef object counter
 
     def __cinit__(self, engine, settings):
-        cdef int i
+        cdef int i, n_hyper = 0
         optimizer, state, params = settings.optimizer, settings.state, engine.params
         hyper, arrays = tuple(optimizer.hyper()), list(state.arrays)
-        if len(hyper) > MAX_HYPER or len(arrays) != optimizer.n_states \
-                or len(arrays) > MAX_STATES:
-            raise ValueError(f"optimizer {optimizer!r} does not fit the compiled step "
-                             f"({len(arrays)} state arrays, {len(hyper)} settings)")
-        self.opt.kind, self.opt.lr = optimizer.code, optimizer.lr
+        self.opt.kind = optimizer.code
+        if _optimizer_reads(self.opt.kind, &n_hyper) != len(arrays) \
+                or len(hyper) != n_hyper or optimizer.n_states != len(arrays):
+            raise ValueError(f"optimizer {optimizer!r} (code {self.opt.kind}) does not fit "
+                             f"the compiled step with {len(arrays)} state arrays and "
+                             f"{len(hyper)} settings")
+        self.opt.lr = optimizer.lr
         self.opt.weight_decay = settings.weight_decay
         for i in range(MAX_HYPER):
             self.opt.hyper[i] = hyper[i] if i < len(hyper) else 0
         for i in range(MAX_STATES):
             self.states[i] = NULL
         for i, array in enumerate(arrays):
-            _check(array, f"state.arrays[{i}]", params.size, 1, params)
+            _check_output(array, f"state.arrays[{i}]", params.size, 1, params)
             self.states[i] = cnp.PyArray_DATA(array)
         counter = state.steps
         if not isinstance(counter, np.ndarray) or counter.dtype != np.int64 \
-                or counter.shape != (1,) or not counter.flags.c_contiguous:
-            raise TypeError("state.steps must be an int64 array of one element")
+                or counter.shape != (1,) or not counter.flags.c_contiguous \
+                or not counter.flags.writeable:
+            raise TypeError("state.steps must be a writeable int64 array of one element")
         self.counter, self.arrays, self.engine = counter, arrays, engine
         self.steps = <int64_t*> cnp.PyArray_DATA(counter)
 
@@ -345,7 +357,8 @@ cdef class Engine:
         self.gate = Gate()
         _plan_build(&self.plan, sizes, activations, output, negative_slope,
                     params.itemsize)
-        self.single = _check(params, "params", self.plan.at[self.plan.n_layers], 1, None)
+        self.single = _check_output(params, "params", self.plan.at[self.plan.n_layers], 1,
+                                    None)
         self.params = params
         self.grads = np.empty_like(params)
 
@@ -433,12 +446,12 @@ cdef class Engine:
         cdef void* o = NULL
         cdef double loss
         if out is not None:
-            _check(out, "out", m * k, 2, self.params)
+            _check_output(out, "out", m * k, 2, self.params)
             o = cnp.PyArray_DATA(out)
         else:
             y = self._targets(Y, m, &labels)
         if grads is not None:
-            _check(grads, "grads", self.plan.at[self.plan.n_layers], 1, self.params)
+            _check_output(grads, "grads", self.plan.at[self.plan.n_layers], 1, self.params)
             g = cnp.PyArray_DATA(grads)
         cdef void* p = cnp.PyArray_DATA(self.params)
         cdef const void* x = cnp.PyArray_DATA(X)

@@ -4,12 +4,11 @@ cdef class Gate:
     cdef int readers            # read sections in progress
     cdef bint writing           # a write section is in progress
     cdef int writers_waiting    # write sections waiting for their turn
-    cdef int sleeping           # threads blocked on the condition
-    cdef object condition
+    cdef list sleepers          # a held lock per sleeping thread, released to wake it
 
     cpdef read_begin(self)
     cpdef read_end(self)
     cpdef write_begin(self)
     cpdef write_end(self)
-    cdef int _wait(self, bint writer) except -1
+    cdef int _sleep(self) except -1
     cdef void _wake(self) noexcept

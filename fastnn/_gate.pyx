@@ -7,88 +7,84 @@ waits for the running readers to finish and turns away the new ones until it is
 done (writers first), so a stream of predictions cannot starve training, and no
 reader ever sees half-updated weights.
 
-The counters change only while the calling thread holds the GIL, and each test of
-them is made together with its change, in C with no Python call between, so they
-cannot race. A thread that must wait blocks on a threading.Condition (the GIL is
-released while it sleeps) and is woken by the section that lets it in; a thread
-that need not wait touches no lock at all, which keeps the uncontended call as
-cheap as two integer updates.
+The counters change only while the calling thread holds the GIL, and every test of
+them and the entry that follows run in C with no Python code between, so they
+cannot race and no Ctrl-C can fall between a test and an entry. A thread that must
+wait sleeps on a lock of its own (the GIL is released meanwhile), which the section
+that ends releases to wake it: no polling, no lost wake-up (a lock released before
+its owner sleeps on it lets the owner through at once). A thread that need not wait
+touches no lock at all, which keeps an uncontended call as cheap as two integer
+updates. Ctrl-C while sleeping raises KeyboardInterrupt from the begin call, which
+then has not entered and leaves the gate as if the thread had never come.
 """
-import threading
+from _thread import allocate_lock
 
 
 cdef class Gate:
     """Many readers or one writer; writers first.
 
     Use ``read_begin()``/``read_end()`` and ``write_begin()``/``write_end()`` in pairs,
-    the end in a ``finally``. Waiting can be interrupted (KeyboardInterrupt); the
-    begin call then raises and the section was not entered.
+    the end in a ``finally``. A begin call interrupted while it waits raises and has
+    not entered.
     """
 
     def __cinit__(self):
-        self.condition = threading.Condition(threading.Lock())
+        self.sleepers = []
 
     cpdef read_begin(self):
         """Enter a read section: wait while a writer runs or waits."""
-        if self.writing or self.writers_waiting:
-            self._wait(False)
-        else:
-            self.readers += 1
+        while self.writing or self.writers_waiting:
+            self._sleep()
+        self.readers += 1
 
     cpdef read_end(self):
         """Leave a read section; the last reader out lets a waiting writer in."""
         self.readers -= 1
-        if self.readers == 0 and self.sleeping:
+        if self.readers == 0:
             self._wake()
 
     cpdef write_begin(self):
         """Enter the write section: wait for the running writer and readers."""
-        if not (self.writing or self.readers):
-            self.writing = True
-            return
-        self.writers_waiting += 1
-        try:
-            self._wait(True)
-        finally:
+        if self.writing or self.readers:
+            self.writers_waiting += 1
+            try:
+                while self.writing or self.readers:
+                    self._sleep()
+            except BaseException:
+                self.writers_waiting -= 1
+                self._wake()  # the readers this writer held back test again
+                raise
             self.writers_waiting -= 1
-            if self.sleeping:  # readers held back by this writer test again
-                self._wake()
+        self.writing = True
 
     cpdef write_end(self):
-        """Leave the write section and let the waiting threads try again."""
+        """Leave the write section and let the waiting threads test again."""
         self.writing = False
-        if self.sleeping:
-            self._wake()
+        self._wake()
 
-    cdef int _wait(self, bint writer) except -1:
-        """Sleep on the condition until this thread may enter, then enter. `sleeping`
-        is raised (under the condition's lock) before the state is tested, so a
-        section that ends after the test sees it and wakes this thread once it
-        waits; the last test and the entry run in C with no Python call between, so
-        no other thread can enter in between."""
-        with self.condition:
-            self.sleeping += 1
-            try:
-                while self.writing or (self.readers if writer
-                                       else self.writers_waiting):
-                    self.condition.wait()
-                if writer:
-                    self.writing = True
-                else:
-                    self.readers += 1
-            finally:
-                self.sleeping -= 1
+    cdef int _sleep(self) except -1:
+        """Sleep until the next _wake: on a lock taken here and put in `sleepers`,
+        taken a second time (GIL released) until _wake releases it."""
+        lock = allocate_lock()
+        lock.acquire()
+        self.sleepers.append(lock)
+        try:
+            lock.acquire()
+        except BaseException:  # interrupted: no longer sleeping
+            if lock in self.sleepers:
+                self.sleepers.remove(lock)
+            raise
         return 0
 
     cdef void _wake(self) noexcept:
         """Wake every sleeping thread; each tests again whether it may enter."""
-        try:
-            with self.condition:
-                self.condition.notify_all()
-        except BaseException:  # an interrupt while taking the lock: the sleepers
-            pass               # are woken by the next section that ends
+        if self.sleepers:
+            sleepers, self.sleepers = self.sleepers, []
+            for lock in sleepers:
+                lock.release()
 
     @property
     def state(self):
         """(readers, writing, writers waiting, threads sleeping): for tests."""
-        return self.readers, bool(self.writing), self.writers_waiting, self.sleeping
+        return (self.readers, bool(self.writing), self.writers_waiting,
+                len(self.sleepers))

@@ -503,6 +503,21 @@ cdef inline void _output_activation(int output, const floating* z, floating* out
                   <floating> 0)
 
 
+cdef inline int _optimizer_reads(int kind, int* n_hyper) noexcept nogil:
+    """How many state arrays the update of an optimizer code reads (and in *n_hyper
+    how many hyper settings), or -1 for a code it does not know."""
+    if kind == SGD:
+        n_hyper[0] = 0
+        return 0
+    if kind == MOMENTUM or kind == NESTEROV:
+        n_hyper[0] = 1
+        return 1
+    if kind == ADAM:
+        n_hyper[0] = 3
+        return 2
+    return -1
+
+
 cdef inline void _update(const Optim* opt, floating* p, const floating* g,
                          floating** states, intp at, intp n, double wd) noexcept nogil:
     """The optimizer's update of the n parameters p (gradient g), whose state arrays

@@ -2,9 +2,12 @@
 the symmetry lesson, history, callbacks, early stopping, divergence, and the bad
 arguments fit refuses without changing the model."""
 import copy
+import dataclasses
 import io
 import math
+import warnings
 from contextlib import redirect_stdout
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -239,6 +242,7 @@ FIT_CASES = [
     (dict(validation_data=(X[:, :2], y)), ValueError, r"validation_data\[0\] must have 3 features"),
     (dict(validation_data=(X, y[:3])), ValueError, r"validation_data\[1\] must have one row per sample"),
     (dict(patience=3), ValueError, r"patience \(early stopping\) needs validation_data"),
+    (dict(patience=3, callbacks=5), ValueError, r"patience \(early stopping\) needs"),
     (dict(callbacks=[1]), TypeError, r"callbacks must be callables"),
 ]
 
@@ -253,3 +257,68 @@ def test_fit_rejects_and_leaves_the_model_as_it_was(change, error, pattern):
     with pytest.raises(error, match=pattern):
         net.fit(**kwargs)
     assert unchanged(net, before)
+
+
+def test_resetting_the_optimizer_during_training_is_refused():
+    """From a callback (as from another thread) reset_optimizer would leave the
+    running fit stepping with a state the model no longer has: it is refused."""
+    net = MLP([3, 4, 1], seed=0)
+    errors = []
+
+    def reset(n, epoch, logs):
+        with pytest.raises(RuntimeError, match="being trained") as caught:
+            n.reset_optimizer()
+        errors.append(caught.value)
+
+    net.fit(X, y, epochs=2, optimizer="adam", callbacks=[reset])
+    assert len(errors) == 2 and net.step_count == 2 * 1  # one full batch of 10 per epoch
+    net.reset_optimizer()  # after training, it forgets
+    assert net.step_count == 0 and net.optimizer is None
+
+
+@dataclasses.dataclass(frozen=True)
+class AdamCodedSGD(SGD):
+    """An optimizer that claims Adam's code (two state arrays) with SGD's none."""
+    code = 3
+
+
+@pytest.mark.parametrize("optimizer", [AdamCodedSGD(0.1), SimpleNamespace(
+    name="odd", code=1, n_states=0, lr=0.1, hyper=lambda: ()), SimpleNamespace(
+    name="unknown", code=9, n_states=0, lr=0.1, hyper=lambda: ())])
+def test_an_optimizer_that_does_not_fit_the_compiled_update_is_refused(optimizer):
+    net = MLP([3, 4, 1], seed=0)
+    settings = step_settings(net.engine, optimizer)
+    with pytest.raises(ValueError, match="does not fit the compiled step"):
+        net.engine.updater(settings)
+    if isinstance(optimizer, SGD):
+        net.fit(X, y, epochs=1, optimizer="sgd")
+        before = snapshot(net)
+        with pytest.raises(ValueError, match="does not fit the compiled step"):
+            net.fit(X, y, epochs=1, optimizer=optimizer)
+        assert unchanged(net, before) and net.optimizer == SGD()
+
+
+def test_read_only_optimizer_state_and_outputs_are_refused():
+    net = MLP([3, 4, 1], seed=0)
+    settings = step_settings(net.engine, Momentum(0.1))
+    settings.state.arrays[0].flags.writeable = False
+    with pytest.raises(ValueError, match=r"state.arrays\[0\] must be writeable"):
+        net.engine.updater(settings)
+    settings = step_settings(net.engine, SGD(0.1))
+    settings.state.steps.flags.writeable = False
+    with pytest.raises(TypeError, match="state.steps must be a writeable int64 array"):
+        net.engine.updater(settings)
+    grads = np.zeros_like(net.engine.params)
+    grads.flags.writeable = False
+    with pytest.raises(ValueError, match="grads must be writeable"):
+        net.engine.loss_and_gradients(X, as_targets(net, y, len(X)), grads)
+
+
+def test_float32_sigmoid_targets_are_checked_before_the_cast():
+    """y = 1e300 for a float32 model: the 0/1 check speaks first, with no overflow
+    warning from a cast made before it."""
+    net = MLP([3, 1], dtype="float32", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="y must hold 0/1 labels"):
+            net.fit(X.astype(np.float32), np.where(y == 1, 1e300, 0), epochs=1)

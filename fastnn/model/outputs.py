@@ -104,13 +104,18 @@ class Output:
         raise NotImplementedError
 
 
-def _float_targets(y, m, k, dtype, name):
-    """y as float targets (m, k): (m,) is accepted for one output unit."""
+def _float_targets(y, m, k, dtype, name, binary=False):
+    """y as float targets (m, k): (m,) is accepted for one output unit; with binary,
+    only 0/1 values (checked before the cast, so a value out of dtype's range is
+    reported as such)."""
     wanted = ((m,), (m, k)) if k == 1 else ((m, k),)
     if y.shape not in wanted:
         shapes = " or ".join(map(str, wanted))
         raise ValueError(f"{name} must have shape {shapes} for {k} output unit"
                          f"{'s' if k > 1 else ''}; got {y.shape}")
+    if binary and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name} must hold 0/1 labels for a sigmoid output; got "
+                         f"values {np.unique(y[~np.isin(y, (0, 1))])[:5]}")
     return np.ascontiguousarray(y.reshape(m, k), dtype=dtype)
 
 
@@ -120,11 +125,7 @@ class Sigmoid(Output):
 
     def targets(self, y, m, k, dtype, name):
         """Float 0/1 targets (m, k) of dtype; ValueError for any other value."""
-        targets = _float_targets(y, m, k, dtype, name)
-        if not np.isin(y, (0, 1)).all():
-            raise ValueError(f"{name} must hold 0/1 labels for a sigmoid output; got "
-                             f"values {np.unique(y[~np.isin(y, (0, 1))])[:5]}")
-        return targets
+        return _float_targets(y, m, k, dtype, name, binary=True)
 
     def predict(self, out):
         """0/1 labels, 1 where out > 0.5: np.intp, of out's shape."""

@@ -113,9 +113,10 @@ class TrainingSettings:
             shuffle=check.flag("shuffle", shuffle),
             validation=_validation(net, validation_data),
             patience=None if patience is None else check.integer("patience", patience, 1),
-            callbacks=tuple(callbacks), verbose=verbose)
+            verbose=verbose)
         if settings.patience is not None and settings.validation is None:
             raise ValueError("patience (early stopping) needs validation_data")
+        settings.callbacks = tuple(callbacks)
         for callback in settings.callbacks:
             if not callable(callback):
                 raise TypeError(f"callbacks must be callables; got {callback!r}")
@@ -256,18 +257,31 @@ class Training:
             if state is None or state.optimizer.name != settings.optimizer.name:
                 state = OptimizerState(settings.optimizer, self._engine.n_params,
                                        self.dtype)
+            settings.state = state
+            update = self._engine.updater(settings)  # refuses a misfit before any change
             state.optimizer = settings.optimizer
-            self._optimizer_state = settings.state = state
-            return run_epochs(self, X, targets, settings)
+            self._optimizer_state = state
+            return run_epochs(self, X, targets, settings, update)
         finally:
             self._training.release()
 
     def reset_optimizer(self):
-        """Forget the optimizer's state (velocity, moments, step count)."""
+        """Forget the optimizer's state (velocity, moments, step count).
+
+        Raises
+        ------
+        RuntimeError
+            During training (from a callback, or another thread): the running fit
+            keeps its optimizer's state until it ends.
+        """
+        if not self._training.acquire(blocking=False):
+            raise RuntimeError("this model is being trained; reset its optimizer when "
+                               "training is over")
         self._optimizer_state = None
+        self._training.release()
 
 
-def run_epochs(net, X, targets, settings):
+def run_epochs(net, X, targets, settings, update):
     """Train net on checked (X, targets) as settings say; returns net.history.
 
     Each epoch takes one step per batch, then (with validation data) the
@@ -286,6 +300,8 @@ def run_epochs(net, X, targets, settings):
         The m rows of targets from inputs.targets.
     settings : TrainingSettings
         Checked, with its state (an OptimizerState) set.
+    update : Update
+        net.engine.updater(settings): what each step updates with.
 
     Returns
     -------
@@ -297,12 +313,8 @@ def run_epochs(net, X, targets, settings):
     ------
     DivergenceError
         If a step's loss or gradient is not finite, or an update overflows.
-    TypeError, ValueError
-        If settings' optimizer or state does not fit the engine
-        (Engine.updater).
     """
     engine = net.engine
-    update = engine.updater(settings)
     batches = Batches(X, targets, settings.batch_size, settings.shuffle, net.rng)
     stopper = EarlyStopping(settings.patience) if settings.patience else None
     for _ in range(settings.epochs):
