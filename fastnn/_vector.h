@@ -1,7 +1,7 @@
-/* Vector kernels, included by _kernels.pyx: register-blocked products for narrow layers
- * (feature-major: one row of m values per unit, the transpose of the samples-are-rows
- * layout, so that every product runs along the long batch dimension), the sigmoid and
- * tanh (and their exp), the log1p of the binary cross-entropy and the finiteness scan.
+/* Vector kernels, included through _ops.pxd by _kernels.pyx and _engine.pyx:
+ * register-blocked products for narrow layers (feature-major: one row of m values per
+ * unit, the transpose of the samples-are-rows layout, so that every product runs along
+ * the long batch dimension), the sigmoid and tanh (and their exp), the log1p of the binary cross-entropy and the finiteness scan.
  * Cython cannot say the two things that make them fast, hence this header:
  *   - explicit vector registers (GCC/Clang vector extensions; other compilers get one
  *     lane and the same code), because the auto-vectoriser does not keep block
@@ -35,7 +35,8 @@
 #define FNN_FMA_BUILD 1
 #endif
 
-/* fastnn's activation codes (_kernels.pyx takes its own from here) */
+/* fastnn's activation codes, in the order of fastnn.activations.ACTIVATIONS
+ * (_ops.pxd takes them from here) */
 enum { FNN_IDENTITY = 0, FNN_SIGMOID = 1, FNN_TANH = 2, FNN_RELU = 3, FNN_LEAKY_RELU = 4 };
 
 /* 1 / k! for k = 0 .. 18: the Taylor coefficients of e^x */
@@ -90,7 +91,7 @@ static const double fnn_inverse_factorial[19] = {
 /* 1 when the FMA build runs: the CPU has FMA (and the OS saves AVX registers, which
  * __builtin_cpu_supports checks), unless FASTNN_VECTOR_BUILD=base asks for the baseline. */
 static int fnn_cpu_has_fma(void) {
-    static int has = -1;  /* set once, at import (see vector_build in _kernels.pyx) */
+    static int has = -1;  /* set once per module, at import (_kernels.pyx, _engine.pyx) */
     if (has < 0) {
         const char* choice = getenv("FASTNN_VECTOR_BUILD");
         __builtin_cpu_init();

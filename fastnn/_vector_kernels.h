@@ -51,7 +51,7 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_positive)(FNN_V g, FNN_V x, FNN_V y) {
 
 /* v g'(z) for the activation act, from g = a = act(z) (sigmoid: a (1 - a), tanh:
  * 1 - a^2) or for relu and leaky_relu from g = z or g = a (a > 0 exactly when z > 0,
- * for a slope >= 0), as _activation_grad in _kernels.pyx. With g = v, relu and
+ * for a slope >= 0), as _activation_grad in _ops.pxd. With g = v, relu and
  * leaky_relu give act(v) itself. */
 FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_gate)(FNN_V v, FNN_V g, int act, FNN_T slope) {
     FNN_V zero = {0}, one = zero + 1;
