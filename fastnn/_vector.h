@@ -1,7 +1,8 @@
 /* Vector kernels, included through _ops.pxd by _kernels.pyx and _engine.pyx:
  * register-blocked products for narrow layers (feature-major: one row of m values per
  * unit, the transpose of the samples-are-rows layout, so that every product runs along
- * the long batch dimension), the sigmoid and tanh (and their exp), the log1p of the binary cross-entropy and the finiteness scan.
+ * the long batch dimension), the sigmoid and tanh (and their exp), the log1p of the
+ * binary cross-entropy and the finiteness scan.
  * Cython cannot say the two things that make them fast, hence this header:
  *   - explicit vector registers (GCC/Clang vector extensions; other compilers get one
  *     lane and the same code), because the auto-vectoriser does not keep block
