@@ -22,10 +22,10 @@ from libc.stdlib cimport free, malloc
 from fastnn._gate cimport Gate
 from fastnn._kernels import _nonfinite_message
 from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_MIN,
-                          OUT_SOFTMAX, Optim, _optimizer_reads, _activation_grad, _dense_backward,
+                          OUT_SOFTMAX, Optim, _activation_grad, _dense_backward,
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
-                          _narrow_dense_forward, _output_activation, _output_loss,
-                          _transpose, _update, fnn_vector_build, intp)
+                          _narrow_dense_forward, _optimizer_reads, _output_activation,
+                          _output_loss, _transpose, _update, fnn_vector_build, intp)
 
 cnp.import_array()
 fnn_vector_build()  # settles the vector build at import, before any thread can ask
@@ -107,9 +107,11 @@ cdef const floating* _forward(const Plan* plan, const floating* params,
     cdef const floating* w
     cdef floating* z
     cdef floating* a
-    if fm:
-        _transpose(x, work + _work_size(plan, m) - m * plan.sizes[0], m, plan.sizes[0])
-        a_prev = work + _work_size(plan, m) - m * plan.sizes[0]
+    cdef floating* transposed
+    if fm:  # the input's transpose, at the end of the workspace
+        transposed = work + _work_size(plan, m) - m * plan.sizes[0]
+        _transpose(x, transposed, m, plan.sizes[0])
+        a_prev = transposed
     cdef const floating* inputs = a_prev
     for l in range(plan.n_layers):
         n_in, n_out = plan.sizes[l], plan.sizes[l + 1]
