@@ -4,7 +4,9 @@
     net.fit(X, y, epochs=100, lr=0.1)
 
 fastnn.kernels holds the checked compiled kernels and fastnn.reference their
-plain-NumPy twins (same names, same arguments).
+plain-NumPy twins (same names, same arguments). fastnn.MLPClassifier and
+fastnn.MLPRegressor, scikit-learn estimators (fastnn.sklearn), are imported on first
+use, so that importing fastnn never imports scikit-learn.
 """
 import importlib.machinery
 import os
@@ -35,3 +37,19 @@ from fastnn import diagnostics  # noqa: E402  (it needs MLP)
 
 __all__ = ["__version__", "MLP", "Layer", "DivergenceError", "load", "ACTIVATIONS", "gain",
            "datasets", "diagnostics", "init", "kernels", "optim", "reference"]
+
+#: Names served by fastnn.sklearn, imported on first access (they need scikit-learn);
+#: left out of __all__ so that `from fastnn import *` does not import scikit-learn.
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name):
+    """fastnn.MLPClassifier and fastnn.MLPRegressor, from fastnn.sklearn (PEP 562)."""
+    if name in _ESTIMATORS:
+        from fastnn import sklearn
+        return getattr(sklearn, name)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ESTIMATORS))
