@@ -5,7 +5,7 @@ import numpy as np
 from fastnn.model import TrainingSettings
 from fastnn.optim import OptimizerState
 
-OUTPUT_WIDTH = {"sigmoid": 1, "softmax": 3, "identity": 2}
+OUTPUT_WIDTH = {"sigmoid": 1, "softmax": 3, "identity": 2, "poisson": 2}
 
 
 def toy_problem(output, m=12, n_in=3, seed=0):
@@ -16,6 +16,8 @@ def toy_problem(output, m=12, n_in=3, seed=0):
         y = rng.integers(0, 2, m)
     elif output == "softmax":
         y = rng.integers(0, k, m)
+    elif output == "poisson":
+        y = rng.poisson(1.5, (m, k))
     else:
         y = rng.standard_normal((m, k))
     return X, y
