@@ -1,5 +1,8 @@
 """Helpers shared by several test files: `from helpers import ...` (conftest.py puts this
 folder on sys.path; under --import-mode=importlib test modules cannot import each other)."""
+import contextlib
+import threading
+
 import numpy as np
 
 from fastnn.model import TrainingSettings
@@ -21,6 +24,28 @@ def toy_problem(output, m=12, n_in=3, seed=0):
     else:
         y = rng.standard_normal((m, k))
     return X, y
+
+
+@contextlib.contextmanager
+def paused_in_another_thread(net, X, y, epochs=3):
+    """Fit net on (X, y) in another thread, paused in its first epoch's callback (the
+    training lock held) for the length of the with block; the fit ends after it."""
+    inside, go = threading.Event(), threading.Event()
+
+    def hold(n, epoch, logs):
+        if epoch == 1:
+            inside.set()
+            go.wait(10)
+
+    trainer = threading.Thread(target=net.fit, args=(X, y),
+                               kwargs=dict(epochs=epochs, callbacks=[hold]))
+    trainer.start()
+    try:
+        assert inside.wait(10)
+        yield
+    finally:
+        go.set()
+        trainer.join()
 
 
 # ---------------------------------------------------------------- bad-argument tables

@@ -4,6 +4,7 @@ fit checks every argument into one TrainingSettings, which then carries the
 configuration and the optimizer's state down to the engine: Engine.updater(settings)
 binds them once, and each batch is one compiled step.
 """
+import contextlib
 import dataclasses
 import math
 import threading
@@ -147,7 +148,36 @@ class Training:
     def _start_training(self):
         self._optimizer_state = None         # OptimizerState of the last fit
         self._training = threading.Lock()    # held by fit, partial_fit, load_state_dict
+        self._holder = None                  # and reset_optimizer (_claim); its thread
+        self._copying = threading.Lock()     # held by _claim and while the state is copied
         self.history = {"loss": [], "val_loss": [], "val_score": []}
+
+    def _claim(self):
+        """Take the training lock for this thread, once no state is being copied; False
+        if it is taken (by another thread, or by this one's fit, from a callback)."""
+        with self._copying:
+            if not self._training.acquire(blocking=False):
+                return False
+            self._holder = threading.get_ident()
+            return True
+
+    def _release(self):
+        """Give back the training lock that _claim took."""
+        with self._copying:
+            self._holder = None
+            self._training.release()
+
+    @contextlib.contextmanager
+    def _between_steps(self):
+        """A context in which no training step runs, to copy the state in: no thread
+        can claim the training lock meanwhile, and a holder can only be this thread's
+        fit, paused in a callback between epochs. RuntimeError for another thread's."""
+        with self._copying:
+            if self._training.locked() and self._holder != threading.get_ident():
+                raise RuntimeError("this model is being trained in another thread; save, "
+                                   "pickle or copy it when training is over (or from a "
+                                   "callback of the fit)")
+            yield
 
     @property
     def optimizer(self):
@@ -265,7 +295,7 @@ class Training:
         targets = inputs.targets(self, y, X.shape[0])
         weights = inputs.sample_weight(self, sample_weight, X.shape[0])
         settings = TrainingSettings.checked(self, *arguments)
-        if not self._training.acquire(blocking=False):
+        if not self._claim():
             raise RuntimeError("this model is being trained in another thread; fastnn "
                                "refuses concurrent training of one model")
         try:
@@ -279,7 +309,7 @@ class Training:
             self._optimizer_state = state
             return run_epochs(self, X, targets, settings, update, weights)
         finally:
-            self._training.release()
+            self._release()
 
     def fit_lbfgs(self, X, y, max_iter=200, max_fun=15000, tol=1e-4, weight_decay=0.0,
                   sample_weight=None, verbose=False):
@@ -367,11 +397,11 @@ class Training:
             During training (from a callback, or another thread): the running fit
             keeps its optimizer's state until it ends.
         """
-        if not self._training.acquire(blocking=False):
+        if not self._claim():
             raise RuntimeError("this model is being trained; reset its optimizer when "
                                "training is over")
         self._optimizer_state = None
-        self._training.release()
+        self._release()
 
 
 def run_epochs(net, X, targets, settings, update, weights=None):
