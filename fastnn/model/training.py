@@ -364,7 +364,7 @@ class Training:
         tol = check.real("tol", tol, 0)
         weight_decay = check.real("weight_decay", weight_decay, 0)
         verbose = check.flag("verbose", verbose)
-        if not self._training.acquire(blocking=False):
+        if not self._claim():
             raise RuntimeError("this model is being trained in another thread; fastnn "
                                "refuses concurrent training of one model")
         try:
@@ -377,7 +377,7 @@ class Training:
                                       "keeps those it started from")
             return result
         finally:
-            self._training.release()
+            self._release()
 
     def _lbfgs_iteration(self, verbose):
         """What fit_lbfgs does after each iteration: record (and print) the objective."""
