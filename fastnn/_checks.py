@@ -125,3 +125,31 @@ def class_labels(name, value, m, n_classes):
         raise ValueError(f"{name} must be class indices in [0, {n_classes}); "
                          f"{name}[{bad}] = {value[bad]}")
     return value
+
+
+def sample_weight(value, m, dtype, name="sample_weight", strict=False):
+    """Row weights (m,) of dtype, C-contiguous: finite, >= 0, with a positive sum.
+
+    Array-likes of real numbers are converted, unless strict (then an ndarray of
+    dtype is required, as the kernels take their arrays); the values are checked
+    after the conversion too, so a weight beyond float32's range is refused, not
+    turned into inf.
+    """
+    if strict:
+        value = input_array(name, value, 1, dtype)
+    else:
+        array = np.asarray(value)
+        if array.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}")
+        with np.errstate(over="ignore"):  # an overflow shows as inf, refused below
+            value = np.ascontiguousarray(array, dtype=dtype)
+    if value.shape != (m,):
+        raise ValueError(f"{name} must have shape ({m},), one weight per sample; got "
+                         f"{value.shape}")
+    bad = np.flatnonzero(~np.isfinite(value) | (value < 0))
+    if bad.size:
+        raise ValueError(f"{name} must be finite and >= 0; {name}[{bad[0]}] = "
+                         f"{np.asarray(array if not strict else value)[bad[0]]!r}")
+    if not value.sum(dtype=np.float64) > 0:
+        raise ValueError(f"{name} must have a positive sum; all weights are 0")
+    return value

@@ -195,36 +195,69 @@ cdef bint _apply(const Plan* plan, const Optim* opt, floating* params,
     return overflowed
 
 
-cdef double _step(const Plan* plan, floating* params, floating* grads, floating** states,
-                  const floating* x, const floating* y, const intp* labels, intp m,
-                  floating* work, const Optim* opt, bint backward) noexcept nogil:
-    """Forward and loss; with backward, every layer's gradient into grads; with opt too,
-    the update of every layer.
+cdef struct Batch:
+    const void* x         # (m, n_in) samples
+    const void* y         # (m, k) float targets, or NULL with labels
+    const intp* labels    # (m,) class labels (softmax), or NULL
+    const void* w         # (m,) row weights, or NULL
+    double norm           # the sum of w (> 0), or m without weights
+    intp m
 
-    Returns the mean loss, plus 0.5 wd sum ||W||^2 (at the weights the step started
-    from) when training. When the loss or a gradient is not finite, the update is not
-    made and the return is that loss, or NaN: the parameters stay as they were. When the
-    update itself overflowed a parameter, the return is -inf (the update was made).
+
+cdef void _add_decay(const Plan* plan, const floating* params, floating* grads,
+                     double wd) noexcept nogil:
+    """grads of every W += wd W: the gradient of 0.5 wd sum ||W||^2."""
+    cdef intp l, i
+    for l in range(plan.n_layers):
+        for i in range(plan.at[l], plan.at[l] + plan.sizes[l + 1] * plan.sizes[l]):
+            grads[i] += (<floating> wd) * params[i]
+
+
+cdef double _step(const Plan* plan, floating* params, floating* grads, floating** states,
+                  const Batch* batch, floating* work, const Optim* opt, double wd,
+                  bint backward) noexcept nogil:
+    """Forward and the loss, plus 0.5 wd sum ||W||^2 (at the weights the step started
+    from); with backward, every layer's gradient into grads; with opt, the update of
+    every layer, its weight decay replacing wd (divided by the batch's total weight
+    when opt.decay_per_sample).
+
+    Returns that loss. When training and the loss or a gradient is not finite, the
+    update is not made and the return is that loss, or NaN: the parameters stay as
+    they were. When the update itself overflowed a parameter, the return is -inf (the
+    update was made).
     """
-    cdef intp L = plan.n_layers, k = plan.sizes[L]
+    cdef intp L = plan.n_layers, k = plan.sizes[L], m = batch.m
     cdef floating* logits = work + m * plan.rows_at[L - 1]
     cdef floating* dz = work + m * plan.rows_at[L]
+    cdef const floating* y = <const floating*> batch.y
+    cdef const floating* w = <const floating*> batch.w
     cdef double loss
-    cdef const floating* inputs = _forward(plan, params, x, m, work)
+    cdef Optim local
+    if opt != NULL:
+        local = opt[0]
+        if local.decay_per_sample:
+            local.weight_decay /= batch.norm
+        wd = local.weight_decay
+    cdef const floating* inputs = _forward(plan, params, <const floating*> batch.x, m,
+                                           work)
     if _feature_major(plan, m) and k > 1:  # the output kernels read rows: logits to
         _transpose(logits, dz + m * plan.max_width, k, m)  # rows, dZ back
-        loss = _output_loss(plan.output, dz + m * plan.max_width, y, labels,
-                            logits + m * k, logits, m, k)
+        loss = _output_loss(plan.output, dz + m * plan.max_width, y, batch.labels, w,
+                            batch.norm, logits + m * k, logits, m, k)
         _transpose(logits, dz, m, k)
     else:  # (k = 1: the two layouts are the same memory)
-        loss = _output_loss(plan.output, logits, y, labels, logits + m * k, dz, m, k)
-    if opt != NULL and opt.weight_decay != 0:
-        loss += 0.5 * opt.weight_decay * _sum_squared_weights(plan, params)
+        loss = _output_loss(plan.output, logits, y, batch.labels, w, batch.norm,
+                            logits + m * k, dz, m, k)
+    if wd != 0:
+        loss += 0.5 * wd * _sum_squared_weights(plan, params)
     if not backward or (opt != NULL and not isfinite(loss)):
         return loss
     if _backward(plan, params, grads, inputs, m, work, opt != NULL):
         return NAN
-    if opt != NULL and _apply(plan, opt, params, grads, states):
+    if opt == NULL:
+        if wd != 0:
+            _add_decay(plan, params, grads, wd)
+    elif _apply(plan, &local, params, grads, states):
         return -INFINITY
     return loss
 
@@ -242,23 +275,21 @@ cdef void _predict(const Plan* plan, const floating* params, const floating* x, 
 
 
 cdef double _run(const Plan* plan, bint single, void* params, void* grads, void** states,
-                 const void* x, const void* y, const intp* labels, intp m, void* work,
-                 const Optim* opt, bint backward, void* out) noexcept nogil:
-    """_step, or _predict when out is not NULL, in the model's dtype."""
+                 const Batch* batch, void* work, const Optim* opt, double wd,
+                 bint backward, void* out) noexcept nogil:
+    """_step, or _predict of batch.x when out is not NULL, in the model's dtype."""
     if single and out != NULL:
-        _predict(plan, <const float*> params, <const float*> x, m, <float*> work,
-                 <float*> out)
+        _predict(plan, <const float*> params, <const float*> batch.x, batch.m,
+                 <float*> work, <float*> out)
     elif out != NULL:
-        _predict(plan, <const double*> params, <const double*> x, m, <double*> work,
-                 <double*> out)
+        _predict(plan, <const double*> params, <const double*> batch.x, batch.m,
+                 <double*> work, <double*> out)
     elif single:
-        return _step(plan, <float*> params, <float*> grads, <float**> states,
-                     <const float*> x, <const float*> y, labels, m, <float*> work, opt,
-                     backward)
+        return _step(plan, <float*> params, <float*> grads, <float**> states, batch,
+                     <float*> work, opt, wd, backward)
     else:
-        return _step(plan, <double*> params, <double*> grads, <double**> states,
-                     <const double*> x, <const double*> y, labels, m, <double*> work,
-                     opt, backward)
+        return _step(plan, <double*> params, <double*> grads, <double**> states, batch,
+                     <double*> work, opt, wd, backward)
     return 0
 
 
@@ -314,6 +345,7 @@ cdef class Update:
                              f"{len(hyper)} settings")
         self.opt.lr = optimizer.lr
         self.opt.weight_decay = settings.weight_decay
+        self.opt.decay_per_sample = settings.decay_per_sample
         for i in range(MAX_HYPER):
             self.opt.hyper[i] = hyper[i] if i < len(hyper) else 0
         for i in range(MAX_STATES):
@@ -393,25 +425,58 @@ cdef class Engine:
             raise ValueError(_nonfinite_message("X", X, bad))
         return m
 
-    cdef const void* _targets(self, object Y, intp m, const intp** labels) except? NULL:
-        """The pointer to float targets (m, k), or NULL with *labels set for class labels."""
+    cdef int _targets(self, object Y, Batch* batch) except -1:
+        """batch.y = float targets (m, k), or batch.labels = class labels, checked."""
         cdef cnp.ndarray arr = Y
-        cdef intp k = self.plan.sizes[self.plan.n_layers], bad, i
+        cdef intp k = self.plan.sizes[self.plan.n_layers], m = batch.m, bad, i
         if cnp.PyArray_TYPE(arr) == cnp.NPY_INTP and self.plan.output == OUT_SOFTMAX:
             if cnp.PyArray_NDIM(arr) != 1 or cnp.PyArray_DIMS(arr)[0] != m \
                     or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
                 raise ValueError(f"labels must be a C-contiguous (m,) = ({m},) array")
-            labels[0] = <const intp*> cnp.PyArray_DATA(arr)
+            batch.labels = <const intp*> cnp.PyArray_DATA(arr)
             for i in range(m):
-                if labels[0][i] < 0 or labels[0][i] >= k:
+                if batch.labels[i] < 0 or batch.labels[i] >= k:
                     raise ValueError(f"labels must be in [0, {k}); labels[{i}] = "
-                                     f"{labels[0][i]}")
-            return NULL
+                                     f"{batch.labels[i]}")
+            return 0
         _check(arr, "Y", m * k, 2, self.params)
         bad = _first_nonfinite(cnp.PyArray_DATA(arr), m * k, self.single)
         if bad >= 0:
             raise ValueError(_nonfinite_message("y", arr, bad))
-        return cnp.PyArray_DATA(arr)
+        batch.y = cnp.PyArray_DATA(arr)
+        return 0
+
+    cdef int _weights(self, object weights, Batch* batch) except -1:
+        """batch.w and batch.norm from row weights (m,) (None: unweighted, norm m),
+        checked finite and >= 0; their sum may be 0."""
+        cdef cnp.ndarray arr
+        cdef intp i
+        cdef double value
+        batch.norm = batch.m
+        if weights is None:
+            return 0
+        arr = weights
+        _check(arr, "weights", batch.m, 1, self.params)
+        batch.w = cnp.PyArray_DATA(arr)
+        batch.norm = 0
+        for i in range(batch.m):
+            value = (<const float*> batch.w)[i] if self.single \
+                else (<const double*> batch.w)[i]
+            if not (isfinite(value) and value >= 0):
+                raise ValueError(f"weights must be finite and >= 0; weights[{i}] = "
+                                 f"{value!r}")
+            batch.norm += value
+        return 0
+
+    cdef int _batch(self, cnp.ndarray X, object Y, object weights,
+                    Batch* batch) except -1:
+        """Fill batch from X (checked by _rows), its targets Y and row weights."""
+        batch.m = self._rows(X)
+        batch.x = cnp.PyArray_DATA(X)
+        batch.y = batch.w = NULL
+        batch.labels = NULL
+        self._targets(Y, batch)
+        return self._weights(weights, batch)
 
     cdef size_t _work_bytes(self, intp m) except 0:
         """Bytes of workspace for a batch of m, refusing sizes that would overflow."""
@@ -437,31 +502,29 @@ cdef class Engine:
         free(work)
         self.gate.read_end()
 
-    cdef double _read(self, cnp.ndarray X, intp m, object Y, cnp.ndarray grads,
-                      cnp.ndarray out) except? -1:
-        """A reader's call on X (m rows, checked by _rows): predict into out when given,
-        else the loss on (X, Y) (and the gradients into grads when given)."""
+    cdef double _read(self, Batch* batch, cnp.ndarray grads, cnp.ndarray out,
+                      double wd) except? -1:
+        """A reader's call on a batch (filled by _batch; for predictions only x and m):
+        predict into out when given, else the loss, plus 0.5 wd sum ||W||^2 (and the
+        gradients into grads when given)."""
         cdef intp k = self.plan.sizes[self.plan.n_layers]
-        cdef const intp* labels = NULL
-        cdef const void* y = NULL
         cdef void* g = NULL
         cdef void* o = NULL
         cdef double loss
         if out is not None:
-            _check_output(out, "out", m * k, 2, self.params)
+            _check_output(out, "out", batch.m * k, 2, self.params)
             o = cnp.PyArray_DATA(out)
-        else:
-            y = self._targets(Y, m, &labels)
         if grads is not None:
             _check_output(grads, "grads", self.plan.at[self.plan.n_layers], 1, self.params)
             g = cnp.PyArray_DATA(grads)
+        if not wd >= 0:
+            raise ValueError(f"weight_decay must be >= 0; got {wd!r}")
         cdef void* p = cnp.PyArray_DATA(self.params)
-        cdef const void* x = cnp.PyArray_DATA(X)
-        cdef void* work = self._read_begin(m)
+        cdef void* work = self._read_begin(batch.m)
         try:
             with nogil:
-                loss = _run(&self.plan, self.single, p, g, NULL, x, y, labels, m, work,
-                            NULL, g != NULL, o)
+                loss = _run(&self.plan, self.single, p, g, NULL, batch, work, NULL, wd,
+                            g != NULL, o)
         finally:
             self._read_end(work)
         return loss
@@ -469,24 +532,35 @@ cdef class Engine:
     def predict(self, cnp.ndarray X, cnp.ndarray out=None):
         """out (m, k) = the output (probabilities or values) for X (m, n_in); returns out,
         a new array when none is given. Thread-safe: each call has its own workspace."""
+        cdef Batch batch
         cdef cnp.npy_intp dims[2]
-        dims[0], dims[1] = self._rows(X), self.plan.sizes[self.plan.n_layers]
+        batch.m = self._rows(X)
+        batch.x = cnp.PyArray_DATA(X)
+        dims[0], dims[1] = batch.m, self.plan.sizes[self.plan.n_layers]
         if out is None:
             out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32 if self.single
                                     else cnp.NPY_FLOAT64, 0)
-        self._read(X, dims[0], None, None, out)
+        self._read(&batch, None, out, 0)
         return out
 
-    def loss(self, cnp.ndarray X, Y):
-        """The mean loss on (X, Y), forward only.
+    def loss(self, cnp.ndarray X, Y, weights=None, double weight_decay=0):
+        """The loss on (X, Y), forward only: the mean over rows (weighted by weights,
+        (m,) of the model's dtype, when given), plus 0.5 weight_decay sum ||W||^2.
 
         Y: float targets (m, k) of the model's dtype, or np.intp labels (m,) for softmax.
+        Weights summing to 0 give NaN.
         """
-        return self._read(X, self._rows(X), Y, None, None)
+        cdef Batch batch
+        self._batch(X, Y, weights, &batch)
+        return self._read(&batch, None, None, weight_decay)
 
-    def loss_and_gradients(self, cnp.ndarray X, Y, cnp.ndarray grads):
-        """The mean loss on (X, Y); writes its gradient (params' layout) into grads."""
-        return self._read(X, self._rows(X), Y, grads, None)
+    def loss_and_gradients(self, cnp.ndarray X, Y, cnp.ndarray grads, weights=None,
+                           double weight_decay=0):
+        """The loss on (X, Y), as `loss` computes it; writes its gradient (params'
+        layout) into grads."""
+        cdef Batch batch
+        self._batch(X, Y, weights, &batch)
+        return self._read(&batch, grads, None, weight_decay)
 
     # ------------------------------------------------------------ writers
 
@@ -518,30 +592,34 @@ cdef class Engine:
         and `steps`, the int64 step counter of one element); checked here, once."""
         return Update(self, settings)
 
-    def step(self, cnp.ndarray X, Y, Update update not None):
-        """One training step in place; returns loss + 0.5 weight_decay sum ||W||^2.
+    def step(self, cnp.ndarray X, Y, Update update not None, weights=None):
+        """One training step in place; returns the loss (the mean over rows, weighted
+        by weights, (m,) of the model's dtype, when given) + 0.5 wd sum ||W||^2, where
+        wd is the update's weight decay (divided by the batch's total weight when it
+        is per sample).
 
         The step is number steps[0] + 1 (Adam's bias correction); steps[0] is
         incremented when the update is made. A non-finite return means nothing was
-        updated, except -inf: the update was made and overflowed a parameter.
+        updated, except -inf: the update was made and overflowed a parameter. A batch
+        whose weights sum to 0 changes nothing and returns 0.0.
         """
         if update.engine is not self:
             raise ValueError("this Update was made by another engine's updater")
-        cdef intp m = self._rows(X)
-        cdef const intp* labels = NULL
-        cdef const void* y = self._targets(Y, m, &labels)
+        cdef Batch batch
+        self._batch(X, Y, weights, &batch)
+        if batch.norm == 0:
+            return 0.0
         cdef void* p = cnp.PyArray_DATA(self.params)
         cdef void* g = cnp.PyArray_DATA(self.grads)
-        cdef const void* x = cnp.PyArray_DATA(X)
         cdef double loss
         cdef void* work
         self.gate.write_begin()
         try:
-            work = self._workspace(m)
+            work = self._workspace(batch.m)
             with nogil:
                 update.opt.t = update.steps[0] + 1
-                loss = _run(&self.plan, self.single, p, g, update.states, x, y, labels,
-                            m, work, &update.opt, True, NULL)
+                loss = _run(&self.plan, self.single, p, g, update.states, &batch, work,
+                            &update.opt, 0, True, NULL)
                 if isfinite(loss) or loss == -INFINITY:
                     update.steps[0] += 1  # the update was made
         finally:

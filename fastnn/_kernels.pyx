@@ -12,8 +12,9 @@ finiteness scan the argument checks use, and which vector build runs.
 cimport numpy as cnp
 import numpy as np
 from cython cimport floating
+from libc.string cimport memset
 
-from fastnn._ops cimport (OUT_IDENTITY, OUT_SIGMOID, intp, _activate, _activation_grad,
+from fastnn._ops cimport (OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX, intp, _activate, _activation_grad,
                           _dense_forward, _dense_backward, _output_loss,
                           _softmax_ce_labels, _softmax_ce_probs, _sgd, _momentum, _adam,
                           _first_nonfinite, fnn_vector_build)
@@ -140,52 +141,86 @@ def dense_backward(const floating[:, ::1] dA,      # IN  (m, n_out)
 
 
 cdef int _loss_outputs(const floating* z, const void* y, intp y_bytes, floating* a,
-                       floating* dz, intp size) except -1:
-    """The overlap check shared by the output+loss kernels (a and dz are outputs)."""
-    cdef Span spans[4]
+                       floating* dz, intp size, const floating* w, intp m) except -1:
+    """The overlap check shared by the output+loss kernels (a and dz are outputs;
+    w, the row weights, may be NULL)."""
+    cdef Span spans[5]
     spans[0] = _span(a, size, sizeof(floating))
     spans[1] = _span(dz, size, sizeof(floating))
     spans[2] = _span(z, size, sizeof(floating))
     spans[3] = _span(y, y_bytes, 1)
-    return _disjoint(("A", "dZ", "Z", "Y"), spans, 4, 2)
+    spans[4] = _span(w, m if w != NULL else 0, sizeof(floating))
+    return _disjoint(("A", "dZ", "Z", "Y", "sample_weight"), spans, 5, 2)
+
+
+#: The output codes (OUT_* of _ops.pxd) of the outputs elementwise_loss computes.
+ELEMENTWISE_OUTPUTS = {"sigmoid": OUT_SIGMOID, "identity": OUT_IDENTITY,
+                       "poisson": OUT_POISSON}
+
+
+cdef const floating* _row_weights(const floating[::1] w, intp m, double* norm) except? NULL:
+    """The row weights' pointer (NULL for None) and in *norm their sum (m for None);
+    the values were checked by fastnn.kernels."""
+    cdef intp i
+    norm[0] = m
+    if w is None:
+        return NULL
+    if w.shape[0] != m:
+        raise ValueError(f"sample_weight must have {m} values; got {w.shape[0]}")
+    norm[0] = 0
+    for i in range(m):
+        norm[0] += w[i]
+    return &w[0]
 
 
 def elementwise_loss(const floating[::1] Z,  # IN  logits or predictions, flattened
                      const floating[::1] Y,  # IN  targets (in [0, 1] for sigmoid)
-                     floating[::1] A,        # OUT sigmoid(Z), or a copy of Z
+                     floating[::1] A,        # OUT the output: sigmoid(Z), Z or exp(Z)
                      floating[::1] dZ,       # OUT
-                     bint sigmoid):          # sigmoid + BCE, else identity + MSE
+                     int output,             # OUT_SIGMOID, OUT_IDENTITY or OUT_POISSON
+                     intp m,                 # rows (Z holds m rows of Z.size / m)
+                     const floating[::1] w=None):  # IN  (m,) row weights, or None
     cdef intp n = Z.shape[0]
-    cdef double loss
-    _loss_outputs(&Z[0], &Y[0], n * sizeof(floating), &A[0], &dZ[0], n)
+    cdef double loss, norm
+    if output == OUT_SOFTMAX or m < 1 or n % m:
+        raise ValueError(f"elementwise_loss: output {output} over {m} rows of {n} values")
+    cdef const floating* weights = _row_weights(w, m, &norm)
+    _loss_outputs(&Z[0], &Y[0], n * sizeof(floating), &A[0], &dZ[0], n, weights, m)
     with nogil:
-        loss = _output_loss(OUT_SIGMOID if sigmoid else OUT_IDENTITY, &Z[0], &Y[0], NULL,
-                            &A[0], &dZ[0], n, 1)
+        loss = _output_loss(output, &Z[0], &Y[0], NULL, weights, norm, &A[0], &dZ[0], m,
+                            n // m)
     return loss
 
 
 def softmax_cross_entropy_labels(const floating[:, ::1] Z,  # IN  (m, k) logits
                                  const intp[::1] labels,    # IN  (m,) in [0, k)
                                  floating[:, ::1] P,        # OUT (m, k) softmax(Z)
-                                 floating[:, ::1] dZ):      # OUT (m, k)
+                                 floating[:, ::1] dZ,       # OUT (m, k)
+                                 const floating[::1] w=None):  # IN  (m,) row weights
     cdef intp m = Z.shape[0], k = Z.shape[1]
-    cdef double loss
-    _loss_outputs(&Z[0, 0], &labels[0], m * sizeof(intp), &P[0, 0], &dZ[0, 0], m * k)
+    cdef double loss, norm
+    cdef const floating* weights = _row_weights(w, m, &norm)
+    _loss_outputs(&Z[0, 0], &labels[0], m * sizeof(intp), &P[0, 0], &dZ[0, 0], m * k,
+                  weights, m)
     with nogil:
-        loss = _softmax_ce_labels(&Z[0, 0], &labels[0], &P[0, 0], &dZ[0, 0], m, k)
+        loss = _softmax_ce_labels(&Z[0, 0], &labels[0], weights, norm, &P[0, 0],
+                                  &dZ[0, 0], m, k)
     return loss
 
 
 def softmax_cross_entropy_probs(const floating[:, ::1] Z,  # IN  (m, k) logits
                                 const floating[:, ::1] Y,  # IN  (m, k) target rows
                                 floating[:, ::1] P,        # OUT (m, k) softmax(Z)
-                                floating[:, ::1] dZ):      # OUT (m, k)
+                                floating[:, ::1] dZ,       # OUT (m, k)
+                                const floating[::1] w=None):  # IN  (m,) row weights
     cdef intp m = Z.shape[0], k = Z.shape[1]
-    cdef double loss
+    cdef double loss, norm
+    cdef const floating* weights = _row_weights(w, m, &norm)
     _loss_outputs(&Z[0, 0], &Y[0, 0], m * k * sizeof(floating), &P[0, 0], &dZ[0, 0],
-                  m * k)
+                  m * k, weights, m)
     with nogil:
-        loss = _softmax_ce_probs(&Z[0, 0], &Y[0, 0], &P[0, 0], &dZ[0, 0], m, k)
+        loss = _softmax_ce_probs(&Z[0, 0], &Y[0, 0], weights, norm, &P[0, 0], &dZ[0, 0],
+                                 m, k)
     return loss
 
 
@@ -265,3 +300,29 @@ def _nonfinite_message(name, array, first):
     return (f"{name} must be finite: {count} value{'s are' if count > 1 else ' is'} NaN "
             f"or infinite, the first is {name}[{where}] = {array.flat[first]}")
 
+
+
+# ---------------------------------------------------------------- sparse rows
+
+def gather_csr_rows(const floating[::1] data,   # IN  a CSR matrix's values
+                    const intp[::1] indices,     # IN  their columns, each in [0, n)
+                    const intp[::1] indptr,      # IN  row starts, nondecreasing
+                    const intp[::1] rows,        # IN  the rows to gather, in [0, m)
+                    floating[:, ::1] out):       # OUT (len(rows), n), dense
+    """out[r] = row rows[r] of the CSR matrix (data, indices, indptr), dense.
+
+    The arrays must be a valid CSR structure (scipy's check_format(full_check=True));
+    rows are bounded here, columns and row starts are trusted.
+    """
+    cdef intp r, p, row, m = indptr.shape[0] - 1, n = out.shape[1]
+    if rows.shape[0] != out.shape[0]:
+        raise ValueError(f"out must have {rows.shape[0]} rows; got {out.shape[0]}")
+    for r in range(rows.shape[0]):
+        if not 0 <= rows[r] < m:
+            raise ValueError(f"rows[{r}] = {rows[r]} is outside [0, {m})")
+    with nogil:
+        for r in range(rows.shape[0]):
+            row = rows[r]
+            memset(&out[r, 0], 0, n * sizeof(floating))
+            for p in range(indptr[row], indptr[row + 1]):
+                out[r, indices[p]] += data[p]

@@ -59,6 +59,7 @@ cdef enum:
     OUT_SIGMOID = 0     # sigmoid + binary cross-entropy
     OUT_SOFTMAX = 1     # softmax + cross-entropy
     OUT_IDENTITY = 2    # identity + mean squared error
+    OUT_POISSON = 3     # exp + Poisson deviance (log link)
 
 cdef enum:
     SGD = 0             # hyper: ()
@@ -73,6 +74,7 @@ cdef struct Optim:
     int kind            # SGD, MOMENTUM, NESTEROV or ADAM
     double lr
     double weight_decay # L2, applied to weights only
+    bint decay_per_sample  # weight_decay is divided by the batch's total weight
     double hyper[MAX_HYPER]  # the optimizer's own settings, in the order above
     long t              # the number of the step being made, from 1
 
@@ -297,29 +299,43 @@ cdef inline void _narrow_dense_backward(const floating* dz, const floating* a_pr
 
 
 # ---------------------------------------------------------------- output + loss
-# Each writes the output activation A and dZ = dLoss/dZ of the mean loss, and
-# returns the mean loss, accumulated in double.
+# Each writes the output activation A and dZ = dLoss/dZ, and returns the loss,
+# accumulated in double. The loss is the weighted mean over the m rows of each row's
+# loss l_i: sum_i w_i l_i / norm, where w_i are the row weights (1 when w is NULL) and
+# norm is their sum (m when w is NULL; the caller passes norm > 0). For the
+# elementwise outputs (sigmoid, identity, poisson) l_i is the mean over the row's k
+# elements.
 
-cdef inline double _sigmoid_bce(const floating* z, const floating* y, floating* a, floating* dz,
-                         intp size) noexcept nogil:
-    """Binary cross-entropy from logits, mean over all elements.
+cdef inline floating _row_scale(const floating* w, intp i, double inv) noexcept nogil:
+    """w_i * inv, or inv when there are no weights."""
+    return <floating> (inv if w == NULL else w[i] * inv)
 
-    With e = exp(-|z|) (never overflows): loss = max(z, 0) - z y + log(1 + e),
-    sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below; dZ = (sigmoid(z) - y) / size.
-    Three passes: sigmoid into a and e into dz, log(1 + e) in place (both in vector
-    registers), then the rest.
+
+cdef inline double _sigmoid_bce(const floating* z, const floating* y, const floating* w,
+                                double norm, floating* a, floating* dz, intp m,
+                                intp k) noexcept nogil:
+    """Binary cross-entropy from logits.
+
+    With e = exp(-|z|) (never overflows): l = max(z, 0) - z y + log(1 + e),
+    sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below;
+    dZ = w_i (sigmoid(z) - y) / (norm k). Three passes: sigmoid into a and e into dz,
+    log(1 + e) in place (both in vector registers), then the rest, row by row.
     """
-    cdef intp i
-    cdef floating zi
-    cdef floating inv = (<floating> 1) / size
-    cdef double total = 0
-    _sigmoid(z, a, dz, size)
-    _log1p_unit(dz, dz, size)
-    for i in range(size):
-        zi = z[i]
-        total += (zi if zi > 0 else 0) - zi * y[i] + dz[i]
-        dz[i] = (a[i] - y[i]) * inv
-    return total / size
+    cdef intp i, j, e
+    cdef floating zi, scale
+    cdef double total = 0, row
+    cdef double inv = 1.0 / (norm * k)
+    _sigmoid(z, a, dz, m * k)
+    _log1p_unit(dz, dz, m * k)
+    for i in range(m):
+        scale = _row_scale(w, i, inv)
+        row = 0
+        for e in range(i * k, i * k + k):
+            zi = z[e]
+            row += (zi if zi > 0 else 0) - zi * y[e] + dz[e]
+            dz[e] = (a[e] - y[e]) * scale
+        total += row if w == NULL else w[i] * row
+    return total * inv
 
 
 cdef inline floating _softmax_row(const floating* z, floating* p, intp k,
@@ -341,62 +357,92 @@ cdef inline floating _softmax_row(const floating* z, floating* p, intp k,
     return zmax
 
 
-cdef inline double _softmax_ce_labels(const floating* z, const intp* labels, floating* p,
-                               floating* dz, intp m, intp k) noexcept nogil:
-    """Cross-entropy of softmax(z) against class labels, mean over rows.
+cdef inline double _softmax_ce_labels(const floating* z, const intp* labels,
+                                      const floating* w, double norm, floating* p,
+                                      floating* dz, intp m, intp k) noexcept nogil:
+    """Cross-entropy of softmax(z) against class labels.
 
-    loss_i = lse(z_i) - z_i[y_i];  dZ = (softmax(z) - onehot(y)) / m.
+    l_i = lse(z_i) - z_i[y_i];  dZ = w_i (softmax(z) - onehot(y)) / norm.
     """
     cdef intp i, j, c
-    cdef floating inv = (<floating> 1) / m
-    cdef floating zmax, log_sum
-    cdef double total = 0
+    cdef floating scale, zmax, log_sum
+    cdef double total = 0, inv = 1.0 / norm
     for i in range(m):
         c = labels[i]  # read once and bounded here: the caller's check cannot be trusted
         if c < 0 or c >= k:  # against another thread changing the labels meanwhile
             return NAN
+        scale = _row_scale(w, i, inv)
         zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
-        total += log_sum - (z[i * k + c] - zmax)
+        total += (log_sum - (z[i * k + c] - zmax)) * (1 if w == NULL else w[i])
         for j in range(k):
-            dz[i * k + j] = p[i * k + j] * inv
-        dz[i * k + c] -= inv
-    return total / m
+            dz[i * k + j] = p[i * k + j] * scale
+        dz[i * k + c] -= scale
+    return total * inv
 
 
-cdef inline double _softmax_ce_probs(const floating* z, const floating* y, floating* p,
-                              floating* dz, intp m, intp k) noexcept nogil:
-    """Cross-entropy of softmax(z) against target rows y (one-hot or soft), mean over rows.
+cdef inline double _softmax_ce_probs(const floating* z, const floating* y,
+                                     const floating* w, double norm, floating* p,
+                                     floating* dz, intp m, intp k) noexcept nogil:
+    """Cross-entropy of softmax(z) against target rows y (one-hot or soft).
 
-    loss_i = sum_j y_ij (lse(z_i) - z_ij);  dZ = (softmax(z) sum_j y_ij - y) / m.
+    l_i = sum_j y_ij (lse(z_i) - z_ij);  dZ = w_i (softmax(z) sum_j y_ij - y) / norm.
     """
     cdef intp i, j
-    cdef floating inv = (<floating> 1) / m
-    cdef floating zmax, log_sum, ysum
-    cdef double total = 0
+    cdef floating scale, zmax, log_sum, ysum
+    cdef double total = 0, row, inv = 1.0 / norm
     for i in range(m):
+        scale = _row_scale(w, i, inv)
         zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
         ysum = 0
+        row = 0
         for j in range(k):
-            total += y[i * k + j] * (log_sum - (z[i * k + j] - zmax))
+            row += y[i * k + j] * (log_sum - (z[i * k + j] - zmax))
             ysum += y[i * k + j]
+        total += row if w == NULL else w[i] * row
         for j in range(k):
-            dz[i * k + j] = (p[i * k + j] * ysum - y[i * k + j]) * inv
-    return total / m
+            dz[i * k + j] = (p[i * k + j] * ysum - y[i * k + j]) * scale
+    return total * inv
 
 
-cdef inline double _identity_mse(const floating* z, const floating* y, floating* a, floating* dz,
-                          intp size) noexcept nogil:
-    """Mean squared error over all elements: loss = mean((z - y)^2), dZ = 2 (z - y) / size."""
-    cdef intp i
-    cdef floating r
-    cdef floating scale = (<floating> 2) / size
-    cdef double total = 0
-    for i in range(size):
-        r = z[i] - y[i]
-        total += (<double> r) * r  # squared in double: float32 squares overflow at 1.8e19
-        a[i] = z[i]
-        dz[i] = r * scale
-    return total / size
+cdef inline double _identity_mse(const floating* z, const floating* y, const floating* w,
+                                 double norm, floating* a, floating* dz, intp m,
+                                 intp k) noexcept nogil:
+    """Squared error: l = (z - y)^2, A = Z, dZ = 2 w_i (z - y) / (norm k)."""
+    cdef intp i, e
+    cdef floating r, scale
+    cdef double total = 0, row, inv = 1.0 / (norm * k)
+    for i in range(m):
+        scale = 2 * _row_scale(w, i, inv)
+        row = 0
+        for e in range(i * k, i * k + k):
+            r = z[e] - y[e]
+            row += (<double> r) * r  # squared in double: float32 squares overflow at 1.8e19
+            a[e] = z[e]
+            dz[e] = r * scale
+        total += row if w == NULL else w[i] * row
+    return total * inv
+
+
+cdef inline double _poisson(const floating* z, const floating* y, const floating* w,
+                            double norm, floating* a, floating* dz, intp m,
+                            intp k) noexcept nogil:
+    """Poisson deviance / 2 with the log link: A = exp(z),
+    l = exp(z) - y z + y log y - y (0 at exp(z) = y; y log y = 0 at y = 0),
+    dZ = w_i (exp(z) - y) / (norm k). Targets y >= 0."""
+    cdef intp i, e
+    cdef floating scale
+    cdef double total = 0, row, inv = 1.0 / (norm * k)
+    for i in range(m):
+        scale = _row_scale(w, i, inv)
+        row = 0
+        for e in range(i * k, i * k + k):
+            a[e] = _exp(z[e])
+            row += (<double> a[e]) - (<double> y[e]) * z[e] - y[e]
+            if y[e] > 0:
+                row += (<double> y[e]) * log(<double> y[e])
+            dz[e] = (a[e] - y[e]) * scale
+        total += row if w == NULL else w[i] * row
+    return total * inv
 
 
 # ---------------------------------------------------------------- optimizer updates
@@ -476,18 +522,22 @@ cdef inline intp _first_nonfinite(const void* data, intp n, bint single) noexcep
 # ---------------------------------------------------------------- dispatch by code
 
 cdef inline double _output_loss(int output, const floating* z, const floating* y,
-                                const intp* labels, floating* out, floating* dz, intp m,
-                                intp k) noexcept nogil:
+                                const intp* labels, const floating* w, double norm,
+                                floating* out, floating* dz, intp m, intp k) noexcept nogil:
     """The fused output+loss kernel of an output (OUT_*) on logits z (m, k): out gets
-    the probabilities or values, dz the gradient of the mean loss; returns the loss.
-    Softmax reads class labels when labels is not NULL, target rows y otherwise."""
+    the probabilities or values, dz the gradient of the loss; returns the loss, the
+    mean over rows weighted by w (NULL: unweighted) and divided by norm (their sum,
+    or m). Softmax reads class labels when labels is not NULL, target rows y
+    otherwise."""
     if output == OUT_SIGMOID:
-        return _sigmoid_bce(z, y, out, dz, m * k)
+        return _sigmoid_bce(z, y, w, norm, out, dz, m, k)
     if output == OUT_IDENTITY:
-        return _identity_mse(z, y, out, dz, m * k)
+        return _identity_mse(z, y, w, norm, out, dz, m, k)
+    if output == OUT_POISSON:
+        return _poisson(z, y, w, norm, out, dz, m, k)
     if labels != NULL:
-        return _softmax_ce_labels(z, labels, out, dz, m, k)
-    return _softmax_ce_probs(z, y, out, dz, m, k)
+        return _softmax_ce_labels(z, labels, w, norm, out, dz, m, k)
+    return _softmax_ce_probs(z, y, w, norm, out, dz, m, k)
 
 
 cdef inline void _output_activation(int output, const floating* z, floating* out, intp m,
@@ -498,6 +548,9 @@ cdef inline void _output_activation(int output, const floating* z, floating* out
     if output == OUT_SOFTMAX:
         for i in range(m):
             _softmax_row(z + i * k, out + i * k, k, &log_sum)
+    elif output == OUT_POISSON:
+        for i in range(m * k):
+            out[i] = _exp(z[i])
     else:
         _activate(z, out, m * k, SIGMOID if output == OUT_SIGMOID else IDENTITY,
                   <floating> 0)

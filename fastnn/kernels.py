@@ -222,11 +222,13 @@ def _backward_arrays(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev):
     return dA, Z, A, A_prev, W
 
 
-def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
+def sigmoid_binary_cross_entropy(Z, Y, A, dZ, sample_weight=None):
     """Sigmoid output with binary cross-entropy from logits, mean over all elements.
 
     loss = mean(max(z, 0) - z y + log(1 + e^-|z|)), finite for any finite z.
-    Writes A = sigmoid(Z) and dZ = (A - Y) / Z.size.
+    Writes A = sigmoid(Z) and dZ = (A - Y) / Z.size. With sample_weight, the mean
+    over the rows (axis 0) is weighted: sum_i w_i l_i / sum_i w_i, l_i the mean of
+    row i, and dZ is its gradient.
 
     Parameters
     ----------
@@ -238,11 +240,13 @@ def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
         Output for sigmoid(Z): Z's shape and dtype, C-contiguous, writeable.
     dZ : numpy.ndarray
         Output for the gradient with respect to Z, like A.
+    sample_weight : numpy.ndarray of shape (Z.shape[0],), optional
+        Row weights of Z's dtype: finite, >= 0, not all 0.
 
     Returns
     -------
     loss : float
-        The mean binary cross-entropy.
+        The (weighted) mean binary cross-entropy.
 
     Raises
     ------
@@ -253,16 +257,15 @@ def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
         If Z or Y is empty or not finite, a shape differs from Z's, or A or dZ is not
         C-contiguous and writeable.
     """
-    Z, Y = _same_size_pair(("Z", "Y"), Z, Y, [("A", A), ("dZ", dZ)])
-    return _compiled(_kernels.elementwise_loss, Z.dtype)(
-        Z.reshape(-1), Y.reshape(-1), A.reshape(-1), dZ.reshape(-1), True)
+    return _elementwise_loss(Z, Y, A, dZ, sample_weight, "sigmoid")
 
 
-def softmax_cross_entropy(Z, Y, P, dZ):
+def softmax_cross_entropy(Z, Y, P, dZ, sample_weight=None):
     """Softmax output with cross-entropy (log-sum-exp), mean over the m rows.
 
     loss = mean_i sum_j Y_ij (lse(z_i) - z_ij). Writes P = softmax(Z) and
-    dZ = (P sum_j Y_ij - Y) / m (= (P - Y) / m for one-hot).
+    dZ = (P sum_j Y_ij - Y) / m (= (P - Y) / m for one-hot). With sample_weight
+    the mean is weighted, sum_i w_i l_i / sum_i w_i, and dZ its gradient.
 
     Parameters
     ----------
@@ -275,11 +278,13 @@ def softmax_cross_entropy(Z, Y, P, dZ):
         Output for softmax(Z): Z's dtype, C-contiguous, writeable.
     dZ : numpy.ndarray of shape (m, k)
         Output for the gradient with respect to Z, like P.
+    sample_weight : numpy.ndarray of shape (m,), optional
+        Row weights of Z's dtype: finite, >= 0, not all 0.
 
     Returns
     -------
     loss : float
-        The mean cross-entropy.
+        The (weighted) mean cross-entropy.
 
     Raises
     ------
@@ -295,18 +300,24 @@ def softmax_cross_entropy(Z, Y, P, dZ):
     m, k = Z.shape
     check.output_array("P", P, Z.shape, Z.dtype)
     check.output_array("dZ", dZ, Z.shape, Z.dtype)
+    if sample_weight is not None:
+        sample_weight = check.sample_weight(sample_weight, m, Z.dtype, strict=True)
     if getattr(Y, "dtype", None) is not None and Y.dtype.kind in "iu":
         labels = check.class_labels("Y", Y, m, k)
-        return _compiled(_kernels.softmax_cross_entropy_labels, Z.dtype)(Z, labels, P, dZ)
+        return _compiled(_kernels.softmax_cross_entropy_labels, Z.dtype)(
+            Z, labels, P, dZ, sample_weight)
     Y = check.input_array("Y", Y, 2, Z.dtype)
     check.same_shape("Y", Y, Z.shape, "(m, k) like Z, or integer labels (m,)")
-    return _compiled(_kernels.softmax_cross_entropy_probs, Z.dtype)(Z, Y, P, dZ)
+    return _compiled(_kernels.softmax_cross_entropy_probs, Z.dtype)(Z, Y, P, dZ,
+                                                                     sample_weight)
 
 
-def mean_squared_error(Z, Y, A, dZ):
+def mean_squared_error(Z, Y, A, dZ, sample_weight=None):
     """Identity output with mean squared error over all elements.
 
-    loss = mean((Z - Y)^2). Writes A = Z and dZ = 2 (Z - Y) / Z.size.
+    loss = mean((Z - Y)^2). Writes A = Z and dZ = 2 (Z - Y) / Z.size. With
+    sample_weight, the mean over the rows (axis 0) is weighted: sum_i w_i l_i /
+    sum_i w_i, l_i the mean of row i, and dZ is its gradient.
 
     Parameters
     ----------
@@ -318,11 +329,13 @@ def mean_squared_error(Z, Y, A, dZ):
         Output, a copy of Z: same shape and dtype, C-contiguous and writeable.
     dZ : numpy.ndarray
         Output for 2 (Z - Y) / Z.size, like A.
+    sample_weight : numpy.ndarray of shape (Z.shape[0],), optional
+        Row weights of Z's dtype: finite, >= 0, not all 0.
 
     Returns
     -------
     loss : float
-        The mean squared error.
+        The (weighted) mean squared error.
 
     Raises
     ------
@@ -334,9 +347,18 @@ def mean_squared_error(Z, Y, A, dZ):
         than Z, or A or dZ cannot be written in place (not C-contiguous or
         read-only).
     """
+    return _elementwise_loss(Z, Y, A, dZ, sample_weight, "identity")
+
+
+def _elementwise_loss(Z, Y, A, dZ, sample_weight, output):
+    """The checks and the call shared by the elementwise output+loss kernels."""
     Z, Y = _same_size_pair(("Z", "Y"), Z, Y, [("A", A), ("dZ", dZ)])
+    rows = Z.shape[0] if Z.ndim else 1
+    if sample_weight is not None:
+        sample_weight = check.sample_weight(sample_weight, rows, Z.dtype, strict=True)
     return _compiled(_kernels.elementwise_loss, Z.dtype)(
-        Z.reshape(-1), Y.reshape(-1), A.reshape(-1), dZ.reshape(-1), False)
+        Z.reshape(-1), Y.reshape(-1), A.reshape(-1), dZ.reshape(-1),
+        _kernels.ELEMENTWISE_OUTPUTS[output], rows, sample_weight)
 
 
 def _param_and_states(param, grad, states):

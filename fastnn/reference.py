@@ -8,7 +8,7 @@ against. It does not check its arguments.
 import math
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, xlogy
 
 from fastnn._layout import layer_views
 
@@ -172,12 +172,26 @@ def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
         np.matmul(dZ, W, out=dA_prev)
 
 
-def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
+def _row_mean(loss, dZ, sample_weight):
+    """Weight the elementwise losses (and dZ, the gradient of their plain mean over
+    all elements) by rows: returns sum_i w_i mean_j loss_ij / sum_i w_i, and rescales
+    dZ to that weighted mean's gradient. Without weights, the plain mean."""
+    if sample_weight is None:
+        return float(np.mean(loss))
+    rows = loss.reshape(len(sample_weight), -1)
+    w = sample_weight.astype(np.float64)
+    dZ *= (sample_weight * (len(sample_weight) / w.sum())).astype(dZ.dtype).reshape(
+        (-1,) + (1,) * (dZ.ndim - 1))
+    return float(np.sum(w * rows.mean(axis=1)) / w.sum())
+
+
+def sigmoid_binary_cross_entropy(Z, Y, A, dZ, sample_weight=None):
     """Sigmoid output with binary cross-entropy from logits, in NumPy.
 
     Mean over all elements of max(z, 0) - z y + log(1 + e^-|z|) (= log(1 + e^z) - z y);
-    A = sigmoid(Z), dZ = (A - Y) / Z.size. The twin of
-    fastnn.kernels.sigmoid_binary_cross_entropy; its arguments go unchecked.
+    A = sigmoid(Z), dZ = (A - Y) / Z.size. With sample_weight (one per row of Z), the
+    mean over rows is weighted. The twin of fastnn.kernels.sigmoid_binary_cross_entropy;
+    its arguments go unchecked.
 
     Parameters
     ----------
@@ -189,23 +203,27 @@ def sigmoid_binary_cross_entropy(Z, Y, A, dZ):
         Written in place: sigmoid(Z), in Z's shape and dtype.
     dZ : numpy.ndarray
         Written in place: the mean loss's gradient with respect to Z, like A.
+    sample_weight : numpy.ndarray of shape (Z.shape[0],), optional
+        Row weights in Z's dtype.
 
     Returns
     -------
     loss : float
-        The mean binary cross-entropy.
+        The (weighted) mean binary cross-entropy.
     """
     expit(Z, out=A)
     np.subtract(A, Y, out=dZ)
     dZ /= Z.size
-    return float(np.mean(np.maximum(Z, 0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))))
+    loss = np.maximum(Z, 0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))
+    return _row_mean(loss, dZ, sample_weight)
 
 
-def softmax_cross_entropy(Z, Y, P, dZ):
+def softmax_cross_entropy(Z, Y, P, dZ, sample_weight=None):
     """Softmax output with cross-entropy (log-sum-exp) in NumPy, mean over the m rows.
 
     Mean over rows of lse(z) - z[y] (Y integer labels) or sum_j Y_j (lse(z) - z_j).
-    P = softmax(Z), dZ = (P sum_j Y_j - Y) / m; with labels Y is one-hot.
+    P = softmax(Z), dZ = (P sum_j Y_j - Y) / m; with labels Y is one-hot. With
+    sample_weight the mean over rows is weighted.
     The twin of fastnn.kernels.softmax_cross_entropy, unchecked: here a 1-D Y is
     read as labels, where the checked kernel goes by Y's dtype.
 
@@ -220,11 +238,13 @@ def softmax_cross_entropy(Z, Y, P, dZ):
         Written in place: softmax(Z), in Z's dtype.
     dZ : numpy.ndarray of shape (m, k)
         Written in place: the mean loss's gradient with respect to Z.
+    sample_weight : numpy.ndarray of shape (m,), optional
+        Row weights in Z's dtype.
 
     Returns
     -------
     loss : float
-        The cross-entropy, averaged over the m rows.
+        The cross-entropy, averaged over the m rows (weighted).
 
     Raises
     ------
@@ -242,18 +262,19 @@ def softmax_cross_entropy(Z, Y, P, dZ):
         rows = np.arange(m)
         np.divide(P, m, out=dZ)
         dZ[rows, Y] -= 1 / m
-        return float(-np.mean(log_p[rows, Y]))
+        return _row_mean(-log_p[rows, Y], dZ, sample_weight)
     np.multiply(P, Y.sum(axis=1, keepdims=True), out=dZ)
     dZ -= Y
     dZ /= m
-    return float(-np.sum(Y * log_p) / m)
+    return _row_mean(-np.sum(Y * log_p, axis=1), dZ, sample_weight)
 
 
-def mean_squared_error(Z, Y, A, dZ):
+def mean_squared_error(Z, Y, A, dZ, sample_weight=None):
     """Identity output with mean squared error over all elements, in NumPy.
 
-    Mean over all elements of (Z - Y)^2; A = Z, dZ = 2 (Z - Y) / Z.size. The
-    twin of fastnn.kernels.mean_squared_error, with no checks of its own.
+    Mean over all elements of (Z - Y)^2; A = Z, dZ = 2 (Z - Y) / Z.size; with
+    sample_weight the mean over rows is weighted. The twin of
+    fastnn.kernels.mean_squared_error, with no checks of its own.
 
     Parameters
     ----------
@@ -265,17 +286,52 @@ def mean_squared_error(Z, Y, A, dZ):
         Receives a copy of Z (same shape and dtype).
     dZ : numpy.ndarray
         Receives 2 (Z - Y) / Z.size, like A.
+    sample_weight : numpy.ndarray of shape (Z.shape[0],), optional
+        Row weights in Z's dtype.
 
     Returns
     -------
     loss : float
-        The mean squared error.
+        The (weighted) mean squared error.
     """
     np.copyto(A, Z)
     np.subtract(Z, Y, out=dZ)
-    loss = float(np.mean(dZ * dZ))
+    loss = dZ.astype(np.float64) ** 2
     dZ *= 2 / Z.size
-    return loss
+    return _row_mean(loss, dZ, sample_weight)
+
+
+def poisson_deviance(Z, Y, A, dZ, sample_weight=None):
+    """exp output with the Poisson deviance / 2 (log link), in NumPy.
+
+    Mean over all elements of exp(z) - y z + y log y - y (y log y = 0 at y = 0);
+    A = exp(Z), dZ = (A - Y) / Z.size; with sample_weight the mean over rows is
+    weighted. The twin of the engine's poisson output.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray
+        Logits (log-predictions) of any shape, float32 or float64.
+    Y : numpy.ndarray
+        Targets >= 0, of Z's shape and dtype.
+    A : numpy.ndarray
+        Receives exp(Z).
+    dZ : numpy.ndarray
+        Receives the gradient, like A.
+    sample_weight : numpy.ndarray of shape (Z.shape[0],), optional
+        Row weights in Z's dtype.
+
+    Returns
+    -------
+    loss : float
+        The (weighted) mean deviance / 2.
+    """
+    np.exp(Z, out=A)
+    np.subtract(A, Y, out=dZ)
+    dZ /= Z.size
+    y = Y.astype(np.float64)
+    loss = A - y * Z + xlogy(y, y) - y
+    return _row_mean(loss, dZ, sample_weight)
 
 
 def sgd_update(param, grad, lr, weight_decay=0.0):
@@ -456,12 +512,15 @@ class Engine:
             A_prev = A
         return cache
 
-    def _loss(self, Z, Y, out, dZ):
-        if self.output == "sigmoid":
-            return sigmoid_binary_cross_entropy(Z, Y, out, dZ)
-        if self.output == "softmax":
-            return softmax_cross_entropy(Z, Y, out, dZ)
-        return mean_squared_error(Z, Y, out, dZ)
+    def _loss(self, Z, Y, out, dZ, weights):
+        loss = {"sigmoid": sigmoid_binary_cross_entropy, "softmax": softmax_cross_entropy,
+                "identity": mean_squared_error, "poisson": poisson_deviance}[self.output]
+        return loss(Z, Y, out, dZ, weights)
+
+    def _penalty(self, weight_decay):
+        """0.5 weight_decay sum ||W||^2, summed in float64."""
+        return 0.5 * weight_decay * sum(float(np.sum(W.astype(np.float64) ** 2))
+                                        for W, _ in self.layers)
 
     def predict(self, X, out=None):
         """out (m, k) = the output's probabilities or values for X; returns out.
@@ -487,12 +546,14 @@ class Engine:
         out = np.empty_like(Z) if out is None else out
         if self.output == "softmax":
             softmax_cross_entropy(Z, np.zeros(len(Z), np.intp), out, np.empty_like(Z))
+        elif self.output == "poisson":
+            np.exp(Z, out=out)
         else:
             activation_forward(Z, out, "sigmoid" if self.output == "sigmoid" else "identity")
         return out
 
-    def loss(self, X, Y):
-        """The mean loss on (X, Y), forward only.
+    def loss(self, X, Y, weights=None, weight_decay=0.0):
+        """The mean loss on (X, Y), forward only, plus 0.5 weight_decay sum ||W||^2.
 
         Parameters
         ----------
@@ -500,11 +561,15 @@ class Engine:
             The samples, in params' dtype.
         Y : numpy.ndarray of shape (m, k), or (m,) for softmax
             Float targets in params' dtype, or integer labels for a softmax output.
+        weights : numpy.ndarray of shape (m,), optional
+            Row weights in params' dtype: the mean over rows is weighted.
+        weight_decay : float, default=0.0
+            The L2 penalty's factor.
 
         Returns
         -------
         loss : float
-            The output's mean loss, weight decay excluded.
+            The output's (weighted) mean loss plus the penalty.
 
         Raises
         ------
@@ -512,13 +577,14 @@ class Engine:
             If an activation name is unknown.
         """
         Z, A, dZ = self._forward(X)[-1]
-        return self._loss(Z, Y, A, dZ)
+        return self._loss(Z, Y, A, dZ, weights) + self._penalty(weight_decay)
 
-    def loss_and_gradients(self, X, Y, grads):
-        """The mean loss on (X, Y); its gradient (params' layout) into grads.
+    def loss_and_gradients(self, X, Y, grads, weights=None, weight_decay=0.0):
+        """The loss on (X, Y) as `loss` computes it; its gradient (params' layout)
+        into grads.
 
         The forward pass, the output's loss, then dense_backward from the output
-        layer down. Weight decay is left out of both (step adds it).
+        layer down; weight_decay W is added to each dW.
 
         Parameters
         ----------
@@ -527,6 +593,8 @@ class Engine:
         grads : numpy.ndarray
             1-D, of params' length and dtype: receives the gradient, in params'
             layout (W then b, layer after layer).
+        weights, weight_decay
+            As `loss` takes them.
 
         Returns
         -------
@@ -540,7 +608,7 @@ class Engine:
         """
         cache = self._forward(X)
         Z, A, dZ = cache[-1]
-        loss = self._loss(Z, Y, A, dZ)
+        loss = self._loss(Z, Y, A, dZ, weights) + self._penalty(weight_decay)
         dA = dZ
         grad_views = layer_views(grads, self.sizes)
         for l in range(len(self.layers) - 1, -1, -1):
@@ -551,6 +619,7 @@ class Engine:
             dA_prev = None if l == 0 else cache[l - 1][2]
             dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, self.activations[l],
                            self.slope)
+            dW += (weight_decay * W).astype(W.dtype)
             dA = dA_prev
         return loss
 
@@ -565,8 +634,8 @@ class Engine:
         ----------
         settings : fastnn.model.training.TrainingSettings
             Or any object with `optimizer` (a fastnn.optim optimizer),
-            `weight_decay` (L2) and `state` (a fastnn.optim.OptimizerState whose
-            arrays have params' layout and dtype).
+            `weight_decay` (L2), `decay_per_sample` and `state` (a
+            fastnn.optim.OptimizerState whose arrays have params' layout and dtype).
 
         Returns
         -------
@@ -576,12 +645,14 @@ class Engine:
         """
         return settings, np.zeros_like(self.params)
 
-    def step(self, X, Y, update):
+    def step(self, X, Y, update, weights=None):
         """One training step in place, as the compiled engine's (same returns).
 
         Forward, loss, backward, then the optimizer's update of every layer (weight
-        decay on W, not on b). state.steps[0] is incremented just before the
-        update, so Adam's t is the new count.
+        decay on W, not on b; divided by the batch's total weight when
+        decay_per_sample). state.steps[0] is incremented just before the update,
+        so Adam's t is the new count. A batch whose weights sum to 0 changes
+        nothing and returns 0.0.
 
         Parameters
         ----------
@@ -591,6 +662,8 @@ class Engine:
             Its targets, as `loss` takes them.
         update : tuple
             What `updater` returned.
+        weights : numpy.ndarray of shape (m,), optional
+            Row weights, as `loss` takes them.
 
         Returns
         -------
@@ -607,10 +680,12 @@ class Engine:
         """
         settings, grads = update
         opt, wd, state = settings.optimizer, settings.weight_decay, settings.state
-        loss = self.loss_and_gradients(X, Y, grads)
-        if wd:
-            loss += 0.5 * wd * sum(float(np.sum(W.astype(np.float64) ** 2))
-                                   for W, _ in self.layers)
+        norm = len(X) if weights is None else float(np.sum(weights, dtype=np.float64))
+        if norm == 0:
+            return 0.0
+        if settings.decay_per_sample:
+            wd /= norm
+        loss = self.loss_and_gradients(X, Y, grads, weights) + self._penalty(wd)
         if not np.isfinite(loss) or not np.isfinite(grads).all():
             return loss if not np.isfinite(loss) else float("nan")
         state.steps[0] += 1  # the step counter, as the compiled engine keeps it

@@ -1,11 +1,14 @@
 """Helpers shared by several test files: `from helpers import ...` (conftest.py puts this
 folder on sys.path; under --import-mode=importlib test modules cannot import each other)."""
+import contextlib
+import threading
+
 import numpy as np
 
 from fastnn.model import TrainingSettings
 from fastnn.optim import OptimizerState
 
-OUTPUT_WIDTH = {"sigmoid": 1, "softmax": 3, "identity": 2}
+OUTPUT_WIDTH = {"sigmoid": 1, "softmax": 3, "identity": 2, "poisson": 2}
 
 
 def toy_problem(output, m=12, n_in=3, seed=0):
@@ -16,9 +19,33 @@ def toy_problem(output, m=12, n_in=3, seed=0):
         y = rng.integers(0, 2, m)
     elif output == "softmax":
         y = rng.integers(0, k, m)
+    elif output == "poisson":
+        y = rng.poisson(1.5, (m, k))
     else:
         y = rng.standard_normal((m, k))
     return X, y
+
+
+@contextlib.contextmanager
+def paused_in_another_thread(net, X, y, epochs=3):
+    """Fit net on (X, y) in another thread, paused in its first epoch's callback (the
+    training lock held) for the length of the with block; the fit ends after it."""
+    inside, go = threading.Event(), threading.Event()
+
+    def hold(n, epoch, logs):
+        if epoch == 1:
+            inside.set()
+            go.wait(10)
+
+    trainer = threading.Thread(target=net.fit, args=(X, y),
+                               kwargs=dict(epochs=epochs, callbacks=[hold]))
+    trainer.start()
+    try:
+        assert inside.wait(10)
+        yield
+    finally:
+        go.set()
+        trainer.join()
 
 
 # ---------------------------------------------------------------- bad-argument tables

@@ -24,7 +24,7 @@ def flat(grads):
     return np.concatenate([np.concatenate([dW.ravel(), db]) for dW, db in grads])
 
 
-@pytest.mark.parametrize("output", ["sigmoid", "softmax", "identity"])
+@pytest.mark.parametrize("output", OUTPUT_WIDTH)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_whole_network_gradient_check(activation, output, weight_decay, numeric_gradient):

@@ -1,12 +1,20 @@
 """Model state and files: state_dict, save/load round trips (weights, optimizer state,
-history, random generator), files that are damaged or hostile, a save that crashes."""
+history, random generator), files that are damaged or hostile, a save that crashes;
+pickling and copying through the same state."""
+import copy
 import json
+import pickle
+import threading
+import time
 
 import numpy as np
 import pytest
+from helpers import (OUTPUT_WIDTH, paused_in_another_thread, snapshot, toy_problem,
+                     unchanged)
 
 import fastnn
 from fastnn import MLP, datasets
+from fastnn.model.state import _rng_state, unpickle
 
 
 def test_state_dict_uses_torch_sequential_names_and_round_trips():
@@ -93,7 +101,7 @@ def test_foreign_and_future_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="has no valid fastnn header"):
         fastnn.load(foreign)
     np.savez(foreign, header=np.array(json.dumps({"format": "other"})))
-    with pytest.raises(ValueError, match="is not a fastnn model file"):
+    with pytest.raises(ValueError, match="is not a fastnn model$"):
         fastnn.load(foreign)
     np.savez(foreign, header=np.array(json.dumps({"format": "fastnn.MLP",
                                                   "format_version": 99})))
@@ -102,7 +110,7 @@ def test_foreign_and_future_files_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda a, h: a.update({"0.weight": np.ones((3, 2))}), r"the header says 0.weight is \(8, 2\); the file has \(3, 2\)"),
+    (lambda a, h: a.update({"0.weight": np.ones((3, 2))}), r"the header says 0.weight is \(8, 2\); the arrays hold \(3, 2\)"),
     (lambda a, h: h.update(layer_sizes=[2, 10**12, 1]), r"the header says 0.weight is \(1000000000000, 2\)"),
     (lambda a, h: a.update({"2.bias": np.array([np.nan])}), r"2.bias must be finite"),
     (lambda a, h: a.update({"0.bias": np.ones(8, np.float32)}), r"0.bias has dtype float32"),
@@ -112,9 +120,9 @@ def test_foreign_and_future_files_are_refused(tmp_path):
     (lambda a, h: h["optimizer"]["config"].update(lr=-1), r"lr must be in"),
     (lambda a, h: a.pop("optimizer.state1"), r"optimizer state arrays do not match"),
     (lambda a, h: h["rng"]["state"].update(bit_generator="seed"), r"unknown bit generator 'seed'"),
-    (lambda a, h: h.pop("history"), r"damaged or foreign fastnn file: 'history'"),
+    (lambda a, h: h.pop("history"), r"damaged or foreign fastnn model: 'history'"),
     (lambda a, h: h["optimizer"].update(t=2**63 - 1), r"step count 9223372036854775807 is out of range"),
-    (lambda a, h: h["optimizer"].update(t=2**64), r"damaged or foreign fastnn file"),
+    (lambda a, h: h["optimizer"].update(t=2**64), r"damaged or foreign fastnn model"),
 ])
 def test_tampered_files_are_refused_before_anything_runs(saved, change, message):
     _, path = saved
@@ -146,3 +154,167 @@ def test_a_crash_while_saving_leaves_the_old_file_whole(saved, monkeypatch):
         net.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["model.npz"]
+
+
+# ---------------------------------------------------------------- pickling and copying
+
+COPIERS = {"pickle": lambda net: pickle.loads(pickle.dumps(net)),
+           "deepcopy": copy.deepcopy, "copy": copy.copy}
+
+
+def same_model(a, b):
+    """Everything the state keeps is equal, bit for bit."""
+    return (unchanged(a, snapshot(b)) and a.dtype == b.dtype and a.optimizer == b.optimizer
+            and (a.layer_sizes, a.activations, a.output, a.negative_slope)
+            == (b.layer_sizes, b.activations, b.output, b.negative_slope)
+            and _rng_state(a.rng) == _rng_state(b.rng))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("output", ["sigmoid", "softmax", "identity"])
+@pytest.mark.parametrize("optimizer", ["adam", "momentum"])
+def test_pickles_and_copies_continue_training_bit_for_bit(dtype, output, optimizer):
+    X, y = toy_problem(output, m=20)
+    X = X.astype(dtype)
+    net = MLP([3, 6, 5, OUTPUT_WIDTH[output]], activation=["tanh", "leaky_relu"],
+              output=output, negative_slope=0.2, dtype=dtype, seed=3)
+    train = dict(batch_size=6, shuffle=True, optimizer=optimizer, lr=0.05,
+                 validation_data=(X[:5], y[:5]))
+    net.fit(X, y, epochs=2, **train)
+    copies = {name: copier(net) for name, copier in COPIERS.items()}
+    for twin in copies.values():
+        assert type(twin) is MLP and twin is not net and same_model(twin, net)
+        twin.fit(X, y, epochs=3, **train)
+    net.fit(X, y, epochs=3, **train)
+    for twin in copies.values():
+        assert same_model(twin, net) and twin.step_count == net.step_count == 20
+
+
+@pytest.mark.parametrize("kind", [np.random.Generator, np.random.RandomState])
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.PCG64DXSM,
+                                           np.random.MT19937, np.random.Philox,
+                                           np.random.SFC64])
+def test_every_kind_of_generator_survives_save_load_and_pickle(tmp_path, kind,
+                                                               bit_generator):
+    rng = kind(bit_generator(5))
+    rng.standard_normal()  # RandomState keeps a spare Gaussian
+    rng.bytes(3)           # and the bit generator half a 64-bit draw
+    net = MLP([3, 4, 1], seed=rng)
+    net.save(tmp_path / "model.npz")
+    for restored in (fastnn.load(tmp_path / "model.npz"), COPIERS["pickle"](net)):
+        assert type(restored.rng) is kind and restored.rng is not rng
+        draws = [(r.standard_normal(3).tolist(), r.random(3).tolist(), r.bytes(7))
+                 for r in (restored.rng, copy.deepcopy(rng))]
+        assert draws[0] == draws[1]
+
+
+@pytest.mark.parametrize("copier", list(COPIERS))
+def test_a_copy_is_independent_of_its_original(copier):
+    X, y = toy_problem("sigmoid")
+    net = MLP([3, 4, 1], seed=0)
+    net.fit(X, y, epochs=2, optimizer="adam")
+    before, rng_state = snapshot(net), net.rng.bit_generator.state
+    twin = COPIERS[copier](net)
+    twin.layers[0].W[...] += 1.0
+    twin.optimizer_state.arrays[0][...] = 7.0
+    twin.fit(X, y, epochs=2, optimizer="adam")
+    twin.history["loss"].append(0.0)
+    assert unchanged(net, before) and net.rng.bit_generator.state == rng_state
+
+
+def test_pickling_from_a_callback_takes_the_state_between_epochs():
+    X, y = toy_problem("softmax", m=30)
+    train = dict(batch_size=7, optimizer="adam", shuffle=True)
+    net = MLP([3, 8, 3], output="softmax", seed=4)
+    pickles = []
+    net.fit(X, y, epochs=4, callbacks=[lambda n, epoch, logs: pickles.append(
+        pickle.dumps(n)) if epoch == 2 else None], **train)
+    resumed = pickle.loads(pickles[0])
+    assert len(resumed.history["loss"]) == 2
+    resumed.fit(X, y, epochs=2, **train)
+    assert same_model(resumed, net)
+
+
+def test_saving_or_pickling_while_another_thread_trains_is_refused(tmp_path):
+    X, y = toy_problem("sigmoid", m=40)
+    net = MLP([3, 8, 1], seed=5)
+    with paused_in_another_thread(net, X, y, epochs=3):
+        for copier in (pickle.dumps, copy.deepcopy, copy.copy,
+                       lambda n: n.save(tmp_path / "model.npz")):
+            with pytest.raises(RuntimeError, match="being trained in another thread"):
+                copier(net)
+        assert list(tmp_path.iterdir()) == []
+    assert len(net.history["loss"]) == 3 and same_model(COPIERS["pickle"](net), net)
+
+
+def test_pickles_taken_during_partial_fits_in_another_thread_are_whole_steps():
+    X, y = toy_problem("sigmoid", m=24)
+    net = MLP([3, 8, 1], seed=6)
+    params, pickles, refusals = {0: net.engine.params.copy()}, [], set()
+    stop = threading.Event()
+
+    def pickler():  # between partial_fits a pickle is taken, during one refused
+        while not stop.wait(1e-4):
+            try:
+                pickles.append(pickle.dumps(net))
+            except RuntimeError as error:
+                refusals.add(str(error))
+
+    thread = threading.Thread(target=pickler)
+    thread.start()
+    try:
+        for epoch in range(1, 31):
+            net.partial_fit(X, y, batch_size=8, optimizer="momentum")
+            params[epoch] = net.engine.params.copy()
+            time.sleep(2e-4)  # the pickler's turn
+    finally:
+        stop.set()
+        thread.join()
+    assert all("being trained in another thread" in error for error in refusals)
+    for twin in map(pickle.loads, pickles):
+        epochs = len(twin.history["loss"])
+        assert twin.step_count == 3 * epochs
+        assert np.array_equal(twin.engine.params, params[epochs])
+
+
+@pytest.fixture
+def payload():
+    """The arguments a pickle rebuilds a model from: (header JSON, arrays)."""
+    X, y = toy_problem("sigmoid")
+    net = MLP([3, 4, 1], seed=np.random.Generator(np.random.MT19937(0)))
+    net.fit(X, y, epochs=2, optimizer="adam")
+    function, (header, arrays) = net.__reduce__()
+    assert function is unpickle and isinstance(header, str)
+    assert all(type(a) is np.ndarray for a in arrays.values())
+    return json.loads(header), arrays
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda a, h: a.update({"0.weight": np.ones((3, 3))}), r"the pickled model is a damaged or foreign fastnn model: the header says 0.weight is \(4, 3\); the arrays hold \(3, 3\)"),
+    (lambda a, h: a.update({"2.bias": np.ones(1, np.float32)}), r"2.bias has dtype float32"),
+    (lambda a, h: a.update({"2.bias": [1.0]}), r"damaged or foreign fastnn model"),
+    (lambda a, h: a.update({"0.bias": np.full(4, np.inf)}), r"0.bias must be finite"),
+    (lambda a, h: a.pop("optimizer.state0"), r"optimizer state arrays do not match"),
+    (lambda a, h: h.update(format_version=2), r"the pickled model has format version 2"),
+    (lambda a, h: h.update(format="other"), r"the pickled model is not a fastnn model"),
+    (lambda a, h: h["rng"]["state"]["state"].update(key=[1, 2]), r"rng.state.key has shape \(2,\); expected \(624,\)"),
+    (lambda a, h: h["rng"]["state"]["state"].update(pos=10**7), r"buffer position 10000000 is outside \[0, 624\]"),
+    (lambda a, h: h["rng"]["state"]["state"].update(pos=1.5), r"buffer position must be an integer"),
+    (lambda a, h: h["rng"].update(kind="Random"), r"unknown kind of random generator 'Random'"),
+])
+def test_tampered_pickles_are_refused_like_files(payload, change, message):
+    header, arrays = payload
+    change(arrays, header)
+    with pytest.raises(ValueError, match=message):
+        unpickle(json.dumps(header), arrays)
+
+
+def test_a_bad_header_or_a_philox_buffer_position_out_of_range_is_refused():
+    net = MLP([3, 4, 1], seed=np.random.Generator(np.random.Philox(0)))
+    _, (header, arrays) = net.__reduce__()
+    with pytest.raises(ValueError, match="the pickled model has no valid fastnn header"):
+        unpickle(header[:-1], arrays)
+    header = json.loads(header)
+    header["rng"]["state"]["buffer_pos"] = -10**9  # numpy would read far outside
+    with pytest.raises(ValueError, match=r"position -1000000000 is outside \[0, 4\]"):
+        unpickle(json.dumps(header), arrays)

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import paused_in_another_thread
 
 from fastnn import MLP, datasets
 
@@ -68,17 +69,7 @@ def test_predictions_during_training_see_whole_steps_only():
 def test_training_a_model_that_another_thread_trains_is_refused():
     X, y = datasets.make_moons(200, seed=2)
     net = MLP([2, 16, 1], seed=2)
-    inside, go = threading.Event(), threading.Event()
-
-    def hold(n, epoch, logs):  # the first fit pauses inside its first epoch's callback
-        inside.set()
-        go.wait(10)
-
-    trainer = threading.Thread(target=net.fit, args=(X, y),
-                               kwargs=dict(epochs=3, callbacks=[hold]))
-    trainer.start()
-    try:
-        assert inside.wait(10)
+    with paused_in_another_thread(net, X, y, epochs=3):
         before = net.engine.params.copy()
         with pytest.raises(RuntimeError, match="refuses concurrent training"):
             net.fit(X, y, epochs=1)
@@ -86,9 +77,6 @@ def test_training_a_model_that_another_thread_trains_is_refused():
             net.load_state_dict(net.state_dict())
         assert np.array_equal(net.engine.params, before)
         assert net.predict_proba(X).shape == (200,)  # predicting is fine meanwhile
-    finally:
-        go.set()
-        trainer.join()
     assert len(net.history["loss"]) == 3
 
 

@@ -29,7 +29,7 @@ STEP_OPTIONS = {
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("optimizer", STEP_OPTIONS)
-@pytest.mark.parametrize("output", ["sigmoid", "softmax", "identity"])
+@pytest.mark.parametrize("output", OUTPUT_WIDTH)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_training_steps_match_the_numpy_twin(activation, output, optimizer, dtype):
     X, y = toy_problem(output, m=20)

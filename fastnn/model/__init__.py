@@ -4,7 +4,7 @@
 - inputs: checking architectures, features and targets;
 - outputs: the output layers and their losses (OUTPUTS);
 - training: fit's settings, the epoch loop, history, early stopping, DivergenceError;
-- state: state_dict, save and load.
+- state: state_dict, save and load, pickling.
 """
 from fastnn.model.network import MLP, Layer
 from fastnn.model.outputs import OUTPUTS

@@ -5,6 +5,7 @@ value) naming the argument, what was expected and what came, before any model is
 built or changed.
 """
 import numpy as np
+import scipy.sparse
 
 from fastnn import _checks as check
 from fastnn import _kernels
@@ -12,7 +13,7 @@ from fastnn.activations import ACTIVATIONS, activation_code
 from fastnn.model.outputs import OUTPUTS
 
 __all__ = ["layer_sizes", "hidden_activations", "output_layer", "features", "targets",
-           "check_finite", "checked_like"]
+           "sample_weight", "check_finite", "checked_like", "SparseRows", "gather_rows"]
 
 
 def layer_sizes(sizes):
@@ -116,12 +117,14 @@ def output_layer(output, n_outputs):
     return OUTPUTS[output]
 
 
-def features(net, X, name="X"):
+def features(net, X, name="X", sparse=False):
     """X as a C-contiguous (m, net.n_features) array of the model's dtype.
 
     Integer and boolean arrays (and lists) are converted; a float array of the
     other precision is refused, never cast silently. Finiteness is checked by
-    the engine (in C) or by fit, once for all the data.
+    the engine (in C) or by fit, once for all the data. A scipy.sparse matrix
+    becomes a SparseRows (sparse=True: where rows are gathered a batch at a
+    time) or a dense array.
 
     Parameters
     ----------
@@ -132,10 +135,12 @@ def features(net, X, name="X"):
         list (any non-ndarray) may hold floats, converted to net.dtype.
     name : str, default="X"
         What the error messages call the argument.
+    sparse : bool, default=False
+        Keep a scipy.sparse X sparse (as SparseRows) instead of densifying it.
 
     Returns
     -------
-    numpy.ndarray of shape (m, net.n_features)
+    numpy.ndarray of shape (m, net.n_features), or SparseRows
         C-contiguous, of net.dtype: X itself when it already is so, else a copy.
 
     Raises
@@ -148,7 +153,11 @@ def features(net, X, name="X"):
         not an ndarray) holds values that overflow net.dtype.
     """
     dtype = net.dtype
-    if not isinstance(X, np.ndarray):
+    if scipy.sparse.issparse(X):
+        if sparse:
+            return _shape_checked(net, SparseRows(X, dtype, name), name)
+        X = X.toarray()
+    elif not isinstance(X, np.ndarray):
         X = np.asarray(X)
         if X.dtype.kind == "f":
             with np.errstate(over="ignore"):
@@ -161,10 +170,21 @@ def features(net, X, name="X"):
         X = X.astype(dtype)
     elif X.dtype.kind != "f":
         raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}")
-    elif X.dtype != dtype:
-        raise TypeError(f"{name} has dtype {X.dtype} but the model is {dtype}; convert it "
-                        f"with {name}.astype(np.{dtype.name}) (fastnn never casts floats "
+    else:
+        _same_float(X.dtype, dtype, name)
+    return np.ascontiguousarray(_shape_checked(net, X, name))
+
+
+def _same_float(dtype, wanted, name):
+    """TypeError for a float dtype other than the model's."""
+    if dtype != wanted:
+        raise TypeError(f"{name} has dtype {dtype} but the model is {wanted}; convert it "
+                        f"with {name}.astype(np.{wanted.name}) (fastnn never casts floats "
                         f"silently)")
+
+
+def _shape_checked(net, X, name):
+    """X if it is (m, net.n_features) with m >= 1; ValueError otherwise."""
     if X.ndim != 2:
         hint = f" (one sample: {name}.reshape(1, -1))" if X.ndim == 1 else ""
         raise ValueError(f"{name} must be 2-D (m, {net.n_features}); got shape "
@@ -174,7 +194,7 @@ def features(net, X, name="X"):
                          f"like the model's input layer; got shape {X.shape}")
     if X.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one sample; got shape {X.shape}")
-    return np.ascontiguousarray(X)
+    return X
 
 
 def targets(net, y, m, name="y"):
@@ -243,6 +263,8 @@ def check_finite(name, array):
         If any value is NaN or infinite; the message counts them and gives
         the index and value of the first, e.g. "X[4, 1] = nan".
     """
+    if isinstance(array, SparseRows):
+        array = array.data  # (the message then indexes the stored values)
     if array.dtype.kind in "biu":
         return
     if array.dtype in check.FLOAT_DTYPES and array.flags.c_contiguous:
@@ -289,3 +311,108 @@ def checked_like(name, value, target):
     if not np.isfinite(value).all():
         raise ValueError(f"{name} must be finite")
     return value
+
+
+def sample_weight(net, weights, m):
+    """Row weights as the engine takes them: (m,) of net.dtype, C-contiguous, or None.
+
+    Parameters
+    ----------
+    net : MLP
+        The model; its dtype is the weights' dtype.
+    weights : array-like of shape (m,) or None
+        Real numbers, finite and >= 0, not all 0.
+    m : int
+        The number of samples.
+
+    Returns
+    -------
+    numpy.ndarray or None
+
+    Raises
+    ------
+    TypeError, ValueError
+        If weights are not numbers, not m of them, negative, not finite (in the
+        model's dtype too) or all 0.
+    """
+    return None if weights is None else check.sample_weight(weights, m, net.dtype)
+
+
+class SparseRows:
+    """A scipy.sparse matrix (CSR, CSC, COO, ...) as fit and predict take it: CSR
+    with np.intp indices in the model's dtype, its structure checked once; its rows
+    are gathered into dense buffers a batch at a time, never densified whole.
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix or array
+        Booleans, integers or floats of dtype (the other float precision is refused).
+    dtype : numpy.dtype
+        The model's dtype.
+    name : str
+        What the error messages call X.
+
+    Attributes
+    ----------
+    data, indices, indptr : numpy.ndarray
+        The CSR arrays (a copy of X's when converted).
+    shape : tuple of int
+    ndim : int
+        2.
+    """
+
+    ndim = 2
+
+    def __init__(self, X, dtype, name):
+        X = X.tocsr()
+        kind = X.dtype.kind
+        if kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}")
+        if kind == "f":
+            _same_float(X.dtype, dtype, name)
+        try:
+            X.check_format(full_check=True)  # gathering trusts the structure
+        except ValueError as error:
+            raise ValueError(f"{name} is not a valid sparse matrix: {error}") from None
+        self.data = np.ascontiguousarray(X.data, dtype=dtype)
+        self.indices = np.ascontiguousarray(X.indices, dtype=np.intp)
+        self.indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
+        self.shape, self.dtype = X.shape, np.dtype(dtype)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def gather(self, rows, out):
+        """out = the given rows, dense: (len(rows), n_features) of the model's dtype,
+        C-contiguous; returns out."""
+        _kernels.gather_csr_rows(self.data, self.indices, self.indptr,
+                                 np.ascontiguousarray(rows, dtype=np.intp), out)
+        return out
+
+    def chunks(self, size):
+        """(start, dense rows start:start + size) in order; the rows share one buffer,
+        overwritten by the next chunk."""
+        buffer = np.empty((min(size, len(self)), self.shape[1]), self.dtype)
+        for start in range(0, len(self), size):
+            rows = np.arange(start, min(start + size, len(self)))
+            yield start, self.gather(rows, buffer[:len(rows)])
+
+
+def gather_rows(X, rows, out):
+    """out = X[rows] (X an ndarray or SparseRows; rows np.intp); returns out.
+
+    Parameters
+    ----------
+    X : numpy.ndarray or SparseRows
+    rows : numpy.ndarray of np.intp
+    out : numpy.ndarray
+        (len(rows),) + X.shape[1:], C-contiguous, X's dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        out.
+    """
+    if isinstance(X, SparseRows):
+        return X.gather(rows, out)
+    return np.take(X, rows, axis=0, out=out)

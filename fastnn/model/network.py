@@ -20,6 +20,9 @@ from fastnn.model.training import Training
 
 __all__ = ["MLP", "Layer"]
 
+#: Rows of a sparse X densified at a time for predictions.
+_SPARSE_CHUNK = 256
+
 
 class Layer:
     """A dense layer: W (n_out, n_in) and b (n_out,), views into the model's buffer.
@@ -75,9 +78,9 @@ class MLP(Training, Files):
     activation : str or list of str, default="relu"
         The hidden layers' activation (identity, sigmoid, tanh, relu, leaky_relu), or
         one per hidden layer.
-    output : {"sigmoid", "softmax", "identity"}, default="sigmoid"
-        The output layer and its loss: binary cross-entropy, cross-entropy or mean
-        squared error.
+    output : {"sigmoid", "softmax", "identity", "poisson"}, default="sigmoid"
+        The output layer and its loss: binary cross-entropy, cross-entropy, mean
+        squared error, or exp(z) with the Poisson deviance (counts, rates).
     init : str, float or callable, default="auto"
         "auto" (He for relu/leaky_relu layers, Xavier otherwise), a scheme name from
         fastnn.init.SCHEMES, a number (the std of a normal), or a callable
@@ -187,9 +190,10 @@ class MLP(Training, Files):
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
             Samples as rows, of the model's dtype (integers, booleans and lists are
-            converted; the other float precision is refused).
+            converted; the other float precision is refused). A sparse X is
+            densified a chunk of rows at a time.
 
         Returns
         -------
@@ -205,8 +209,14 @@ class MLP(Training, Files):
         if not (type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2
                 and X.shape[1] == self.layer_sizes[0] and X.shape[0]
                 and X.flags.c_contiguous):  # the fast path skips only what it has seen
-            X = inputs.features(self, X)
-        out = self._engine.predict(X)  # which checks shape, dtype and finiteness in C
+            X = X if isinstance(X, inputs.SparseRows) else inputs.features(
+                self, X, sparse=True)
+        if isinstance(X, inputs.SparseRows):
+            out = np.empty((len(X), self.layer_sizes[-1]), self.dtype)
+            for start, rows in X.chunks(_SPARSE_CHUNK):
+                self._engine.predict(rows, out[start:start + len(rows)])
+        else:
+            out = self._engine.predict(X)  # which checks shape, dtype and finiteness
         return out.reshape(-1) if self.layer_sizes[-1] == 1 else out
 
     def predict(self, X):
@@ -230,15 +240,18 @@ class MLP(Training, Files):
         """
         return OUTPUTS[self.output].predict(self.predict_proba(X))
 
-    def score(self, X, y):
+    def score(self, X, y, sample_weight=None):
         """Accuracy for classifiers (all outputs right, for several sigmoid units); R^2
-        for regression (averaged over outputs, as scikit-learn's r2_score).
+        for regression (averaged over outputs, as scikit-learn's r2_score); weighted
+        by sample_weight when given.
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
         y : array-like
             The true labels or values, as fit takes them.
+        sample_weight : array-like of shape (m,), optional
+            Non-negative weights, not all 0.
 
         Returns
         -------
@@ -250,21 +263,26 @@ class MLP(Training, Files):
         TypeError, ValueError
             If X or y is not what the model takes.
         """
-        X = inputs.features(self, X)
-        return self._score(X, inputs.targets(self, y, X.shape[0]))
+        X = inputs.features(self, X, sparse=True)
+        targets = inputs.targets(self, y, X.shape[0])
+        return self._score(X, targets, inputs.sample_weight(self, sample_weight, len(X)))
 
-    def _score(self, X, targets):
-        """score() on arrays already checked by inputs.features and inputs.targets."""
-        return OUTPUTS[self.output].score(self.predict(X), targets)
+    def _score(self, X, targets, weights=None):
+        """score() on arrays already checked by inputs.features, targets and
+        sample_weight."""
+        return OUTPUTS[self.output].score(self.predict(X), targets, weights)
 
-    def loss(self, X, y):
+    def loss(self, X, y, sample_weight=None):
         """The mean loss on (X, y), weight decay excluded: the output's loss (binary
-        cross-entropy, cross-entropy or mean squared error) averaged over the batch.
+        cross-entropy, cross-entropy, mean squared error or Poisson deviance)
+        averaged over the samples, weighted by sample_weight when given.
 
         Parameters
         ----------
         X, y : array-like
             Samples (m, n_features) and their targets, as fit takes them.
+        sample_weight : array-like of shape (m,), optional
+            Non-negative weights, not all 0: the loss is sum_i w_i l_i / sum_i w_i.
 
         Returns
         -------
@@ -276,9 +294,11 @@ class MLP(Training, Files):
             As score.
         """
         X = inputs.features(self, X)
-        return self._engine.loss(X, inputs.targets(self, y, X.shape[0]))
+        targets = inputs.targets(self, y, X.shape[0])
+        return self._engine.loss(X, targets,
+                                 inputs.sample_weight(self, sample_weight, len(X)))
 
-    def gradients(self, X, y, weight_decay=0.0):
+    def gradients(self, X, y, weight_decay=0.0, sample_weight=None):
         """The gradient of the mean loss on (X, y) by backprop, layer by layer.
 
         Parameters
@@ -288,6 +308,8 @@ class MLP(Training, Files):
             Targets as fit takes them.
         weight_decay : float, default=0.0
             Adds the gradient of 0.5 weight_decay sum ||W||^2.
+        sample_weight : array-like of shape (m,), optional
+            Weights of the samples in the mean loss, as for loss.
 
         Returns
         -------
@@ -302,10 +324,7 @@ class MLP(Training, Files):
         X = inputs.features(self, X)
         targets = inputs.targets(self, y, X.shape[0])
         weight_decay = check.real("weight_decay", weight_decay, 0)
+        weights = inputs.sample_weight(self, sample_weight, len(X))
         grads = np.empty_like(self._engine.params)
-        self._engine.loss_and_gradients(X, targets, grads)
-        views = _layout.layer_views(grads, self.layer_sizes)
-        if weight_decay:
-            for (dW, _), layer in zip(views, self.layers):
-                dW += weight_decay * layer.W
-        return views
+        self._engine.loss_and_gradients(X, targets, grads, weights, weight_decay)
+        return _layout.layer_views(grads, self.layer_sizes)

@@ -79,7 +79,7 @@ class Output:
         """
         return out
 
-    def score(self, pred, targets):
+    def score(self, pred, targets, weights=None):
         """Score predictions against the true targets; higher is better.
 
         Parameters
@@ -89,6 +89,8 @@ class Output:
         targets : numpy.ndarray
             The true targets of the same m samples, as the targets method
             returns them.
+        weights : numpy.ndarray of shape (m,), optional
+            The samples' weights (non-negative, not all 0).
 
         Returns
         -------
@@ -131,10 +133,10 @@ class Sigmoid(Output):
         """0/1 labels, 1 where out > 0.5: np.intp, of out's shape."""
         return (out > 0.5).astype(np.intp)
 
-    def score(self, pred, targets):
-        """Accuracy: the fraction of samples with every output unit right."""
+    def score(self, pred, targets, weights=None):
+        """Accuracy: the (weighted) fraction of samples with every output unit right."""
         right = pred.reshape(targets.shape) == targets
-        return float(np.mean(right.all(axis=1)))
+        return float(np.average(right.all(axis=1), weights=weights))
 
 
 class Softmax(Output):
@@ -166,10 +168,11 @@ class Softmax(Output):
         """The class of each row's largest probability: np.intp labels (m,)."""
         return out.argmax(axis=1)
 
-    def score(self, pred, targets):
-        """Accuracy against the labels (the argmax of each row for probability rows)."""
+    def score(self, pred, targets, weights=None):
+        """Accuracy against the labels (the argmax of each row for probability rows),
+        weighted by weights when given."""
         truth = targets if targets.ndim == 1 else targets.argmax(axis=1)
-        return float(np.mean(pred == truth))
+        return float(np.average(pred == truth, weights=weights))
 
 
 class Identity(Output):
@@ -180,19 +183,37 @@ class Identity(Output):
         """Any real targets as floats (m, k) of dtype; only the shape is checked."""
         return _float_targets(y, m, k, dtype, name)
 
-    def score(self, pred, targets):
+    def score(self, pred, targets, weights=None):
         """R^2 averaged over outputs, as scikit-learn's r2_score.
 
-        R^2 = 1 - sum (t - pred)^2 / sum (t - mean t)^2 per output; an output
-        whose targets are constant scores 1 if predicted exactly, else 0.
+        R^2 = 1 - sum w (t - pred)^2 / sum w (t - mean_w t)^2 per output (w = 1
+        without weights); an output whose targets are constant scores 1 if
+        predicted exactly, else 0.
         """
         pred = pred.reshape(targets.shape)
-        residual = ((targets - pred) ** 2).sum(axis=0)
-        total = ((targets - targets.mean(axis=0)) ** 2).sum(axis=0)
+        w = np.ones((len(targets), 1)) if weights is None else weights.reshape(-1, 1)
+        residual = (w * (targets - pred) ** 2).sum(axis=0)
+        mean = np.average(targets, axis=0, weights=w.ravel())
+        total = (w * (targets - mean) ** 2).sum(axis=0)
         r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
                       np.where(residual > 0, 0.0, 1.0))
         return float(np.mean(r2))
 
 
+class Poisson(Identity):
+    """exp + Poisson deviance (log link): counts or rates y >= 0 (m,) or (m, k);
+    predictions exp(z); scored by R^2, as scikit-learn's regressors."""
+    name, loss, code = "poisson", "Poisson deviance", 3
+
+    def targets(self, y, m, k, dtype, name):
+        """Non-negative real targets as floats (m, k) of dtype."""
+        if (y < 0).any():
+            first = int(np.flatnonzero(np.ravel(y < 0))[0])
+            raise ValueError(f"{name} must be >= 0 for a Poisson output; got "
+                             f"{np.ravel(y)[first]} at flat index {first}")
+        return _float_targets(y, m, k, dtype, name)
+
+
 #: Output layers by name, in the order of their codes.
-OUTPUTS = {output.name: output for output in (Sigmoid(), Softmax(), Identity())}
+OUTPUTS = {output.name: output
+           for output in (Sigmoid(), Softmax(), Identity(), Poisson())}

@@ -1,8 +1,9 @@
-"""State and files: state_dict, save and load, and the random generator's state.
+"""State and files: state_dict, save and load, pickling, and the random generator's state.
 
-A file is one .npz of plain arrays (the parameters under torch.nn.Sequential's names
-and the optimizer's state) with a JSON header; it is read with allow_pickle=False
-and checked whole before a model is built.
+A model's state is a JSON header and plain arrays (the parameters under
+torch.nn.Sequential's names and the optimizer's state). save writes it as one .npz,
+read back with allow_pickle=False; pickling and copying carry the same state. Either
+way it is checked whole before a model is built.
 """
 import json
 import os
@@ -15,7 +16,7 @@ from fastnn._version import __version__
 from fastnn.model.inputs import checked_like
 from fastnn.optim import OptimizerState, make_optimizer
 
-__all__ = ["Files", "load", "FORMAT_VERSION"]
+__all__ = ["Files", "load", "unpickle", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -70,14 +71,14 @@ class Files:
                              f"unexpected {unexpected}")
         checked = {key: checked_like(key, state_dict[key], target)
                    for key, target in expected.items()}
-        if not self._training.acquire(blocking=False):
+        if not self._claim():
             raise RuntimeError("this model is being trained in another thread; load its "
                                "state when training is over")
         try:
             values = np.concatenate([checked[key].ravel() for key in expected])
             self._engine.assign(values)  # never under a running prediction
         finally:
-            self._training.release()
+            self._release()
 
     def save(self, path):
         """Write the model to one .npz file (no pickles), atomically.
@@ -94,23 +95,56 @@ class Files:
         ------
         OSError
             If the file cannot be written.
+        RuntimeError
+            If another thread is training the model (from a callback of this
+            thread's fit, the state between epochs is saved).
         """
-        arrays = dict(self._named_parameters())
-        state = self._optimizer_state
-        for index, array in enumerate([] if state is None else state.arrays):
-            arrays[f"optimizer.state{index}"] = array
-        header = {
-            "format": "fastnn.MLP", "format_version": FORMAT_VERSION,
-            "fastnn_version": __version__, "layer_sizes": list(self.layer_sizes),
-            "activations": list(self.activations), "output": self.output,
-            "negative_slope": self.negative_slope, "dtype": self.dtype.name,
-            "optimizer": None if state is None else {
-                "name": state.optimizer.name, "config": vars(state.optimizer),
-                "t": int(state.steps[0])},
-            "history": self.history, "rng": _rng_state(self._rng),
-        }
+        header, arrays = _state(self)
         arrays["header"] = np.array(json.dumps(header))
         _write_atomically(os.fspath(path), arrays)
+
+    def __reduce__(self):
+        """Pickle (and copy, and deep-copy) the model through save's state.
+
+        The payload is plain data: the header as a JSON string and the arrays as
+        numpy arrays, never the compiled engine. Unpickling checks them as load
+        checks a file, so training continues bit for bit.
+
+        Returns
+        -------
+        tuple
+            (fastnn.model.state.unpickle, (header, arrays)).
+
+        Raises
+        ------
+        RuntimeError
+            If another thread is training the model (from a callback of this
+            thread's fit, the state between epochs is pickled).
+        """
+        header, arrays = _state(self)
+        return unpickle, (json.dumps(header), arrays)
+
+
+def _state(net):
+    """(header, arrays): the model's state as save writes it and pickles carry it,
+    copied while no training step runs."""
+    with net._between_steps():
+        arrays = {key: value.copy() for key, value in net._named_parameters()}
+        state = net._optimizer_state
+        for index, array in enumerate([] if state is None else state.arrays):
+            arrays[f"optimizer.state{index}"] = array.copy()
+        header = {
+            "format": "fastnn.MLP", "format_version": FORMAT_VERSION,
+            "fastnn_version": __version__, "layer_sizes": list(net.layer_sizes),
+            "activations": list(net.activations), "output": net.output,
+            "negative_slope": net.negative_slope, "dtype": net.dtype.name,
+            "optimizer": None if state is None else {
+                "name": state.optimizer.name, "config": dict(vars(state.optimizer)),
+                "t": int(state.steps[0])},
+            "history": {key: list(values) for key, values in net.history.items()},
+            "rng": _rng_state(net._rng),
+        }
+    return header, arrays
 
 
 def _write_atomically(path, arrays):
@@ -151,16 +185,37 @@ def load(path):
         If the file is truncated, corrupted, tampered with or foreign.
     """
     path = os.fspath(path)
-    header, arrays = _read(path)
+    return _restore(*_read(path), path)
+
+
+def unpickle(header, arrays):
+    """The model a pickle of fastnn.MLP holds, checked as load checks a file.
+
+    Parameters
+    ----------
+    header : str
+        The JSON header save writes.
+    arrays : dict of str to numpy.ndarray
+        The arrays save writes beside it.
+
+    Returns
+    -------
+    fastnn.MLP
+
+    Raises
+    ------
+    ValueError
+        If the state is damaged, tampered with or foreign.
+    """
     try:
-        _check_architecture(header, arrays)
-        return _model(header, arrays)
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
-        raise ValueError(f"{path} is a damaged or foreign fastnn file: {error}") from None
+        header = json.loads(header)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the pickled model has no valid fastnn header: {error}") from None
+    return _restore(header, arrays, "the pickled model")
 
 
 def _read(path):
-    """The header (a dict) and the arrays of a fastnn file, format checked."""
+    """The header (a dict) and the arrays of a fastnn file."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -169,15 +224,24 @@ def _read(path):
     except Exception as error:  # zipfile, zlib and numpy each raise their own kinds
         raise ValueError(f"{path} is not a readable fastnn model file: {error}") from None
     try:
-        header = json.loads(str(arrays.pop("header")))
+        return json.loads(str(arrays.pop("header"))), arrays
     except (KeyError, ValueError) as error:
         raise ValueError(f"{path} has no valid fastnn header: {error}") from None
+
+
+def _restore(header, arrays, source):
+    """The model of a header and its arrays (from a file or a pickle, named source in
+    errors), its format, architecture and every value checked before it is built."""
     if not isinstance(header, dict) or header.get("format") != "fastnn.MLP":
-        raise ValueError(f"{path} is not a fastnn model file")
+        raise ValueError(f"{source} is not a fastnn model")
     if header.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has format version {header.get('format_version')!r}; "
+        raise ValueError(f"{source} has format version {header.get('format_version')!r}; "
                          f"this fastnn reads version {FORMAT_VERSION}")
-    return header, arrays
+    try:
+        _check_architecture(header, arrays)
+        return _model(header, arrays)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
+        raise ValueError(f"{source} is a damaged or foreign fastnn model: {error}") from None
 
 
 def _model(header, arrays):
@@ -185,6 +249,7 @@ def _model(header, arrays):
     from fastnn.model.network import MLP  # (which imports this module)
     net = MLP(header["layer_sizes"], header["activations"], header["output"],
               init="zeros", negative_slope=header["negative_slope"], dtype=header["dtype"])
+    arrays = dict(arrays)
     states = [arrays.pop(f"optimizer.state{i}") for i in range(2)
               if f"optimizer.state{i}" in arrays]
     net.load_state_dict(arrays)
@@ -218,30 +283,68 @@ def _check_architecture(header, arrays):
                            (f"{2 * index}.bias", (n_out,))):
             if key not in arrays or arrays[key].shape != shape:
                 found = arrays[key].shape if key in arrays else "nothing"
-                raise ValueError(f"the header says {key} is {shape}; the file has {found}")
+                raise ValueError(f"the header says {key} is {shape}; the arrays hold "
+                                 f"{found}")
 
 
 def _rng_state(rng):
+    """The generator's state in JSON's values (its arrays as lists)."""
     if isinstance(rng, np.random.RandomState):
-        state = rng.get_state(legacy=False)
-        state["state"]["key"] = state["state"]["key"].tolist()
-        return {"kind": "RandomState", "state": state}
-    return {"kind": "Generator", "state": rng.bit_generator.state}
+        return {"kind": "RandomState", "state": _plain(rng.get_state(legacy=False))}
+    return {"kind": "Generator", "state": _plain(rng.bit_generator.state)}
+
+
+def _plain(value):
+    """value with every array in it (dicts walked) made a list."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value.tolist() if isinstance(value, np.ndarray) else value
 
 
 def _rng_from_state(saved):
-    if saved["kind"] == "RandomState":
-        rng = np.random.RandomState()
-        state = dict(saved["state"])
-        state["state"] = dict(state["state"], key=np.array(state["state"]["key"], np.uint32))
+    """The Generator or RandomState of a state from _rng_state, over the bit generator
+    it names (one of _BIT_GENERATORS: a name from a file picks no other code)."""
+    kind, state = saved["kind"], saved["state"]
+    if kind not in ("Generator", "RandomState"):
+        raise ValueError(f"unknown kind of random generator {kind!r}")
+    if state["bit_generator"] not in _BIT_GENERATORS:
+        raise ValueError(f"unknown bit generator {state['bit_generator']!r}")
+    position, length = _buffer_position(state)
+    if not 0 <= check.integer("the generator's buffer position", position) <= length:
+        raise ValueError(f"the generator's buffer position {position} is outside "
+                         f"[0, {length}]")
+    bit_generator = _BIT_GENERATORS[state["bit_generator"]]()
+    state = _arrays_like(state, bit_generator.state, "rng")
+    if kind == "RandomState":
+        rng = np.random.RandomState(bit_generator)
         rng.set_state(state)
         return rng
-    state = saved["state"]
-    if state["bit_generator"] not in _BIT_GENERATORS:  # a name from a file picks no code
-        raise ValueError(f"unknown bit generator {state['bit_generator']!r}")
-    bit_generator = _BIT_GENERATORS[state["bit_generator"]]()
     bit_generator.state = state
     return np.random.Generator(bit_generator)
+
+
+def _buffer_position(state):
+    """Where a bit generator's state says to read on in its buffer, and the buffer's
+    length ((0, 0) for those without): numpy trusts it, and crashes beyond."""
+    if state["bit_generator"] == "MT19937":
+        return state["state"]["pos"], 624
+    if state["bit_generator"] == "Philox":
+        return state["buffer_pos"], 4
+    return 0, 0
+
+
+def _arrays_like(saved, fresh, name):
+    """saved, its lists made arrays where the fresh state has arrays (of their dtype and
+    shape, else ValueError)."""
+    if isinstance(fresh, np.ndarray):
+        array = np.array(saved, fresh.dtype)
+        if array.shape != fresh.shape:
+            raise ValueError(f"{name} has shape {array.shape}; expected {fresh.shape}")
+        return array
+    if isinstance(saved, dict) and isinstance(fresh, dict):
+        return {key: _arrays_like(value, fresh.get(key), f"{name}.{key}")
+                for key, value in saved.items()}
+    return saved
 
 
 _BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM,

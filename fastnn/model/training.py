@@ -4,6 +4,7 @@ fit checks every argument into one TrainingSettings, which then carries the
 configuration and the optimizer's state down to the engine: Engine.updater(settings)
 binds them once, and each batch is one compiled step.
 """
+import contextlib
 import dataclasses
 import math
 import threading
@@ -12,9 +13,11 @@ import numpy as np
 
 from fastnn import _checks as check
 from fastnn.model import inputs
+from fastnn.model.lbfgs import minimize_lbfgs
 from fastnn.optim import SGD, OptimizerState, make_optimizer
 
-__all__ = ["Training", "TrainingSettings", "DivergenceError"]
+__all__ = ["Training", "TrainingSettings", "DivergenceError", "Batches", "run_epoch",
+           "run_epochs"]
 
 
 class DivergenceError(FloatingPointError):
@@ -36,6 +39,9 @@ class TrainingSettings:
         The optimizer and its hyper-parameters.
     weight_decay : float
         L2 regularisation: the objective gains 0.5 weight_decay sum ||W||^2.
+    decay_per_sample : bool
+        Divide weight_decay, at each step, by the batch's total sample weight (its
+        number of rows without weights): scikit-learn's alpha. fit leaves it False.
     shuffle : bool
         Reshuffle the rows (from the model's generator) every epoch.
     validation : tuple or None
@@ -53,6 +59,7 @@ class TrainingSettings:
     batch_size: object = None
     optimizer: SGD = SGD()
     weight_decay: float = 0.0
+    decay_per_sample: bool = False
     shuffle: bool = False
     validation: object = None
     patience: object = None
@@ -141,7 +148,36 @@ class Training:
     def _start_training(self):
         self._optimizer_state = None         # OptimizerState of the last fit
         self._training = threading.Lock()    # held by fit, partial_fit, load_state_dict
+        self._holder = None                  # and reset_optimizer (_claim); its thread
+        self._copying = threading.Lock()     # held by _claim and while the state is copied
         self.history = {"loss": [], "val_loss": [], "val_score": []}
+
+    def _claim(self):
+        """Take the training lock for this thread, once no state is being copied; False
+        if it is taken (by another thread, or by this one's fit, from a callback)."""
+        with self._copying:
+            if not self._training.acquire(blocking=False):
+                return False
+            self._holder = threading.get_ident()
+            return True
+
+    def _release(self):
+        """Give back the training lock that _claim took."""
+        with self._copying:
+            self._holder = None
+            self._training.release()
+
+    @contextlib.contextmanager
+    def _between_steps(self):
+        """A context in which no training step runs, to copy the state in: no thread
+        can claim the training lock meanwhile, and a holder can only be this thread's
+        fit, paused in a callback between epochs. RuntimeError for another thread's."""
+        with self._copying:
+            if self._training.locked() and self._holder != threading.get_ident():
+                raise RuntimeError("this model is being trained in another thread; save, "
+                                   "pickle or copy it when training is over (or from a "
+                                   "callback of the fit)")
+            yield
 
     @property
     def optimizer(self):
@@ -165,7 +201,7 @@ class Training:
 
     def fit(self, X, y, epochs=100, batch_size=32, lr=None, optimizer="sgd",
             weight_decay=0.0, shuffle=True, validation_data=None, patience=None,
-            callbacks=(), verbose=False, **optimizer_options):
+            callbacks=(), verbose=False, sample_weight=None, **optimizer_options):
         """Train by mini-batch gradient descent.
 
         The optimizer's state (velocity, Adam's moments and step count) carries over
@@ -176,10 +212,12 @@ class Training:
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
+            A sparse X is gathered into a dense buffer one batch at a time.
         y : array-like
             sigmoid: 0/1 labels (m,) or (m, k); softmax: labels (m,) in [0, k) or
-            probability rows (m, k); identity: targets (m,) or (m, k).
+            probability rows (m, k); identity: targets (m,) or (m, k); poisson:
+            targets >= 0, (m,) or (m, k).
         epochs : int, default=100
             Passes over (X, y).
         batch_size : int or None, default=32
@@ -200,6 +238,9 @@ class Training:
             callback(net, epoch, logs) after every epoch; one returning True stops.
         verbose : bool, default=False
             Print a line per epoch.
+        sample_weight : array-like of shape (m,), optional
+            Non-negative weights, not all 0: each batch's loss is the weighted mean
+            sum_i w_i l_i / sum_i w_i (a batch whose weights are all 0 is skipped).
         **optimizer_options
             momentum; or beta1, beta2, eps.
 
@@ -219,16 +260,19 @@ class Training:
             If the model is being trained in another thread.
         """
         epochs = check.integer("epochs", epochs, 1)
-        return self._train(X, y, epochs, batch_size, lr, optimizer, weight_decay, shuffle,
-                           validation_data, patience, callbacks, verbose, optimizer_options)
+        return self._train(X, y, sample_weight, epochs, batch_size, lr, optimizer,
+                           weight_decay, shuffle, validation_data, patience, callbacks,
+                           verbose, optimizer_options)
 
     def partial_fit(self, X, y, batch_size=32, lr=None, optimizer="sgd", weight_decay=0.0,
-                    shuffle=True, **optimizer_options):
+                    shuffle=True, sample_weight=None, **optimizer_options):
         """One pass (one epoch) over (X, y), continuing from the current state.
 
         Parameters
         ----------
-        X, y, batch_size, lr, optimizer, weight_decay, shuffle, **optimizer_options
+        X, y, batch_size, lr, optimizer, weight_decay, shuffle, sample_weight
+            As for fit.
+        **optimizer_options
             As for fit.
 
         Returns
@@ -241,15 +285,17 @@ class Training:
         TypeError, ValueError, DivergenceError, RuntimeError
             As fit.
         """
-        return self._train(X, y, 1, batch_size, lr, optimizer, weight_decay, shuffle,
-                           None, None, (), False, optimizer_options)
+        return self._train(X, y, sample_weight, 1, batch_size, lr, optimizer, weight_decay,
+                           shuffle, None, None, (), False, optimizer_options)
 
-    def _train(self, X, y, *arguments):
-        X = inputs.features(self, X)  # every argument is checked before anything changes
+    def _train(self, X, y, sample_weight, *arguments):
+        # every argument is checked before anything changes
+        X = inputs.features(self, X, sparse=True)
         inputs.check_finite("X", X)
         targets = inputs.targets(self, y, X.shape[0])
+        weights = inputs.sample_weight(self, sample_weight, X.shape[0])
         settings = TrainingSettings.checked(self, *arguments)
-        if not self._training.acquire(blocking=False):
+        if not self._claim():
             raise RuntimeError("this model is being trained in another thread; fastnn "
                                "refuses concurrent training of one model")
         try:
@@ -261,9 +307,86 @@ class Training:
             update = self._engine.updater(settings)  # refuses a misfit before any change
             state.optimizer = settings.optimizer
             self._optimizer_state = state
-            return run_epochs(self, X, targets, settings, update)
+            return run_epochs(self, X, targets, settings, update, weights)
         finally:
-            self._training.release()
+            self._release()
+
+    def fit_lbfgs(self, X, y, max_iter=200, max_fun=15000, tol=1e-4, weight_decay=0.0,
+                  sample_weight=None, verbose=False):
+        """Train on the full batch with L-BFGS (scipy.optimize.minimize, "L-BFGS-B").
+
+        Minimises the mean loss (weighted by sample_weight) + 0.5 weight_decay
+        sum ||W||^2, one compiled loss-and-gradients call per evaluation; the
+        optimizer state of fit is left alone. history["loss"] gains the objective
+        after each iteration.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
+            A sparse X is evaluated a chunk of rows at a time.
+        y : array-like
+            Targets, as fit takes them.
+        max_iter : int, default=200
+            The most L-BFGS iterations.
+        max_fun : int, default=15000
+            The most loss evaluations.
+        tol : float, default=1e-4
+            Stop when every component of the (projected) gradient is below tol.
+        weight_decay : float, default=0.0
+            L2 regularisation of the weights, not the biases.
+        sample_weight : array-like of shape (m,), optional
+            Non-negative weights, not all 0.
+        verbose : bool, default=False
+            Print the objective after each iteration.
+
+        Returns
+        -------
+        scipy.optimize.OptimizeResult
+            scipy's result: fun (the final objective), nit, nfev, success,
+            message; x is the model's final parameters (as float64).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a bad argument, before anything changes.
+        DivergenceError
+            If the parameters stopped being finite; the model keeps those it
+            started from.
+        RuntimeError
+            If the model is being trained in another thread.
+        """
+        X = inputs.features(self, X, sparse=True)
+        inputs.check_finite("X", X)
+        targets = inputs.targets(self, y, X.shape[0])
+        weights = inputs.sample_weight(self, sample_weight, X.shape[0])
+        max_iter = check.integer("max_iter", max_iter, 1)
+        max_fun = check.integer("max_fun", max_fun, 1)
+        tol = check.real("tol", tol, 0)
+        weight_decay = check.real("weight_decay", weight_decay, 0)
+        verbose = check.flag("verbose", verbose)
+        if not self._claim():
+            raise RuntimeError("this model is being trained in another thread; fastnn "
+                               "refuses concurrent training of one model")
+        try:
+            start = self._engine.params.copy()
+            result = minimize_lbfgs(self._engine, X, targets, weights, weight_decay,
+                                    max_iter, max_fun, tol, self._lbfgs_iteration(verbose))
+            if not np.isfinite(self._engine.params).all():
+                self._engine.assign(start)
+                raise DivergenceError("L-BFGS left non-finite parameters; the model "
+                                      "keeps those it started from")
+            return result
+        finally:
+            self._release()
+
+    def _lbfgs_iteration(self, verbose):
+        """What fit_lbfgs does after each iteration: record (and print) the objective."""
+        def after(loss):
+            epoch = len(self.history["loss"]) + 1
+            record(self.history, epoch, {"loss": loss})
+            if verbose:
+                print(f"iteration {epoch}: loss {loss:.6g}")
+        return after
 
     def reset_optimizer(self):
         """Forget the optimizer's state (velocity, moments, step count).
@@ -274,14 +397,14 @@ class Training:
             During training (from a callback, or another thread): the running fit
             keeps its optimizer's state until it ends.
         """
-        if not self._training.acquire(blocking=False):
+        if not self._claim():
             raise RuntimeError("this model is being trained; reset its optimizer when "
                                "training is over")
         self._optimizer_state = None
-        self._training.release()
+        self._release()
 
 
-def run_epochs(net, X, targets, settings, update):
+def run_epochs(net, X, targets, settings, update, weights=None):
     """Train net on checked (X, targets) as settings say; returns net.history.
 
     Each epoch takes one step per batch, then (with validation data) the
@@ -294,7 +417,7 @@ def run_epochs(net, X, targets, settings, update):
     ----------
     net : MLP
         The model trained in place; its engine, rng and history are used.
-    X : numpy.ndarray of shape (m, n_features)
+    X : numpy.ndarray of shape (m, n_features), or inputs.SparseRows
         Checked by inputs.features and finite.
     targets : numpy.ndarray
         The m rows of targets from inputs.targets.
@@ -302,6 +425,8 @@ def run_epochs(net, X, targets, settings, update):
         Checked, with its state (an OptimizerState) set.
     update : Update
         net.engine.updater(settings): what each step updates with.
+    weights : numpy.ndarray of shape (m,), optional
+        Sample weights from inputs.sample_weight.
 
     Returns
     -------
@@ -315,11 +440,11 @@ def run_epochs(net, X, targets, settings, update):
         If a step's loss or gradient is not finite, or an update overflows.
     """
     engine = net.engine
-    batches = Batches(X, targets, settings.batch_size, settings.shuffle, net.rng)
+    batches = Batches(X, targets, settings.batch_size, settings.shuffle, net.rng, weights)
     stopper = EarlyStopping(settings.patience) if settings.patience else None
     for _ in range(settings.epochs):
         epoch = len(net.history["loss"]) + 1
-        logs = {"loss": _epoch(engine, update, batches, epoch, settings.optimizer.lr)}
+        logs = {"loss": run_epoch(engine, update, batches, epoch, settings.optimizer.lr)}
         if settings.validation is not None:
             logs["val_loss"] = engine.loss(*settings.validation)
             logs["val_score"] = net._score(*settings.validation)
@@ -336,11 +461,36 @@ def run_epochs(net, X, targets, settings, update):
     return net.history
 
 
-def _epoch(engine, update, batches, epoch, lr):
-    """One pass of steps over the batches; the mean training objective."""
+def run_epoch(engine, update, batches, epoch, lr):
+    """One pass of steps over the batches.
+
+    Parameters
+    ----------
+    engine : fastnn._engine.Engine
+        The model's engine.
+    update : Update
+        engine.updater(settings).
+    batches : Batches
+        The epoch's batches.
+    epoch : int
+        The epoch's number, for the messages.
+    lr : float
+        The learning rate, for the messages.
+
+    Returns
+    -------
+    float
+        The epoch's mean training objective: the batches' returns weighted by their
+        rows (by their total sample weight when weighted).
+
+    Raises
+    ------
+    DivergenceError
+        If a step's loss or gradient is not finite, or an update overflowed.
+    """
     total = 0.0
-    for X_in, t_in in batches:
-        loss = engine.step(X_in, t_in, update)
+    for X_in, t_in, w_in in batches:
+        loss = engine.step(X_in, t_in, update, w_in)
         if loss == -math.inf:
             raise DivergenceError(
                 f"training diverged in epoch {epoch}: an update overflowed the weights "
@@ -351,23 +501,24 @@ def _epoch(engine, update, batches, epoch, lr):
                 f"training diverged in epoch {epoch}: the loss or its gradient became "
                 f"{loss} (lr={lr:g}); try a smaller learning rate. The model keeps the "
                 f"weights from before that step.")
-        total += loss * len(X_in)
-    return total / batches.m
+        total += loss * (len(X_in) if w_in is None else float(w_in.sum()))
+    return total / batches.total_weight
 
 
 class Batches:
     """The batches of one epoch, iterated afresh each epoch: in order, or each epoch
     in a new permutation drawn from rng, gathered into buffers made once (where the
-    step reads them from cache; no shuffled copy of the data is made).
+    step reads them from cache; no shuffled copy of the data is made). A sparse X
+    is always gathered, into a dense buffer, one batch at a time.
 
-    Each batch is a pair (X rows, their targets) of batch_size rows, the last
-    one shorter when batch_size does not divide m. In order, they are views of
-    X and targets; shuffled, views of the buffers, which the next batch
-    overwrites.
+    Each batch is a triple (X rows, their targets, their weights or None) of
+    batch_size rows, the last one shorter when batch_size does not divide m. In
+    order and dense, they are views of the arrays; otherwise, views of the
+    buffers, which the next batch overwrites.
 
     Parameters
     ----------
-    X : numpy.ndarray of shape (m, n_features)
+    X : numpy.ndarray of shape (m, n_features), or inputs.SparseRows
         The checked samples.
     targets : numpy.ndarray
         Their checked targets, m rows: (m,) labels or (m, k).
@@ -377,27 +528,43 @@ class Batches:
         Draw a new order of the rows every epoch.
     rng : numpy.random.Generator
         Draws the permutations (only when shuffling).
+    weights : numpy.ndarray of shape (m,), optional
+        The samples' weights.
+
+    Attributes
+    ----------
+    m : int
+        The number of samples.
+    total_weight : float
+        The sum of the weights, or m.
     """
 
-    def __init__(self, X, targets, batch_size, shuffle, rng):
-        self.X, self.targets, self.m, self.rng = X, targets, len(X), rng
+    def __init__(self, X, targets, batch_size, shuffle, rng, weights=None):
+        self.X, self.targets, self.weights, self.m = X, targets, weights, X.shape[0]
+        self.rng = rng if shuffle else None
         self.size = self.m if batch_size is None else min(batch_size, self.m)
-        self.X_batch = self.t_batch = None
-        if shuffle:
-            self.X_batch = np.empty((self.size,) + X.shape[1:], X.dtype)
-            self.t_batch = np.empty((self.size,) + targets.shape[1:], targets.dtype)
+        self.total_weight = float(self.m if weights is None else weights.sum())
+        self.buffers = None
+        if shuffle or isinstance(X, inputs.SparseRows):
+            self.buffers = [np.empty((self.size,) + a.shape[1:], a.dtype)
+                            for a in (X, targets, weights) if a is not None]
 
     def __iter__(self):
-        X, targets, size = self.X, self.targets, self.size
-        if self.X_batch is None:
+        X, targets, weights, size = self.X, self.targets, self.weights, self.size
+        if self.buffers is None:
             for start in range(0, self.m, size):
-                yield X[start:start + size], targets[start:start + size]
+                part = slice(start, start + size)
+                yield X[part], targets[part], None if weights is None else weights[part]
             return
-        order = self.rng.permutation(self.m)
+        order = np.arange(self.m) if self.rng is None else self.rng.permutation(self.m)
+        X_batch, t_batch = self.buffers[:2]
         for start in range(0, self.m, size):
             rows = order[start:start + size]
-            yield (np.take(X, rows, axis=0, out=self.X_batch[:len(rows)]),
-                   np.take(targets, rows, axis=0, out=self.t_batch[:len(rows)]))
+            n = len(rows)
+            yield (inputs.gather_rows(X, rows, X_batch[:n]),
+                   np.take(targets, rows, axis=0, out=t_batch[:n]),
+                   None if weights is None else np.take(weights, rows,
+                                                        out=self.buffers[2][:n]))
 
 
 def record(history, epoch, logs):
