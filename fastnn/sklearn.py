@@ -22,7 +22,6 @@ from collections import namedtuple
 from numbers import Integral, Real
 
 import numpy as np
-from scipy import sparse
 
 try:
     from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin,
@@ -45,8 +44,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from fastnn.init import SCHEMES
 from fastnn.model import MLP, TrainingSettings
-from fastnn.model.inputs import gather_rows
-from fastnn.model.inputs import targets as engine_targets
+from fastnn.model import inputs
 from fastnn.model.training import Batches, run_epoch
 from fastnn.optim import Adam, Momentum, OptimizerState
 
@@ -59,9 +57,6 @@ _HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu"
 #: fastnn's output layers by the names scikit-learn gives them in out_activation_.
 _OUT_ACTIVATION = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity",
                    "poisson": "exp"}
-
-#: Rows of a sparse X densified at a time for prediction.
-_PREDICT_ROWS = 1024
 
 #: One fit's checked data: the training rows and, with early stopping, the held-out
 #: (X, y, sample_weight) that scores each epoch (else None).
@@ -119,25 +114,6 @@ def _hidden_sizes(hidden_layer_sizes):
         raise ValueError(f"hidden_layer_sizes must be > 0 integers; got "
                          f"{hidden_layer_sizes!r}")
     return [int(n) for n in sizes]
-
-
-def _forward(model, X):
-    """model.predict_proba over a dense or CSR X: CSR rows are densified
-    _PREDICT_ROWS at a time into one buffer, never all at once."""
-    if not sparse.issparse(X):
-        return model.predict_proba(X)
-    m = X.shape[0]
-    buffer = np.empty((min(m, _PREDICT_ROWS), X.shape[1]), model.dtype)
-    out = None
-    for start in range(0, m, _PREDICT_ROWS):
-        rows = np.arange(start, min(start + _PREDICT_ROWS, m))
-        batch = buffer[:len(rows)]
-        gather_rows(X, rows, batch)
-        part = model.predict_proba(batch)
-        if out is None:
-            out = np.empty((m,) + part.shape[1:], part.dtype)
-        out[start:start + len(rows)] = part
-    return out
 
 
 _PARAMETERS = """
@@ -366,7 +342,8 @@ class _Solvers:
             weight_decay=self._scale() * self.alpha, shuffle=self.shuffle,
             decay_per_sample=True, state=state)
         update = engine.updater(settings)
-        batches = Batches(data.X, data.targets, settings.batch_size, self.shuffle,
+        X = inputs.features(self.model_, data.X, sparse=True)  # sparse: SparseRows
+        batches = Batches(X, data.targets, settings.batch_size, self.shuffle,
                           self.model_.rng, data.weights)
         self.n_iter_ = 0
         try:
@@ -447,7 +424,7 @@ class _Solvers:
 
     def _validation_score(self, X, y, sample_weight):
         """The score of checked X (NaN for non-finite predictions)."""
-        out = _forward(self.model_, X)
+        out = self.model_.predict_proba(X)
         if not np.isfinite(out).all():
             return np.nan
         return self._score_function(y, self._from_outputs(out),
@@ -546,7 +523,7 @@ class _MLPBase(_Solvers, BaseEstimator):
             self._start_bookkeeping()
         dtype = self.model_.dtype
         X = X.astype(dtype, copy=False)
-        targets = engine_targets(self.model_, Y, X.shape[0])
+        targets = inputs.targets(self.model_, Y, X.shape[0])
         if weights is not None:
             weights = np.ascontiguousarray(weights, dtype=dtype)
         if not self.early_stopping or self.solver == "lbfgs":
@@ -580,7 +557,7 @@ class _MLPBase(_Solvers, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", dtype=self.model_.dtype,
                           order="C", reset=False)
-        return _forward(self.model_, X)
+        return self.model_.predict_proba(X)  # (a sparse X a chunk of rows at a time)
 
     @property
     def coefs_(self):
