@@ -1,0 +1,420 @@
+"""fastnn.MLPClassifier and fastnn.MLPRegressor: scikit-learn's estimator checks, the
+same training as scikit-learn's MLP from the same weights, labels, sample and class
+weights, sparse input, the ecosystem (Pipeline, GridSearchCV on processes and on a dask
+cluster, cross-validation, clone, pickle) and bad input."""
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+pytest.importorskip("sklearn")
+
+import joblib  # noqa: E402  (scikit-learn's dependency)
+from sklearn import neural_network  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+from sklearn.model_selection import (GridSearchCV, cross_val_score,  # noqa: E402
+                                     cross_validate, train_test_split)
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastnn import MLPClassifier, MLPRegressor  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((90, 5))
+WEIGHTS = RNG.integers(0, 4, 90).astype(float)
+Y_BINARY = (X[:, 0] + X[:, 1] > 0).astype(int)
+Y_CLASSES = np.digitize(X[:, 0], [-0.5, 0.5])
+Y_LABELS = (X[:, :3] > 0).astype(int)
+Y_VALUES = 2 * X[:, 0] + X[:, 1]
+Y_COUNTS = RNG.poisson(np.exp(0.5 * X[:, 0]))
+SMALL = dict(hidden_layer_sizes=(7, 6), activation="tanh", alpha=0.01, batch_size=32,
+             random_state=0)
+
+
+def test_importing_fastnn_does_not_import_scikit_learn():
+    code = ("import sys, fastnn\n"
+            "from fastnn import *\n"
+            "assert 'sklearn' not in sys.modules, 'import fastnn imported sklearn'\n"
+            "assert 'MLPClassifier' in dir(fastnn)\n"
+            "import fastnn.sklearn\n"
+            "assert fastnn.MLPRegressor is fastnn.sklearn.MLPRegressor\n"
+            "assert 'sklearn' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_the_array_api_check_passes_where_it_runs():
+    """check_array_api_input skips itself above unless SCIPY_ARRAY_API=1 was set
+    before scipy was imported: here it runs, in a process of its own."""
+    code = ("from sklearn.utils.estimator_checks import check_array_api_input\n"
+            "from fastnn import MLPClassifier, MLPRegressor\n"
+            "for estimator in (MLPClassifier(), MLPRegressor()):\n"
+            "    check_array_api_input(type(estimator).__name__, estimator,\n"
+            "                          array_namespace='numpy',\n"
+            "                          expect_only_array_outputs=False)\n")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code],
+                          env={**os.environ, "SCIPY_ARRAY_API": "1"},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------- same as scikit-learn
+
+
+def _from_the_same_weights(ours, theirs, y, sample_weight, epochs=30):
+    """Fit both for one epoch, give scikit-learn's ours weights, then fit both again
+    from there (warm start: a fresh optimizer each, in order, without shuffling)."""
+    for estimator in (ours, theirs):
+        estimator.set_params(warm_start=True, max_iter=1, shuffle=False)
+        estimator.fit(X, y, sample_weight=sample_weight)
+    theirs.coefs_ = [c.copy() for c in ours.coefs_]
+    theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
+    for estimator in (ours, theirs):
+        estimator.set_params(max_iter=epochs)
+        estimator.fit(X, y, sample_weight=sample_weight)
+
+
+SAME = {  # Adam's epsilon sits elsewhere in scikit-learn: with a tiny one, they agree
+    "adam softmax": ("classifier", dict(solver="adam", epsilon=1e-30,
+                                        learning_rate_init=0.01), Y_CLASSES),
+    "adam sigmoid": ("classifier", dict(solver="adam", epsilon=1e-30,
+                                        learning_rate_init=0.01), Y_BINARY),
+    "nesterov multilabel": ("classifier", dict(solver="sgd", learning_rate_init=0.05),
+                            Y_LABELS),
+    "momentum softmax": ("classifier", dict(solver="sgd", nesterovs_momentum=False,
+                                            learning_rate_init=0.05), Y_CLASSES),
+    "invscaling": ("classifier", dict(solver="sgd", momentum=0, learning_rate_init=0.5,
+                                      learning_rate="invscaling"), Y_CLASSES),
+    "adaptive": ("classifier", dict(solver="sgd", momentum=0, learning_rate="adaptive",
+                                    tol=0.05, n_iter_no_change=2,
+                                    learning_rate_init=0.05), Y_CLASSES),
+    "lbfgs multilabel": ("classifier", dict(solver="lbfgs"), Y_LABELS),
+    "adam squared error": ("regressor", dict(solver="adam", epsilon=1e-30,
+                                             learning_rate_init=0.01), Y_VALUES),
+    "lbfgs squared error": ("regressor", dict(solver="lbfgs"), Y_VALUES),
+    "sgd poisson": ("regressor", dict(solver="sgd", loss="poisson",
+                                      learning_rate_init=0.01), Y_COUNTS),
+    "lbfgs poisson": ("regressor", dict(solver="lbfgs", loss="poisson"), Y_COUNTS),
+}
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("case", SAME)
+def test_training_is_scikit_learns_from_the_same_weights(case, weighted):
+    kind, params, y = SAME[case]
+    ours, theirs = ((MLPClassifier, neural_network.MLPClassifier) if kind == "classifier"
+                    else (MLPRegressor, neural_network.MLPRegressor))
+    # Weighted, on the full batch: scikit-learn averages an epoch's batch losses by
+    # their rows, fastnn by their weights (which is what repeating samples means).
+    params = {**SMALL, **params, **(dict(batch_size=90) if weighted else {})}
+    ours, theirs = ours(**params), theirs(**params)
+    _from_the_same_weights(ours, theirs, y, WEIGHTS if weighted else None)
+    assert ours.n_iter_ == theirs.n_iter_
+    for mine, its in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(mine, its, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
+    if params["solver"] != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:], rtol=1e-9)
+
+
+def test_adams_epsilon_is_the_only_difference_from_scikit_learns_adam():
+    ours = MLPClassifier(**SMALL, learning_rate_init=0.01)
+    theirs = neural_network.MLPClassifier(**SMALL, learning_rate_init=0.01)
+    _from_the_same_weights(ours, theirs, Y_CLASSES, None)
+    for mine, its in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(mine, its, rtol=1e-3, atol=1e-6)
+
+
+# ---------------------------------------------------------------- the classifier
+
+
+@pytest.mark.parametrize("labels", [np.array(["cat", "dog", "emu"]), np.array([3, 7, 9]),
+                                    np.array([False, True])], ids=["str", "int", "bool"])
+def test_any_labels_come_back_as_given(labels):
+    y = labels[Y_CLASSES % len(labels)]
+    clf = MLPClassifier(**SMALL, max_iter=50).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, labels)
+    prediction = clf.predict(X)
+    assert prediction.dtype == y.dtype and set(prediction) <= set(labels)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), len(labels))
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    assert clf.out_activation_ == ("logistic" if len(labels) == 2 else "softmax")
+    assert clf.n_outputs_ == (1 if len(labels) == 2 else len(labels))
+    assert clf.model_.output == ("sigmoid" if len(labels) == 2 else "softmax")
+
+
+def test_a_label_indicator_matrix_trains_one_sigmoid_per_label():
+    clf = MLPClassifier(**SMALL, max_iter=50).fit(X, Y_LABELS)
+    assert clf.predict(X).shape == Y_LABELS.shape
+    assert clf.predict_proba(X).shape == Y_LABELS.shape
+    assert (clf.out_activation_, clf.n_outputs_, clf.model_.output) == ("logistic", 3,
+                                                                        "sigmoid")
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+
+
+def test_fitted_attributes_are_scikit_learns():
+    clf = MLPClassifier(**SMALL, max_iter=5).fit(X, Y_CLASSES)
+    assert [c.shape for c in clf.coefs_] == [(5, 7), (7, 6), (6, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(7,), (6,), (3,)]
+    np.testing.assert_array_equal(clf.coefs_[0], clf.model_.layers[0].W.T)
+    assert (clf.n_layers_, clf.n_iter_, clf.t_, len(clf.loss_curve_)) == (4, 5, 450, 5)
+    assert clf.loss_ == clf.loss_curve_[-1] and clf.best_loss_ == min(clf.loss_curve_)
+    assert clf.validation_scores_ is None and clf.best_validation_score_ is None
+    assert clf.n_features_in_ == 5 and not hasattr(clf, "feature_names_in_")
+    with pytest.raises(NotFittedError):
+        MLPClassifier().predict(X)
+    assert not hasattr(MLPClassifier(), "coefs_")
+
+
+def test_partial_fit_learns_the_classes_first_and_refuses_unseen_labels():
+    clf = MLPClassifier(**SMALL)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, Y_CLASSES)
+    clf.set_params(batch_size=30)
+    clf.partial_fit(X[:30], Y_CLASSES[:30], classes=[0, 1, 2, 3])
+    clf.partial_fit(X[30:], Y_CLASSES[30:])
+    assert clf.n_iter_ == 1 and clf.t_ == 90 and len(clf.loss_curve_) == 2
+    before = [c.copy() for c in clf.coefs_]
+    with pytest.raises(ValueError, match="`y` has classes not in `self.classes_`"):
+        clf.partial_fit(X, Y_CLASSES + 2)
+    _assert_same(clf.coefs_, before)
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, Y_CLASSES, classes=[0, 1, 2])
+
+
+def test_class_weight_is_sample_weight_multiplied_in():
+    y = np.where(Y_CLASSES == 2, 1, Y_CLASSES)  # classes of 30 and 60
+    per_class = {0: 2.0, 1: 0.5}
+    sample_weight = np.array([per_class[label] for label in y])
+    by_dict = MLPClassifier(**SMALL, max_iter=5, class_weight=per_class)
+    by_dict.fit(X, y, sample_weight=WEIGHTS)
+    by_weight = MLPClassifier(**SMALL, max_iter=5).fit(X, y,
+                                                        sample_weight=WEIGHTS * sample_weight)
+    _assert_same(by_dict.coefs_, by_weight.coefs_)
+    balanced = MLPClassifier(**SMALL, max_iter=5, class_weight="balanced").fit(X, y)
+    counts = np.bincount(y)
+    by_count = MLPClassifier(**SMALL, max_iter=5).fit(
+        X, y, sample_weight=(len(y) / (2 * counts))[y])
+    _assert_same(balanced.coefs_, by_count.coefs_)
+
+
+def test_early_stopping_keeps_the_best_weights():
+    clf = MLPClassifier(**SMALL, max_iter=60, early_stopping=True, n_iter_no_change=3,
+                        learning_rate_init=0.05, validation_fraction=0.3)
+    clf.fit(X, Y_CLASSES)
+    assert len(clf.validation_scores_) == clf.n_iter_ and clf.best_loss_ is None
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.validation_scores_[-1] < clf.best_validation_score_  # stopped late
+    # The held-out rows: the split draws from random_state after the model's seed.
+    random_state = np.random.RandomState(0)
+    random_state.randint(np.iinfo(np.int32).max)
+    _, X_val, _, y_val = train_test_split(X, Y_CLASSES, test_size=0.3, stratify=Y_CLASSES,
+                                          random_state=random_state)
+    assert clf.score(X_val, y_val) == clf.best_validation_score_
+
+
+# ---------------------------------------------------------------- the regressor
+
+
+def test_regression_outputs():
+    one = MLPRegressor(**SMALL, max_iter=20).fit(X, Y_VALUES)
+    assert one.predict(X).shape == (90,) and one.out_activation_ == "identity"
+    two = MLPRegressor(**SMALL, max_iter=20).fit(X, np.column_stack([Y_VALUES, -Y_VALUES]))
+    assert two.predict(X).shape == (90, 2) and two.n_outputs_ == 2
+    poisson = MLPRegressor(**SMALL, loss="poisson", max_iter=20).fit(X, Y_COUNTS)
+    assert poisson.out_activation_ == "exp" and (poisson.predict(X) > 0).all()
+    with pytest.raises(ValueError, match="y must be >= 0 for a Poisson output"):
+        MLPRegressor(**SMALL, loss="poisson").fit(X, -Y_COUNTS - 1)
+
+
+def test_stopping_rules_warnings_and_verbose(capsys):
+    reg = MLPRegressor(**SMALL, tol=1e9, n_iter_no_change=3, verbose=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        reg.fit(X, Y_VALUES)  # no epoch improves by tol: stop after 1 + 3 + 1
+    assert reg.n_iter_ == 5
+    out = capsys.readouterr().out
+    assert "Iteration 1, loss = " in out and "Stopping." in out
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations \\(3\\) reached"):
+        MLPRegressor(**SMALL, max_iter=3).fit(X, Y_VALUES)
+
+
+def test_warm_start_continues():
+    reg = MLPRegressor(**SMALL, max_iter=4, warm_start=True).fit(X, Y_VALUES)
+    first = [c.copy() for c in reg.coefs_]
+    model = reg.model_
+    reg.fit(X, Y_VALUES)
+    assert reg.model_ is model and reg.n_iter_ == 4 and len(reg.loss_curve_) == 8
+    assert not np.array_equal(first[0], reg.coefs_[0])
+
+
+# ---------------------------------------------------------------- input
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("form", [scipy.sparse.csr_matrix, scipy.sparse.csc_matrix,
+                                  scipy.sparse.csr_array], ids=["csr", "csc", "csr_array"])
+def test_sparse_X_trains_and_predicts_as_dense(form, solver):
+    X_sparse = np.where(np.abs(X) > 0.7, X, 0)
+    dense = MLPClassifier(**SMALL, solver=solver, max_iter=10).fit(X_sparse, Y_CLASSES)
+    sparse = MLPClassifier(**SMALL, solver=solver, max_iter=10).fit(form(X_sparse),
+                                                                      Y_CLASSES)
+    for mine, its in zip(sparse.coefs_, dense.coefs_):
+        np.testing.assert_allclose(mine, its, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sparse.predict_proba(form(X_sparse)),
+                               dense.predict_proba(X_sparse), rtol=1e-12)
+    assert sparse.score(form(X_sparse), Y_CLASSES) == dense.score(X_sparse, Y_CLASSES)
+
+
+class _NoDensifying(scipy.sparse.csr_matrix):
+    """A CSR matrix that refuses to be densified whole."""
+
+    def toarray(self, *args, **kwargs):
+        raise AssertionError("a sparse X was densified whole")
+
+    todense = toarray
+
+
+def test_sparse_X_is_never_densified_whole():
+    X_sparse = _NoDensifying(np.where(np.abs(X) > 0.7, X, 0))
+    clf = MLPClassifier(**SMALL, max_iter=3).fit(X_sparse, Y_CLASSES)
+    clf.partial_fit(X_sparse, Y_CLASSES)
+    assert clf.predict_proba(X_sparse).shape == (90, 3)
+    MLPRegressor(**SMALL, solver="lbfgs", max_iter=3).fit(X_sparse, Y_VALUES)
+
+
+def test_the_training_dtype_follows_X():
+    single = MLPRegressor(**SMALL, max_iter=3).fit(X.astype(np.float32), Y_VALUES)
+    assert single.model_.dtype == np.float32 and single.coefs_[0].dtype == np.float32
+    assert single.predict(X).dtype == np.float32
+    integers = MLPRegressor(**SMALL, max_iter=3).fit((X > 0).astype(int), Y_VALUES)
+    assert integers.model_.dtype == np.float64
+
+
+# ---------------------------------------------------------------- the ecosystem
+
+
+def test_pipeline_cross_validation_and_clone():
+    pipeline = make_pipeline(StandardScaler(), MLPClassifier(**SMALL, solver="lbfgs",
+                                                             max_iter=50))
+    scores = cross_val_score(pipeline, X * 100 + 5, Y_CLASSES, cv=3)
+    assert scores.shape == (3,) and (scores > 0.7).all()
+    fitted = MLPClassifier(**SMALL, max_iter=3).fit(X, Y_CLASSES)
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params() and not hasattr(copy, "model_")
+
+
+def test_pickled_estimators_predict_and_train_on_as_the_original():
+    clf = MLPClassifier(**SMALL, max_iter=3).fit(X, Y_CLASSES)
+    copy = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+    clf.partial_fit(X, Y_CLASSES)
+    copy.partial_fit(X, Y_CLASSES)
+    _assert_same(copy.coefs_, clf.coefs_)
+
+
+def test_grid_search_on_worker_processes():
+    search = GridSearchCV(MLPClassifier(**SMALL, max_iter=20),
+                          {"alpha": [1e-4, 1.0], "solver": ["adam", "lbfgs"]}, cv=2,
+                          n_jobs=2).fit(X, Y_CLASSES)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_estimator_.score(X, Y_CLASSES) > 0.5
+    returned = cross_validate(MLPClassifier(**SMALL, max_iter=5), X, Y_CLASSES, cv=2,
+                              n_jobs=2, return_estimator=True)["estimator"]
+    assert all(clf.predict(X).shape == (90,) for clf in returned)  # pickled back
+
+
+@pytest.mark.slow
+def test_grid_search_on_a_dask_cluster():
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster), joblib.parallel_backend("dask"):
+        search = GridSearchCV(MLPRegressor(**SMALL, max_iter=20),
+                              {"alpha": [1e-4, 1.0], "activation": ["relu", "tanh"]},
+                              cv=2).fit(X, Y_VALUES)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_estimator_.predict(X).shape == (90,)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _assert_same(arrays, expected):
+    assert len(arrays) == len(expected)
+    for array, wanted in zip(arrays, expected):
+        np.testing.assert_array_equal(array, wanted)
+
+
+@pytest.mark.parametrize("params, name", [
+    (dict(alpha=-1.0), "alpha"), (dict(activation="softplus"), "activation"),
+    (dict(solver="newton"), "solver"), (dict(class_weight="even"), "class_weight"),
+    (dict(init="glorot"), "init"), (dict(momentum=2), "momentum")])
+def test_parameters_are_validated_at_fit_naming_them(params, name):
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of MLPClassifier"):
+        MLPClassifier(**params).fit(X, Y_CLASSES)
+
+
+def test_hidden_layer_sizes_must_be_positive_integers():
+    for sizes in [(5, 0), (5, 2.5), [3, -1]]:
+        with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
+            MLPRegressor(hidden_layer_sizes=sizes).fit(X, Y_VALUES)
+
+
+def _refusals():
+    """Calls a fitted classifier must refuse, each with what its message says."""
+    X_nan, X_inf = X.copy(), X.copy()
+    X_nan[3, 1], X_inf[5, 0] = np.nan, np.inf
+    return [
+        (lambda c: c.fit(X_nan, Y_CLASSES), "Input X contains NaN"),
+        (lambda c: c.fit(X_inf, Y_CLASSES), "Input X contains infinity"),
+        (lambda c: c.partial_fit(X_nan, Y_CLASSES), "Input X contains NaN"),
+        (lambda c: c.partial_fit(X[:, :4], Y_CLASSES), "X has 4 features, but"),
+        (lambda c: c.partial_fit(X, Y_CLASSES + 5), "`y` has classes not in"),
+        (lambda c: c.fit(X, Y_CLASSES, sample_weight=-WEIGHTS), "Negative values"),
+        (lambda c: c.fit(X, Y_CLASSES, sample_weight=WEIGHTS[:5]), "sample_weight"),
+        (lambda c: c.set_params(alpha=-1).fit(X, Y_CLASSES), "'alpha' parameter"),
+        (lambda c: c.set_params(class_weight={7: 2}).fit(X, Y_CLASSES), "not classes"),
+        (lambda c: c.set_params(warm_start=True).fit(X, Y_BINARY), "warm_start can only"),
+        (lambda c: c.predict(X[:, :4]), "X has 4 features, but MLPClassifier is "
+                                        "expecting 5 features"),
+        (lambda c: c.predict(X_nan), "Input X contains NaN"),
+    ]
+
+
+@pytest.mark.parametrize("refusal", range(len(_refusals())))
+def test_a_refused_call_leaves_a_fitted_estimator_unchanged(refusal):
+    import pandas
+    call, message = _refusals()[refusal]
+    clf = MLPClassifier(**SMALL, max_iter=3)
+    clf.fit(pandas.DataFrame(X, columns=list("abcde")), Y_CLASSES)
+    X_named = clf.feature_names_in_.copy()
+    params = [p.copy() for p in clf.coefs_ + clf.intercepts_]
+    attributes = {k: v for k, v in vars(clf).items() if k.endswith("_")}
+    curve = list(clf.loss_curve_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # (X without the column names)
+        with pytest.raises(ValueError, match=message):
+            call(clf)
+    _assert_same(clf.coefs_ + clf.intercepts_, params)
+    assert {k: v for k, v in vars(clf).items() if k.endswith("_")}.keys() == \
+        attributes.keys()
+    assert all(vars(clf)[k] is v for k, v in attributes.items())
+    np.testing.assert_array_equal(clf.feature_names_in_, X_named)
+    assert clf.loss_curve_ == curve
