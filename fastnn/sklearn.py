@@ -43,8 +43,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastnn.init import SCHEMES
-from fastnn.model import MLP, TrainingSettings
-from fastnn.model import inputs
+from fastnn.model import MLP, TrainingSettings, inputs
 from fastnn.model.training import Batches, run_epoch
 from fastnn.optim import Adam, Momentum, OptimizerState
 
@@ -58,8 +57,10 @@ _HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu"
 _OUT_ACTIVATION = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity",
                    "poisson": "exp"}
 
-#: One fit's checked data: the training rows and, with early stopping, the held-out
-#: (X, y, sample_weight) that scores each epoch (else None).
+#: One fit's checked data, as the solver takes it: the training rows (X an ndarray,
+#: for sgd and adam an inputs.SparseRows when sparse), their engine targets and
+#: weights and, with early stopping, the held-out (X, y, sample_weight) that scores
+#: each epoch (else None).
 _Data = namedtuple("_Data", "X targets weights validation")
 
 
@@ -291,6 +292,12 @@ class _Solvers:
             self.validation_scores_ = self.best_validation_score_ = None
             self.best_loss_ = np.inf
 
+    def _bookkeeping_fits(self):
+        """Whether the fitted attributes suit solver and early_stopping, which a warm
+        start or partial_fit may have changed since the first fit."""
+        return self.solver == "lbfgs" or (hasattr(self, "loss_curve_") and (
+            self.validation_scores_ is not None) == self.early_stopping)
+
     def _scale(self):
         """s: the engine's objective over scikit-learn's (see _objective_scale)."""
         return _objective_scale(self.model_.output, self.model_.n_outputs)
@@ -342,8 +349,7 @@ class _Solvers:
             weight_decay=self._scale() * self.alpha, shuffle=self.shuffle,
             decay_per_sample=True, state=state)
         update = engine.updater(settings)
-        X = inputs.features(self.model_, data.X, sparse=True)  # sparse: SparseRows
-        batches = Batches(X, data.targets, settings.batch_size, self.shuffle,
+        batches = Batches(data.X, data.targets, settings.batch_size, self.shuffle,
                           self.model_.rng, data.weights)
         self.n_iter_ = 0
         try:
@@ -520,15 +526,19 @@ class _MLPBase(_Solvers, BaseEstimator):
                               init=self.init, negative_slope=self.negative_slope,
                               dtype=X.dtype,
                               seed=int(random_state.randint(np.iinfo(np.int32).max)))
+        if first or not self._bookkeeping_fits():
             self._start_bookkeeping()
-        dtype = self.model_.dtype
-        X = X.astype(dtype, copy=False)
-        targets = inputs.targets(self.model_, Y, X.shape[0])
-        if weights is not None:
-            weights = np.ascontiguousarray(weights, dtype=dtype)
-        if not self.early_stopping or self.solver == "lbfgs":
+        model = self.model_
+        X = X.astype(model.dtype, copy=False)
+        targets = inputs.targets(model, Y, X.shape[0])
+        weights = inputs.sample_weight(model, weights, X.shape[0])
+        if self.solver == "lbfgs":  # (fit_lbfgs takes X, sparse or not, as it is)
             return _Data(X, targets, weights, None)
-        return self._split(X, targets, y, weights, random_state)
+        validation = None
+        if self.early_stopping:
+            X, targets, weights, validation = self._split(X, targets, y, weights,
+                                                          random_state)
+        return _Data(inputs.features(model, X, sparse=True), targets, weights, validation)
 
     def _weights(self, sample_weight, X, y, incremental):
         """The checked sample weights (None for none)."""
@@ -538,8 +548,9 @@ class _MLPBase(_Solvers, BaseEstimator):
                                     ensure_non_negative=True)
 
     def _split(self, X, targets, y, weights, random_state):
-        """_Data with validation_fraction of the rows held out (stratified by class
-        for single-output classification)."""
+        """Hold validation_fraction of the rows out (stratified by class for
+        single-output classification): the training X, targets and weights, and the
+        held-out (X, y, weights)."""
         stratify = y if is_classifier(self) and y.ndim == 1 else None
         arrays = (X, targets, y) + (() if weights is None else (weights,))
         parts = train_test_split(*arrays, random_state=random_state, stratify=stratify,
@@ -548,7 +559,8 @@ class _MLPBase(_Solvers, BaseEstimator):
             raise ValueError("The validation set is too small. Increase "
                              "'validation_fraction' or the size of your dataset.")
         train_weights, val_weights = parts[6:] if weights is not None else (None, None)
-        return _Data(parts[0], parts[2], train_weights, (parts[1], parts[5], val_weights))
+        X_val = inputs.features(self.model_, parts[1], sparse=True)
+        return parts[0], parts[2], train_weights, (X_val, parts[5], val_weights)
 
     # ------------------------------------------------------------ fitted model
 

@@ -212,6 +212,10 @@ def test_class_weight_is_sample_weight_multiplied_in():
     by_count = MLPClassifier(**SMALL, max_iter=5).fit(
         X, y, sample_weight=(len(y) / (2 * counts))[y])
     _assert_same(balanced.coefs_, by_count.coefs_)
+    with pytest.raises(ValueError, match="'balanced' is not supported by partial_fit"):
+        MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="class_weight needs single-output targets"):
+        MLPClassifier(class_weight={0: 2}).fit(X, Y_LABELS)
 
 
 def test_early_stopping_keeps_the_best_weights():
@@ -262,6 +266,9 @@ def test_warm_start_continues():
     reg.fit(X, Y_VALUES)
     assert reg.model_ is model and reg.n_iter_ == 4 and len(reg.loss_curve_) == 8
     assert not np.array_equal(first[0], reg.coefs_[0])
+    reg.set_params(solver="lbfgs").fit(X, Y_VALUES)  # a warm start may change solver
+    reg.set_params(solver="sgd", early_stopping=True).fit(X, Y_VALUES)
+    assert reg.model_ is model and len(reg.validation_scores_) == reg.n_iter_
 
 
 # ---------------------------------------------------------------- input
