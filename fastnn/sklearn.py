@@ -614,8 +614,9 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
         """    class_weight : dict, "balanced" or None, default=None
         fastnn's: weights of the classes, multiplied into the sample weights; a
         dict maps labels to weights (1 for labels left out), "balanced" weighs
-        each class by n_samples / (n_classes * its weighted count). Single-output
-        targets only; partial_fit takes dicts only.""",
+        each class by total / (n_classes * its total), totals of sample weights
+        (n_samples / (n_classes * count) unweighted). Single-output targets only;
+        partial_fit takes dicts only.""",
         """
     classes_ : numpy.ndarray
         The class labels (0 to k - 1 for a label indicator matrix).""",
