@@ -3,7 +3,8 @@
     pytest bench/ --benchmark-json=bench.json && python bench/report.py bench.json
 
 For each case (benchmark group): fastnn's and the baseline's median (the baseline is
-fastnn.reference, or for the threads case fastnn itself on one thread), their ratio
+fastnn.reference, scikit-learn's estimator for the sklearn cases, or for the threads
+case fastnn itself on one thread), their ratio
 (baseline / fastnn: how many times faster fastnn is) and, where the case records
 its FLOPs, fastnn's GFLOP/s beside the machine's own BLAS GEMM doing only the
 case's matrix products, and fastnn's share of that GEMM throughput.
@@ -27,12 +28,17 @@ def rows(report):
         cases.setdefault(bench["group"], {})[impl] = bench
     for group in sorted(cases, key=_order):
         impls = cases[group]
-        baseline = next((b for b in ("reference", "one_thread") if b in impls), None)
+        baseline = next((b for b in ("reference", "sklearn", "one_thread") if b in impls),
+                        None)
         if "fastnn" not in impls or baseline is None:
             continue
         fast = impls["fastnn"]["stats"]["median"]
         ref = impls[baseline]["stats"]["median"]
-        row = [group, _time(fast), _time(ref), f"{ref / fast:.1f}x", "", "", ""]
+        row = [group, _time(fast), _time(ref), f"{ref / fast:.1f}x", "", "", "", ""]
+        accuracy = [impls[i].get("extra_info", {}).get("test_accuracy")
+                    for i in ("fastnn", baseline)]
+        if None not in accuracy:
+            row[7] = " / ".join(f"{a:.3f}" for a in accuracy)
         flops = impls["fastnn"].get("extra_info", {}).get("flops")
         if flops:
             row[4] = f"{flops / fast / 1e9:.1f}"
@@ -56,7 +62,7 @@ def main(argv):
     with open(argv[1]) as f:
         report = json.load(f)
     header = ["case", "fastnn", "baseline", "speed-up", "fastnn GFLOP/s",
-              "BLAS GEMM GFLOP/s", "of GEMM"]
+              "BLAS GEMM GFLOP/s", "of GEMM", "test accuracy"]
     table = [header] + list(rows(report))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     machine = report.get("machine_info", {})
