@@ -106,6 +106,19 @@ def _unchanged_on_error(estimator):
         raise
 
 
+@contextlib.contextmanager
+def _training(model):
+    """Hold the model's training lock, as MLP.fit does; RuntimeError if another
+    thread is training it."""
+    if not model._claim():
+        raise RuntimeError("this model is being trained in another thread; fastnn "
+                           "refuses concurrent training of one model")
+    try:
+        yield
+    finally:
+        model._release()
+
+
 def _hidden_sizes(hidden_layer_sizes):
     """hidden_layer_sizes (an int or a sequence of ints) as a list of ints >= 1."""
     sizes = (list(hidden_layer_sizes) if np.iterable(hidden_layer_sizes)
@@ -336,7 +349,8 @@ class _Solvers:
         return min(self.batch_size, n)
 
     def _fit_stochastic(self, data, incremental):
-        """Epochs of sgd or adam with scikit-learn's schedule and stopping rules."""
+        """sgd or adam: the optimizer (kept by partial_fit), then the epochs under the
+        model's training lock, as MLP.fit trains."""
         engine, n = self.model_.engine, data.X.shape[0]
         state = getattr(self, "_optimizer_state", None)
         if (not incremental or state is None
@@ -348,31 +362,38 @@ class _Solvers:
             batch_size=self._batch_size(n), optimizer=state.optimizer,
             weight_decay=self._scale() * self.alpha, shuffle=self.shuffle,
             decay_per_sample=True, state=state)
-        update = engine.updater(settings)
         batches = Batches(data.X, data.targets, settings.batch_size, self.shuffle,
                           self.model_.rng, data.weights)
+        with _training(self.model_):
+            try:
+                self._epochs(settings, batches, data.validation, incremental)
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.")
+            if data.validation is not None:
+                engine.assign(self._best_params)
+
+    def _epochs(self, settings, batches, validation, incremental):
+        """Up to max_iter epochs (one for partial_fit), each one run_epoch, then
+        scikit-learn's bookkeeping; a new learning rate rebinds the update."""
+        engine, state = self.model_.engine, settings.state
+        update = engine.updater(settings)
         self.n_iter_ = 0
-        try:
-            for _ in range(self.max_iter):
-                objective = run_epoch(engine, update, batches, self.n_iter_ + 1,
-                                      state.optimizer.lr)
-                self._record_epoch(objective / self._scale(), n)
-                learning_rate = self._learning_rate
-                stop = self._after_epoch(data.validation)
-                if self._learning_rate != learning_rate:
-                    settings.optimizer = state.optimizer = dataclasses.replace(
-                        state.optimizer, lr=self._engine_lr(self._learning_rate))
-                    update = engine.updater(settings)
-                if stop or incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations "
-                                  f"({self.max_iter}) reached and the optimization "
-                                  f"hasn't converged yet.", ConvergenceWarning)
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-        if data.validation is not None:
-            engine.assign(self._best_params)
+        for _ in range(self.max_iter):
+            objective = run_epoch(engine, update, batches, self.n_iter_ + 1,
+                                  state.optimizer.lr)
+            self._record_epoch(objective / self._scale(), batches.m)
+            learning_rate = self._learning_rate
+            stop = self._after_epoch(validation)
+            if self._learning_rate != learning_rate:
+                settings.optimizer = state.optimizer = dataclasses.replace(
+                    state.optimizer, lr=self._engine_lr(self._learning_rate))
+                update = engine.updater(settings)
+            if stop or incremental:
+                return
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter})"
+                              f" reached and the optimization hasn't converged yet.",
+                              ConvergenceWarning)
 
     def _record_epoch(self, loss, n):
         """Count an epoch of n samples with its loss (scikit-learn's objective)."""

@@ -124,11 +124,13 @@ def test_training_is_scikit_learns_from_the_same_weights(case, weighted):
     ours, theirs = ours(**params), theirs(**params)
     _from_the_same_weights(ours, theirs, y, WEIGHTS if weighted else None)
     assert ours.n_iter_ == theirs.n_iter_
-    for mine, its in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+    for mine, its in zip(ours.coefs_ + ours.intercepts_,
+                         theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_allclose(mine, its, rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
     if params["solver"] != "lbfgs":
-        np.testing.assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:], rtol=1e-9)
+        np.testing.assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:],
+                                   rtol=1e-9)
 
 
 def test_adams_epsilon_is_the_only_difference_from_scikit_learns_adam():
@@ -204,8 +206,8 @@ def test_class_weight_is_sample_weight_multiplied_in():
     sample_weight = np.array([per_class[label] for label in y])
     by_dict = MLPClassifier(**SMALL, max_iter=5, class_weight=per_class)
     by_dict.fit(X, y, sample_weight=WEIGHTS)
-    by_weight = MLPClassifier(**SMALL, max_iter=5).fit(X, y,
-                                                        sample_weight=WEIGHTS * sample_weight)
+    by_weight = MLPClassifier(**SMALL, max_iter=5)
+    by_weight.fit(X, y, sample_weight=WEIGHTS * sample_weight)
     _assert_same(by_dict.coefs_, by_weight.coefs_)
     balanced = MLPClassifier(**SMALL, max_iter=5, class_weight="balanced").fit(X, y)
     counts = np.bincount(y)
@@ -239,7 +241,8 @@ def test_early_stopping_keeps_the_best_weights():
 def test_regression_outputs():
     one = MLPRegressor(**SMALL, max_iter=20).fit(X, Y_VALUES)
     assert one.predict(X).shape == (90,) and one.out_activation_ == "identity"
-    two = MLPRegressor(**SMALL, max_iter=20).fit(X, np.column_stack([Y_VALUES, -Y_VALUES]))
+    two = MLPRegressor(**SMALL, max_iter=20)
+    two.fit(X, np.column_stack([Y_VALUES, -Y_VALUES]))
     assert two.predict(X).shape == (90, 2) and two.n_outputs_ == 2
     poisson = MLPRegressor(**SMALL, loss="poisson", max_iter=20).fit(X, Y_COUNTS)
     assert poisson.out_activation_ == "exp" and (poisson.predict(X) > 0).all()
@@ -276,7 +279,8 @@ def test_warm_start_continues():
 
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 @pytest.mark.parametrize("form", [scipy.sparse.csr_matrix, scipy.sparse.csc_matrix,
-                                  scipy.sparse.csr_array], ids=["csr", "csc", "csr_array"])
+                                  scipy.sparse.csr_array],
+                         ids=["csr", "csc", "csr_array"])
 def test_sparse_X_trains_and_predicts_as_dense(form, solver):
     X_sparse = np.where(np.abs(X) > 0.7, X, 0)
     dense = MLPClassifier(**SMALL, solver=solver, max_iter=10).fit(X_sparse, Y_CLASSES)
