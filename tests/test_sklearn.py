@@ -40,7 +40,7 @@ SMALL = dict(hidden_layer_sizes=(7, 6), activation="tanh", alpha=0.01, batch_siz
              random_state=0)
 
 
-def test_importing_fastnn_does_not_import_scikit_learn():
+def test_importing_fastnn_does_not_import_scikit_learn(tmp_path):
     code = ("import sys, fastnn\n"
             "from fastnn import *\n"
             "assert 'sklearn' not in sys.modules, 'import fastnn imported sklearn'\n"
@@ -48,7 +48,8 @@ def test_importing_fastnn_does_not_import_scikit_learn():
             "import fastnn.sklearn\n"
             "assert fastnn.MLPRegressor is fastnn.sklearn.MLPRegressor\n"
             "assert 'sklearn' in sys.modules\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)  # not the checkout's folder: the installed fastnn
     assert done.returncode == 0, done.stderr
 
 
@@ -57,7 +58,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
-def test_the_array_api_check_passes_where_it_runs():
+def test_the_array_api_check_passes_where_it_runs(tmp_path):
     """The array-API check skips itself above unless SCIPY_ARRAY_API=1 was set before
     scipy was imported: here the estimator checks of that name run so, in a pytest
     of their own."""
@@ -65,7 +66,7 @@ def test_the_array_api_check_passes_where_it_runs():
         [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider",
          "-k", "test_scikit_learn_estimator_checks and array_api"],
         env={**os.environ, "SCIPY_ARRAY_API": "1"}, capture_output=True, text=True,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        cwd=tmp_path)  # python -m puts its folder on sys.path: not the checkout's
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout
 
