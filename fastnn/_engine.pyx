@@ -325,13 +325,21 @@ cdef class Update:
     (fastnn.optim's code, lr, hyper()), the weight decay, and its state: the arrays
     (params' layout) and the step counter, an int64 array of one element, which the
     step increments with the update in the same compiled call, so an interrupt can
-    never separate the two. Made by Engine.updater, which checks everything once."""
+    never separate the two. Made by Engine.updater, which checks everything once.
+
+    It also keeps the running tally of an epoch, which each step adds to in the same
+    compiled call as its update (so an interrupt cannot separate them either):
+    `batches` (steps taken, a batch of zero weight included), `loss_total` (the sum of
+    each step's loss times its total weight, or rows) and `weight_total` (the sum of
+    those weights); start_epoch() zeroes them."""
     cdef Optim opt
     cdef object engine
     cdef list arrays             # keeps the state arrays alive for the pointers
     cdef void* states[MAX_STATES]
     cdef int64_t* steps
     cdef object counter
+    cdef readonly long batches
+    cdef readonly double loss_total, weight_total
 
     def __cinit__(self, engine, settings):
         cdef int i, n_hyper = 0
@@ -360,6 +368,15 @@ cdef class Update:
             raise TypeError("state.steps must be a writeable int64 array of one element")
         self.counter, self.arrays, self.engine = counter, arrays, engine
         self.steps = <int64_t*> cnp.PyArray_DATA(counter)
+
+    def start_epoch(self):
+        """Zero the epoch's tally: batches, loss_total and weight_total."""
+        self.batches, self.loss_total, self.weight_total = 0, 0.0, 0.0
+
+    @property
+    def epoch_loss(self):
+        """The tally's mean: loss_total / weight_total (NaN before any weight)."""
+        return self.loss_total / self.weight_total if self.weight_total else NAN
 
 
 cdef class Engine:
@@ -599,15 +616,17 @@ cdef class Engine:
         is per sample).
 
         The step is number steps[0] + 1 (Adam's bias correction); steps[0] is
-        incremented when the update is made. A non-finite return means nothing was
-        updated, except -inf: the update was made and overflowed a parameter. A batch
-        whose weights sum to 0 changes nothing and returns 0.0.
+        incremented when the update is made, and the update's epoch tally with a
+        finite return. A non-finite return means nothing was updated, except -inf: the
+        update was made and overflowed a parameter. A batch whose weights sum to 0
+        changes nothing but the tally's batch count and returns 0.0.
         """
         if update.engine is not self:
             raise ValueError("this Update was made by another engine's updater")
         cdef Batch batch
         self._batch(X, Y, weights, &batch)
         if batch.norm == 0:
+            update.batches += 1
             return 0.0
         cdef void* p = cnp.PyArray_DATA(self.params)
         cdef void* g = cnp.PyArray_DATA(self.grads)
@@ -622,6 +641,10 @@ cdef class Engine:
                             &update.opt, 0, True, NULL)
                 if isfinite(loss) or loss == -INFINITY:
                     update.steps[0] += 1  # the update was made
+                if isfinite(loss):
+                    update.batches += 1
+                    update.loss_total += loss * batch.norm
+                    update.weight_total += batch.norm
         finally:
             self.gate.write_end()
         return loss

@@ -106,19 +106,6 @@ def _unchanged_on_error(estimator):
         raise
 
 
-@contextlib.contextmanager
-def _training(model):
-    """Hold the model's training lock, as MLP.fit does; RuntimeError if another
-    thread is training it."""
-    if not model._claim():
-        raise RuntimeError("this model is being trained in another thread; fastnn "
-                           "refuses concurrent training of one model")
-    try:
-        yield
-    finally:
-        model._release()
-
-
 def _hidden_sizes(hidden_layer_sizes):
     """hidden_layer_sizes (an int or a sequence of ints) as a list of ints >= 1."""
     sizes = (list(hidden_layer_sizes) if np.iterable(hidden_layer_sizes)
@@ -364,7 +351,7 @@ class _Solvers:
             decay_per_sample=True, state=state)
         batches = Batches(data.X, data.targets, settings.batch_size, self.shuffle,
                           self.model_.rng, data.weights)
-        with _training(self.model_):
+        with self.model_._session("train it"):
             try:
                 self._epochs(settings, batches, data.validation, incremental)
             except KeyboardInterrupt:
@@ -379,6 +366,7 @@ class _Solvers:
         update = engine.updater(settings)
         self.n_iter_ = 0
         for _ in range(self.max_iter):
+            update.start_epoch()
             objective = run_epoch(engine, update, batches, self.n_iter_ + 1,
                                   state.optimizer.lr)
             self._record_epoch(objective / self._scale(), batches.m)

@@ -266,7 +266,7 @@ def test_resetting_the_optimizer_during_training_is_refused():
     errors = []
 
     def reset(n, epoch, logs):
-        with pytest.raises(RuntimeError, match="being trained") as caught:
+        with pytest.raises(RuntimeError, match="inside its own training") as caught:
             n.reset_optimizer()
         errors.append(caught.value)
 
@@ -322,3 +322,29 @@ def test_float32_sigmoid_targets_are_checked_before_the_cast():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="y must hold 0/1 labels"):
             net.fit(X.astype(np.float32), np.where(y == 1, 1e300, 0), epochs=1)
+
+
+def test_a_bare_callable_is_one_callback_and_a_non_callable_is_refused():
+    calls = []
+    net = MLP([3, 4, 1], seed=0)
+    net.fit(X, y, epochs=3, callbacks=lambda n, epoch, logs: calls.append(epoch))
+    assert calls == [1, 2, 3]
+    before = snapshot(net)
+    with pytest.raises(TypeError, match="callbacks must be a callable or a sequence"):
+        net.fit(X, y, epochs=1, callbacks=3)
+    assert unchanged(net, before)
+
+
+def test_a_fit_started_from_its_own_callback_is_refused_saying_so():
+    net = MLP([3, 4, 1], seed=0)
+    errors = []
+
+    def nested(n, epoch, logs):
+        for call in (lambda: n.fit(X, y, epochs=1), lambda: n.partial_fit(X, y),
+                     lambda: n.fit_lbfgs(X, y), lambda: n.load_state_dict(n.state_dict())):
+            with pytest.raises(RuntimeError, match="inside its own training") as caught:
+                call()
+            errors.append(str(caught.value))
+
+    net.fit(X, y, epochs=1, callbacks=[nested])
+    assert len(errors) == 4 and not any("another thread" in e for e in errors)

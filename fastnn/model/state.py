@@ -71,14 +71,9 @@ class Files:
                              f"unexpected {unexpected}")
         checked = {key: checked_like(key, state_dict[key], target)
                    for key, target in expected.items()}
-        if not self._claim():
-            raise RuntimeError("this model is being trained in another thread; load its "
-                               "state when training is over")
-        try:
+        with self._session("load its state"):
             values = np.concatenate([checked[key].ravel() for key in expected])
             self._engine.assign(values)  # never under a running prediction
-        finally:
-            self._release()
 
     def save(self, path):
         """Write the model to one .npz file (no pickles), atomically.

@@ -17,7 +17,7 @@ from fastnn.model.lbfgs import minimize_lbfgs
 from fastnn.optim import SGD, OptimizerState, make_optimizer
 
 __all__ = ["Training", "TrainingSettings", "DivergenceError", "Batches", "run_epoch",
-           "run_epochs"]
+           "run_epochs", "epoch_complete"]
 
 
 class DivergenceError(FloatingPointError):
@@ -92,7 +92,7 @@ class TrainingSettings:
             Checked once here, finiteness of X_val included.
         patience : int or None
             At least 1; needs validation_data.
-        callbacks : iterable of callables
+        callbacks : callable or iterable of callables
         verbose : bool
             Kept as given, unchecked.
         optimizer_options : dict
@@ -123,7 +123,13 @@ class TrainingSettings:
             verbose=verbose)
         if settings.patience is not None and settings.validation is None:
             raise ValueError("patience (early stopping) needs validation_data")
-        settings.callbacks = tuple(callbacks)
+        if callable(callbacks):
+            callbacks = (callbacks,)
+        try:
+            settings.callbacks = tuple(callbacks)
+        except TypeError:
+            raise TypeError(f"callbacks must be a callable or a sequence of callables; "
+                            f"got {type(callbacks).__name__}") from None
         for callback in settings.callbacks:
             if not callable(callback):
                 raise TypeError(f"callbacks must be callables; got {callback!r}")
@@ -148,24 +154,33 @@ class Training:
     def _start_training(self):
         self._optimizer_state = None         # OptimizerState of the last fit
         self._training = threading.Lock()    # held by fit, partial_fit, load_state_dict
-        self._holder = None                  # and reset_optimizer (_claim); its thread
-        self._copying = threading.Lock()     # held by _claim and while the state is copied
+        self._holder = None                  # and reset_optimizer (_session); its thread
+        self._copying = threading.Lock()     # held by _session and while the state is copied
         self.history = {"loss": [], "val_loss": [], "val_score": []}
 
-    def _claim(self):
-        """Take the training lock for this thread, once no state is being copied; False
-        if it is taken (by another thread, or by this one's fit, from a callback)."""
+    @contextlib.contextmanager
+    def _session(self, action):
+        """Hold the training lock for this thread (once no state is being copied) while
+        the block runs. RuntimeError if it is taken: by another thread, or by this
+        thread's own running training (a call from one of its callbacks); action says
+        what was refused, e.g. "train it"."""
         with self._copying:
             if not self._training.acquire(blocking=False):
-                return False
+                if self._holder == threading.get_ident():
+                    raise RuntimeError(
+                        f"cannot {action} from inside its own training (a callback of "
+                        f"its running fit): training calls do not nest; return True "
+                        f"from the callback to stop the fit, then {action}")
+                raise RuntimeError(f"this model is being trained in another thread; "
+                                   f"{action} when training is over (fastnn refuses "
+                                   f"concurrent training of one model)")
             self._holder = threading.get_ident()
-            return True
-
-    def _release(self):
-        """Give back the training lock that _claim took."""
-        with self._copying:
-            self._holder = None
-            self._training.release()
+        try:
+            yield
+        finally:
+            with self._copying:
+                self._holder = None
+                self._training.release()
 
     @contextlib.contextmanager
     def _between_steps(self):
@@ -234,7 +249,7 @@ class Training:
         patience : int, optional
             Stop after that many epochs without a better val_loss, restoring the
             best weights (needs validation_data).
-        callbacks : sequence of callables, default=()
+        callbacks : callable or sequence of callables, default=()
             callback(net, epoch, logs) after every epoch; one returning True stops.
         verbose : bool, default=False
             Print a line per epoch.
@@ -295,10 +310,7 @@ class Training:
         targets = inputs.targets(self, y, X.shape[0])
         weights = inputs.sample_weight(self, sample_weight, X.shape[0])
         settings = TrainingSettings.checked(self, *arguments)
-        if not self._claim():
-            raise RuntimeError("this model is being trained in another thread; fastnn "
-                               "refuses concurrent training of one model")
-        try:
+        with self._session("train it"):
             state = self._optimizer_state
             if state is None or state.optimizer.name != settings.optimizer.name:
                 state = OptimizerState(settings.optimizer, self._engine.n_params,
@@ -308,8 +320,6 @@ class Training:
             state.optimizer = settings.optimizer
             self._optimizer_state = state
             return run_epochs(self, X, targets, settings, update, weights)
-        finally:
-            self._release()
 
     def fit_lbfgs(self, X, y, max_iter=200, max_fun=15000, tol=1e-4, weight_decay=0.0,
                   sample_weight=None, verbose=False):
@@ -364,10 +374,7 @@ class Training:
         tol = check.real("tol", tol, 0)
         weight_decay = check.real("weight_decay", weight_decay, 0)
         verbose = check.flag("verbose", verbose)
-        if not self._claim():
-            raise RuntimeError("this model is being trained in another thread; fastnn "
-                               "refuses concurrent training of one model")
-        try:
+        with self._session("train it"):
             start = self._engine.params.copy()
             result = minimize_lbfgs(self._engine, X, targets, weights, weight_decay,
                                     max_iter, max_fun, tol, self._lbfgs_iteration(verbose))
@@ -376,8 +383,6 @@ class Training:
                 raise DivergenceError("L-BFGS left non-finite parameters; the model "
                                       "keeps those it started from")
             return result
-        finally:
-            self._release()
 
     def _lbfgs_iteration(self, verbose):
         """What fit_lbfgs does after each iteration: record (and print) the objective."""
@@ -397,11 +402,8 @@ class Training:
             During training (from a callback, or another thread): the running fit
             keeps its optimizer's state until it ends.
         """
-        if not self._claim():
-            raise RuntimeError("this model is being trained; reset its optimizer when "
-                               "training is over")
-        self._optimizer_state = None
-        self._release()
+        with self._session("reset its optimizer"):
+            self._optimizer_state = None
 
 
 def run_epochs(net, X, targets, settings, update, weights=None):
@@ -444,11 +446,18 @@ def run_epochs(net, X, targets, settings, update, weights=None):
     stopper = EarlyStopping(settings.patience) if settings.patience else None
     for _ in range(settings.epochs):
         epoch = len(net.history["loss"]) + 1
-        logs = {"loss": run_epoch(engine, update, batches, epoch, settings.optimizer.lr)}
-        if settings.validation is not None:
-            logs["val_loss"] = engine.loss(*settings.validation)
-            logs["val_score"] = net._score(*settings.validation)
-        record(net.history, epoch, logs)
+        update.start_epoch()  # before the try: a tally of the last epoch is never read
+        try:
+            logs = {"loss": run_epoch(engine, update, batches, epoch,
+                                      settings.optimizer.lr)}
+            if settings.validation is not None:
+                logs["val_loss"] = engine.loss(*settings.validation)
+                logs["val_score"] = net._score(*settings.validation)
+            record(net.history, epoch, logs)
+        except KeyboardInterrupt:  # the history keeps every epoch whose steps all ran
+            if epoch_complete(update, batches):
+                record(net.history, epoch, {"loss": update.epoch_loss})
+            raise
         if settings.verbose:
             print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.6g}" for k, v in logs.items()))
         stop = any([callback(net, epoch, logs) is True for callback in settings.callbacks])
@@ -469,7 +478,8 @@ def run_epoch(engine, update, batches, epoch, lr):
     engine : fastnn._engine.Engine
         The model's engine.
     update : Update
-        engine.updater(settings).
+        engine.updater(settings), its epoch tally zeroed by the caller
+        (update.start_epoch()) before; each step adds to it (see epoch_complete).
     batches : Batches
         The epoch's batches.
     epoch : int
@@ -488,7 +498,6 @@ def run_epoch(engine, update, batches, epoch, lr):
     DivergenceError
         If a step's loss or gradient is not finite, or an update overflowed.
     """
-    total = 0.0
     for X_in, t_in, w_in in batches:
         loss = engine.step(X_in, t_in, update, w_in)
         if loss == -math.inf:
@@ -501,8 +510,14 @@ def run_epoch(engine, update, batches, epoch, lr):
                 f"training diverged in epoch {epoch}: the loss or its gradient became "
                 f"{loss} (lr={lr:g}); try a smaller learning rate. The model keeps the "
                 f"weights from before that step.")
-        total += loss * (len(X_in) if w_in is None else float(w_in.sum()))
-    return total / batches.total_weight
+    return update.epoch_loss
+
+
+def epoch_complete(update, batches):
+    """Whether every step of the epoch was taken, by the update's compiled tally
+    (which an interrupt cannot separate from the steps): after a KeyboardInterrupt,
+    the epoch's loss is then update.epoch_loss."""
+    return update.batches == batches.count
 
 
 class Batches:
@@ -535,15 +550,15 @@ class Batches:
     ----------
     m : int
         The number of samples.
-    total_weight : float
-        The sum of the weights, or m.
+    count : int
+        The number of batches in an epoch.
     """
 
     def __init__(self, X, targets, batch_size, shuffle, rng, weights=None):
         self.X, self.targets, self.weights, self.m = X, targets, weights, X.shape[0]
         self.rng = rng if shuffle else None
         self.size = self.m if batch_size is None else min(batch_size, self.m)
-        self.total_weight = float(self.m if weights is None else weights.sum())
+        self.count = -(-self.m // self.size)
         self.buffers = None
         if shuffle or isinstance(X, inputs.SparseRows):
             self.buffers = [np.empty((self.size,) + a.shape[1:], a.dtype)
@@ -568,8 +583,11 @@ class Batches:
 
 
 def record(history, epoch, logs):
-    """Append an epoch's logs to history. val_* stay empty until an epoch has
-    validation data; from then on they hold one entry per epoch (NaN where none).
+    """Bring history up to epoch with an epoch's logs. val_* stay empty until an epoch
+    has validation data; from then on they hold one entry per epoch (NaN where none).
+
+    Idempotent: a list that already holds `epoch` entries is left alone, so that a
+    record cut short by an interrupt can be completed by calling it again.
 
     Parameters
     ----------
@@ -589,7 +607,8 @@ def record(history, epoch, logs):
     for key in history if validated else ["loss"]:
         values = history[key]
         values.extend([math.nan] * (epoch - 1 - len(values)))
-        values.append(logs.get(key, math.nan))
+        if len(values) < epoch:
+            values.append(logs.get(key, math.nan))
 
 
 class EarlyStopping:
