@@ -118,13 +118,13 @@ def class_labels(name, value, m, n_classes):
         raise TypeError(f"{name} must hold integer class labels; got dtype {value.dtype}")
     if value.shape != (m,):
         raise ValueError(f"{name} must have shape (m,) = ({m},); got {value.shape}")
-    value = np.array(value, dtype=np.intp)  # a private copy: checked, it stays valid
-    low, high = value.min(), value.max()
-    if low < 0 or high >= n_classes:
-        bad = int(np.flatnonzero((value < 0) | (value >= n_classes))[0])
+    outside = (value >= n_classes) if value.dtype.kind == "u" else (
+        (value < 0) | (value >= n_classes))  # before the cast, which could wrap a uint64
+    if outside.any():
+        bad = int(np.flatnonzero(outside)[0])
         raise ValueError(f"{name} must be class indices in [0, {n_classes}); "
                          f"{name}[{bad}] = {value[bad]}")
-    return value
+    return np.array(value, dtype=np.intp)  # a private copy: checked, it stays valid
 
 
 def sample_weight(value, m, dtype, name="sample_weight", strict=False):
@@ -141,8 +141,7 @@ def sample_weight(value, m, dtype, name="sample_weight", strict=False):
         array = np.asarray(value)
         if array.dtype.kind not in "iuf":
             raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}")
-        with np.errstate(over="ignore"):  # an overflow shows as inf, refused below
-            value = np.ascontiguousarray(array, dtype=dtype)
+        value = np.ascontiguousarray(cast(name, array, dtype))
     if value.shape != (m,):
         raise ValueError(f"{name} must have shape ({m},), one weight per sample; got "
                          f"{value.shape}")
@@ -153,3 +152,18 @@ def sample_weight(value, m, dtype, name="sample_weight", strict=False):
     if not value.sum(dtype=np.float64) > 0:
         raise ValueError(f"{name} must have a positive sum; all weights are 0")
     return value
+
+
+def cast(name, value, dtype):
+    """value (an ndarray of numbers) as dtype, refusing a finite value that the cast
+    turns into an infinity, with its index as the user passed it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast_value = value.astype(dtype)
+    if cast_value.dtype.kind == "f" and value.dtype.kind == "f":
+        overflow = np.isinf(cast_value) & np.isfinite(value)
+        if overflow.any():
+            index = np.unravel_index(int(np.flatnonzero(overflow)[0]), value.shape)
+            where = f"[{', '.join(map(str, index))}]" if index else ""
+            raise ValueError(f"{name}{where} = {value[index].item()!r} is beyond the range "
+                             f"of {np.dtype(dtype).name}, the model's dtype")
+    return cast_value

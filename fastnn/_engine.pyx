@@ -548,7 +548,8 @@ cdef class Engine:
 
     def predict(self, cnp.ndarray X, cnp.ndarray out=None):
         """out (m, k) = the output (probabilities or values) for X (m, n_in); returns out,
-        a new array when none is given. Thread-safe: each call has its own workspace."""
+        a new array when none is given. Thread-safe: each call has its own workspace.
+        ValueError if an output is not finite (the network's values overflowed)."""
         cdef Batch batch
         cdef cnp.npy_intp dims[2]
         batch.m = self._rows(X)
@@ -558,6 +559,12 @@ cdef class Engine:
             out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32 if self.single
                                     else cnp.NPY_FLOAT64, 0)
         self._read(&batch, None, out, 0)
+        cdef intp bad = _first_nonfinite(cnp.PyArray_DATA(out), dims[0] * dims[1],
+                                         self.single)
+        if bad >= 0:
+            raise ValueError(f"the network's output for X[{bad // dims[1]}] is not "
+                             f"finite: its values overflow {self.params.dtype} (X or the "
+                             f"weights are too large)")
         return out
 
     def loss(self, cnp.ndarray X, Y, weights=None, double weight_decay=0):

@@ -67,14 +67,14 @@ def _fans(shape):
 
 def _normal(shape, std, rng, dtype):
     _fans(shape)
-    return (as_rng(rng).standard_normal(tuple(shape)) * std).astype(
-        check.float_dtype(dtype), copy=False)
+    return check.cast("the drawn weights", as_rng(rng).standard_normal(tuple(shape)) * std,
+                      check.float_dtype(dtype))
 
 
 def _uniform(shape, limit, rng, dtype):
     _fans(shape)
-    return as_rng(rng).uniform(-limit, limit, tuple(shape)).astype(
-        check.float_dtype(dtype), copy=False)
+    return check.cast("the drawn weights", as_rng(rng).uniform(-limit, limit, tuple(shape)),
+                      check.float_dtype(dtype))
 
 
 def zeros(shape, rng=None, dtype=np.float64):

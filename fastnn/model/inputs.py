@@ -120,8 +120,9 @@ def output_layer(output, n_outputs):
 def features(net, X, name="X", sparse=False):
     """X as a C-contiguous (m, net.n_features) array of the model's dtype.
 
-    Integer and boolean arrays (and lists) are converted; a float array of the
-    other precision is refused, never cast silently. Finiteness is checked by
+    Integer and boolean arrays (and lists) are converted; a float array (or
+    DataFrame) of the other precision is refused, never cast silently; floats from a
+    list are converted, refusing any beyond the dtype's range. Finiteness is checked by
     the engine (in C) or by fit, once for all the data. A scipy.sparse matrix
     becomes a SparseRows (sparse=True: where rows are gathered a batch at a
     time) or a dense array.
@@ -157,21 +158,14 @@ def features(net, X, name="X", sparse=False):
         if sparse:
             return _shape_checked(net, SparseRows(X, dtype, name), name)
         X = X.toarray()
-    elif not isinstance(X, np.ndarray):
-        X = np.asarray(X)
-        if X.dtype.kind == "f":
-            with np.errstate(over="ignore"):
-                converted = X.astype(dtype)
-            if np.isinf(converted).sum() > np.isinf(X).sum():
-                raise ValueError(f"{name} has values beyond the range of "
-                                 f"{dtype.name}, the model's dtype")
-            X = converted
-    if X.dtype.kind in "biu":
-        X = X.astype(dtype)
-    elif X.dtype.kind != "f":
+    typed = hasattr(X, "dtype") or hasattr(X, "dtypes")  # arrays, DataFrames, Series
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}")
-    else:
+    if X.dtype.kind == "f" and typed:  # floats that say their precision keep it
         _same_float(X.dtype, dtype, name)
+    elif X.dtype != dtype:  # booleans, integers, and floats from lists
+        X = check.cast(name, X, dtype)
     return np.ascontiguousarray(_shape_checked(net, X, name))
 
 

@@ -114,9 +114,12 @@ class MLP(Training, Files):
         hidden = inputs.hidden_activations(activation, len(sizes) - 2)
         self.layer_sizes, self.activations = sizes, hidden
         self.output = inputs.output_layer(output, sizes[-1]).name
-        self.negative_slope = check_negative_slope(negative_slope)
         self.dtype = check.float_dtype(dtype)
+        self.negative_slope = check_negative_slope(negative_slope)
         bias_init = check.real("bias_init", bias_init)
+        for name, value in (("negative_slope", self.negative_slope),
+                            ("bias_init", bias_init)):  # the model computes in its dtype
+            check.cast(name, np.array(value), self.dtype)
         self._rng = as_rng(seed)
         params = np.empty(_layout.n_parameters(sizes), self.dtype)
         self.layers = [Layer(W, b, act) for (W, b), act in
@@ -141,7 +144,7 @@ class MLP(Training, Files):
                                  f"{index}; expected real numbers of shape {layer.W.shape}")
             if not np.isfinite(W).all():
                 raise ValueError(f"init returned non-finite weights for layer {index}")
-            layer.W[...] = W
+            layer.W[...] = check.cast(f"init's weights for layer {index}", W, self.dtype)
             layer.b[...] = bias_init
 
     # ------------------------------------------------------------ properties

@@ -6,6 +6,8 @@ targets, turns probabilities into predictions and scores them.
 """
 import numpy as np
 
+from fastnn import _checks as check
+
 __all__ = ["Output", "OUTPUTS"]
 
 
@@ -118,7 +120,7 @@ def _float_targets(y, m, k, dtype, name, binary=False):
     if binary and not np.isin(y, (0, 1)).all():
         raise ValueError(f"{name} must hold 0/1 labels for a sigmoid output; got "
                          f"values {np.unique(y[~np.isin(y, (0, 1))])[:5]}")
-    return np.ascontiguousarray(y.reshape(m, k), dtype=dtype)
+    return np.ascontiguousarray(check.cast(name, y, dtype).reshape(m, k))
 
 
 class Sigmoid(Output):
@@ -162,7 +164,7 @@ class Softmax(Output):
         if (y < 0).any() or (y > 1).any() or not np.allclose(y.sum(axis=1), 1):
             raise ValueError(f"{name}'s rows must be probabilities (in [0, 1], "
                              f"summing to 1), such as one-hot rows")
-        return np.ascontiguousarray(y, dtype=dtype)
+        return np.ascontiguousarray(check.cast(name, y, dtype))
 
     def predict(self, out):
         """The class of each row's largest probability: np.intp labels (m,)."""

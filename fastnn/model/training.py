@@ -123,6 +123,7 @@ class TrainingSettings:
             verbose=verbose)
         if settings.patience is not None and settings.validation is None:
             raise ValueError("patience (early stopping) needs validation_data")
+        _representable(settings, net.dtype)
         if callable(callbacks):
             callbacks = (callbacks,)
         try:
@@ -134,6 +135,21 @@ class TrainingSettings:
             if not callable(callback):
                 raise TypeError(f"callbacks must be callables; got {callback!r}")
         return settings
+
+
+def _representable(settings, dtype):
+    """ValueError unless the optimizer's settings and the weight decay, which the
+    compiled step reads in the model's dtype, neither overflow nor vanish in it."""
+    optimizer = settings.optimizer
+    values = {field.name: getattr(optimizer, field.name) for field in (
+        dataclasses.fields(optimizer) if dataclasses.is_dataclass(optimizer) else ())}
+    values["weight_decay"] = settings.weight_decay
+    for name, value in values.items():
+        if isinstance(value, float):
+            check.cast(name, np.array(value), dtype)
+            if value and dtype.type(value) == 0:
+                raise ValueError(f"{name} = {value!r} is 0 in {dtype.name}, the model's "
+                                 f"dtype")
 
 
 def _validation(net, validation_data):
