@@ -149,8 +149,12 @@ def sample_weight(value, m, dtype, name="sample_weight", strict=False):
     if bad.size:
         raise ValueError(f"{name} must be finite and >= 0; {name}[{bad[0]}] = "
                          f"{np.asarray(array if not strict else value)[bad[0]]!r}")
-    if not value.sum(dtype=np.float64) > 0:
+    with np.errstate(over="ignore"):
+        total = value.sum(dtype=np.float64)
+    if not total > 0:
         raise ValueError(f"{name} must have a positive sum; all weights are 0")
+    if not math.isfinite(total):
+        raise ValueError(f"{name} must have a finite sum; theirs overflows float64")
     return value
 
 

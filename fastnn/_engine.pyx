@@ -483,6 +483,8 @@ cdef class Engine:
                 raise ValueError(f"weights must be finite and >= 0; weights[{i}] = "
                                  f"{value!r}")
             batch.norm += value
+        if not isfinite(batch.norm):
+            raise ValueError("weights must have a finite sum; theirs overflows")
         return 0
 
     cdef int _batch(self, cnp.ndarray X, object Y, object weights,
@@ -534,8 +536,8 @@ cdef class Engine:
         if grads is not None:
             _check_output(grads, "grads", self.plan.at[self.plan.n_layers], 1, self.params)
             g = cnp.PyArray_DATA(grads)
-        if not wd >= 0:
-            raise ValueError(f"weight_decay must be >= 0; got {wd!r}")
+        if not (wd >= 0 and isfinite(wd)):
+            raise ValueError(f"weight_decay must be finite and >= 0; got {wd!r}")
         cdef void* p = cnp.PyArray_DATA(self.params)
         cdef void* work = self._read_begin(batch.m)
         try:

@@ -305,24 +305,40 @@ def _nonfinite_message(name, array, first):
 # ---------------------------------------------------------------- sparse rows
 
 def gather_csr_rows(const floating[::1] data,   # IN  a CSR matrix's values
-                    const intp[::1] indices,     # IN  their columns, each in [0, n)
-                    const intp[::1] indptr,      # IN  row starts, nondecreasing
+                    const intp[::1] indices,     # IN  their columns
+                    const intp[::1] indptr,      # IN  row starts (m + 1)
                     const intp[::1] rows,        # IN  the rows to gather, in [0, m)
                     floating[:, ::1] out):       # OUT (len(rows), n), dense
     """out[r] = row rows[r] of the CSR matrix (data, indices, indptr), dense.
 
-    The arrays must be a valid CSR structure (scipy's check_format(full_check=True));
-    rows are bounded here, columns and row starts are trusted.
+    Everything read is bounded here (rows, row starts, columns against out's width),
+    so no CSR structure can make it read or write outside the arrays: ValueError
+    instead (out is then partly written).
     """
-    cdef intp r, p, row, m = indptr.shape[0] - 1, n = out.shape[1]
+    cdef intp r, p, row, start, stop, m = indptr.shape[0] - 1, n = out.shape[1]
+    cdef intp nnz = min(data.shape[0], indices.shape[0])
+    cdef intp bad = -1
     if rows.shape[0] != out.shape[0]:
         raise ValueError(f"out must have {rows.shape[0]} rows; got {out.shape[0]}")
-    for r in range(rows.shape[0]):
-        if not 0 <= rows[r] < m:
-            raise ValueError(f"rows[{r}] = {rows[r]} is outside [0, {m})")
     with nogil:
         for r in range(rows.shape[0]):
             row = rows[r]
+            if not 0 <= row < m:
+                bad = r
+                break
+            start, stop = indptr[row], indptr[row + 1]
+            if not 0 <= start <= stop <= nnz:
+                bad = r
+                break
             memset(&out[r, 0], 0, n * sizeof(floating))
-            for p in range(indptr[row], indptr[row + 1]):
+            for p in range(start, stop):
+                if not 0 <= indices[p] < n:
+                    bad = r
+                    break
                 out[r, indices[p]] += data[p]
+            if bad >= 0:
+                break
+    if bad >= 0:
+        raise ValueError(f"row {rows[bad]} (rows[{bad}]) is outside the matrix, or its "
+                         f"row starts or columns are: not a valid CSR matrix of {n} "
+                         f"columns")

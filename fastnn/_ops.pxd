@@ -306,9 +306,12 @@ cdef inline void _narrow_dense_backward(const floating* dz, const floating* a_pr
 # elementwise outputs (sigmoid, identity, poisson) l_i is the mean over the row's k
 # elements.
 
-cdef inline floating _row_scale(const floating* w, intp i, double inv) noexcept nogil:
-    """w_i * inv, or inv when there are no weights."""
-    return <floating> (inv if w == NULL else w[i] * inv)
+cdef inline floating _row_scale(const floating* w, intp i, double inv,
+                                double denom) noexcept nogil:
+    """w_i / denom, or inv = 1 / denom when there are no weights (divided, not
+    multiplied by inv, so that tiny weights, whose 1 / denom overflows, keep their
+    ratios)."""
+    return <floating> (inv if w == NULL else w[i] / denom)
 
 
 cdef inline double _sigmoid_bce(const floating* z, const floating* y, const floating* w,
@@ -323,19 +326,19 @@ cdef inline double _sigmoid_bce(const floating* z, const floating* y, const floa
     """
     cdef intp i, j, e
     cdef floating zi, scale
-    cdef double total = 0, row
-    cdef double inv = 1.0 / (norm * k)
+    cdef double total = 0, row, denom = norm * k
+    cdef double inv = 1.0 / denom
     _sigmoid(z, a, dz, m * k)
     _log1p_unit(dz, dz, m * k)
     for i in range(m):
-        scale = _row_scale(w, i, inv)
+        scale = _row_scale(w, i, inv, denom)
         row = 0
         for e in range(i * k, i * k + k):
             zi = z[e]
             row += (zi if zi > 0 else 0) - zi * y[e] + dz[e]
             dz[e] = (a[e] - y[e]) * scale
         total += row if w == NULL else w[i] * row
-    return total * inv
+    return total / denom
 
 
 cdef inline floating _softmax_row(const floating* z, floating* p, intp k,
@@ -366,18 +369,18 @@ cdef inline double _softmax_ce_labels(const floating* z, const intp* labels,
     """
     cdef intp i, j, c
     cdef floating scale, zmax, log_sum
-    cdef double total = 0, inv = 1.0 / norm
+    cdef double total = 0, denom = norm, inv = 1.0 / norm
     for i in range(m):
         c = labels[i]  # read once and bounded here: the caller's check cannot be trusted
         if c < 0 or c >= k:  # against another thread changing the labels meanwhile
             return NAN
-        scale = _row_scale(w, i, inv)
+        scale = _row_scale(w, i, inv, denom)
         zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
         total += (log_sum - (z[i * k + c] - zmax)) * (1 if w == NULL else w[i])
         for j in range(k):
             dz[i * k + j] = p[i * k + j] * scale
         dz[i * k + c] -= scale
-    return total * inv
+    return total / denom
 
 
 cdef inline double _softmax_ce_probs(const floating* z, const floating* y,
@@ -389,9 +392,9 @@ cdef inline double _softmax_ce_probs(const floating* z, const floating* y,
     """
     cdef intp i, j
     cdef floating scale, zmax, log_sum, ysum
-    cdef double total = 0, row, inv = 1.0 / norm
+    cdef double total = 0, row, denom = norm, inv = 1.0 / norm
     for i in range(m):
-        scale = _row_scale(w, i, inv)
+        scale = _row_scale(w, i, inv, denom)
         zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
         ysum = 0
         row = 0
@@ -401,7 +404,7 @@ cdef inline double _softmax_ce_probs(const floating* z, const floating* y,
         total += row if w == NULL else w[i] * row
         for j in range(k):
             dz[i * k + j] = (p[i * k + j] * ysum - y[i * k + j]) * scale
-    return total * inv
+    return total / denom
 
 
 cdef inline double _identity_mse(const floating* z, const floating* y, const floating* w,
@@ -410,9 +413,9 @@ cdef inline double _identity_mse(const floating* z, const floating* y, const flo
     """Squared error: l = (z - y)^2, A = Z, dZ = 2 w_i (z - y) / (norm k)."""
     cdef intp i, e
     cdef floating r, scale
-    cdef double total = 0, row, inv = 1.0 / (norm * k)
+    cdef double total = 0, row, denom = norm * k, inv = 1.0 / denom
     for i in range(m):
-        scale = 2 * _row_scale(w, i, inv)
+        scale = 2 * _row_scale(w, i, inv, denom)
         row = 0
         for e in range(i * k, i * k + k):
             r = z[e] - y[e]
@@ -420,7 +423,7 @@ cdef inline double _identity_mse(const floating* z, const floating* y, const flo
             a[e] = z[e]
             dz[e] = r * scale
         total += row if w == NULL else w[i] * row
-    return total * inv
+    return total / denom
 
 
 cdef inline double _poisson(const floating* z, const floating* y, const floating* w,
@@ -431,9 +434,9 @@ cdef inline double _poisson(const floating* z, const floating* y, const floating
     dZ = w_i (exp(z) - y) / (norm k). Targets y >= 0."""
     cdef intp i, e
     cdef floating scale
-    cdef double total = 0, row, inv = 1.0 / (norm * k)
+    cdef double total = 0, row, denom = norm * k, inv = 1.0 / denom
     for i in range(m):
-        scale = _row_scale(w, i, inv)
+        scale = _row_scale(w, i, inv, denom)
         row = 0
         for e in range(i * k, i * k + k):
             a[e] = _exp(z[e])
@@ -442,7 +445,7 @@ cdef inline double _poisson(const floating* z, const floating* y, const floating
                 row += (<double> y[e]) * log(<double> y[e])
             dz[e] = (a[e] - y[e]) * scale
         total += row if w == NULL else w[i] * row
-    return total * inv
+    return total / denom
 
 
 # ---------------------------------------------------------------- optimizer updates

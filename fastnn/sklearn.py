@@ -336,22 +336,24 @@ class _Solvers:
         return min(self.batch_size, n)
 
     def _fit_stochastic(self, data, incremental):
-        """sgd or adam: the optimizer (kept by partial_fit), then the epochs under the
-        model's training lock, as MLP.fit trains."""
+        """sgd or adam: the optimizer (kept by partial_fit), then the epochs, all under
+        the model's training lock, as MLP.fit trains."""
         engine, n = self.model_.engine, data.X.shape[0]
-        state = getattr(self, "_optimizer_state", None)
-        if (not incremental or state is None
-                or isinstance(state.optimizer, Adam) != (self.solver == "adam")):
-            self._learning_rate = self.learning_rate_init
-            state = OptimizerState(self._optimizer(), engine.n_params, self.model_.dtype)
-            self._optimizer_state = state
-        settings = TrainingSettings(
-            batch_size=self._batch_size(n), optimizer=state.optimizer,
-            weight_decay=self._scale() * self.alpha, shuffle=self.shuffle,
-            decay_per_sample=True, state=state)
-        batches = Batches(data.X, data.targets, settings.batch_size, self.shuffle,
-                          self.model_.rng, data.weights)
+        batch_size = self._batch_size(n)
         with self.model_._session("train it"):
+            state = getattr(self, "_optimizer_state", None)
+            if (not incremental or state is None
+                    or isinstance(state.optimizer, Adam) != (self.solver == "adam")):
+                self._learning_rate = self.learning_rate_init
+                state = OptimizerState(self._optimizer(), engine.n_params,
+                                       self.model_.dtype)
+                self._optimizer_state = state
+            settings = TrainingSettings(
+                batch_size=batch_size, optimizer=state.optimizer,
+                weight_decay=self._scale() * self.alpha, shuffle=self.shuffle,
+                decay_per_sample=True, state=state)
+            batches = Batches(data.X, data.targets, batch_size, self.shuffle,
+                              self.model_.rng, data.weights)
             try:
                 self._epochs(settings, batches, data.validation, incremental)
             except KeyboardInterrupt:
@@ -511,6 +513,7 @@ class _MLPBase(_Solvers, BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         with _unchanged_on_error(self):
             data = self._prepare(X, y, sample_weight, incremental, classes)
+            self._check_scaled(data)
         if self.solver == "lbfgs":
             self._fit_lbfgs(data)
         else:
@@ -549,6 +552,26 @@ class _MLPBase(_Solvers, BaseEstimator):
                                                           random_state)
         return _Data(inputs.features(model, X, sparse=True), targets, weights, validation)
 
+    def _check_scaled(self, data):
+        """ValueError naming scikit-learn's parameter if, scaled to the engine's
+        objective (see _objective_scale), it does not fit the model's dtype: infinite,
+        or a positive step or epsilon that became 0."""
+        s, dtype = self._scale(), self.model_.dtype
+        total = (len(data.targets) if data.weights is None
+                 else float(data.weights.sum()))
+        scaled = {"alpha": s * self.alpha / (total if self.solver == "lbfgs" else 1),
+                  "tol": s * self.tol,
+                  "learning_rate_init": self._engine_lr(self.learning_rate_init),
+                  "epsilon": s * self.epsilon}
+        for name, value in scaled.items():
+            with np.errstate(over="ignore", under="ignore"):
+                engine_value = dtype.type(value)
+            vanished = name in ("learning_rate_init", "epsilon") and engine_value == 0
+            if not np.isfinite(engine_value) or vanished:
+                raise ValueError(f"{name}={getattr(self, name)!r} becomes {value!r} on "
+                                 f"fastnn's scale of the objective, which {dtype.name} "
+                                 f"cannot use; choose a less extreme {name}")
+
     def _weights(self, sample_weight, X, y, incremental):
         """The checked sample weights (None for none)."""
         if sample_weight is None:
@@ -558,12 +581,18 @@ class _MLPBase(_Solvers, BaseEstimator):
 
     def _split(self, X, targets, y, weights, random_state):
         """Hold validation_fraction of the rows out (stratified by class for
-        single-output classification): the training X, targets and weights, and the
-        held-out (X, y, weights)."""
+        single-output classification, where every class can be): the training X,
+        targets and weights, and the held-out (X, y, weights)."""
         stratify = y if is_classifier(self) and y.ndim == 1 else None
         arrays = (X, targets, y) + (() if weights is None else (weights,))
-        parts = train_test_split(*arrays, random_state=random_state, stratify=stratify,
-                                 test_size=self.validation_fraction)
+        state = random_state.get_state()
+        try:
+            parts = train_test_split(*arrays, random_state=random_state,
+                                     stratify=stratify, test_size=self.validation_fraction)
+        except ValueError:  # too few rows of some class to stratify: split as is
+            random_state.set_state(state)
+            parts = train_test_split(*arrays, random_state=random_state,
+                                     test_size=self.validation_fraction)
         if parts[1].shape[0] < 2:
             raise ValueError("The validation set is too small. Increase "
                              "'validation_fraction' or the size of your dataset.")
@@ -623,8 +652,9 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
         """    class_weight : dict, "balanced" or None, default=None
         fastnn's: weights of the classes, multiplied into the sample weights; a
         dict maps labels to weights (1 for labels left out), "balanced" weighs
-        each class by total / (n_classes * its total), totals of sample weights
-        (n_samples / (n_classes * count) unweighted). Single-output targets only;
+        each class by total / (n * its total), totals of sample weights and n the
+        number of classes whose total is positive (n_samples / (n_classes * count)
+        unweighted, as scikit-learn's compute_class_weight). Single-output targets only;
         partial_fit takes dicts only.""",
         """
     classes_ : numpy.ndarray

@@ -436,3 +436,28 @@ def test_a_refused_call_leaves_a_fitted_estimator_unchanged(refusal):
     assert all(vars(clf)[k] is v for k, v in attributes.items())
     np.testing.assert_array_equal(clf.feature_names_in_, X_named)
     assert clf.loss_curve_ == curve
+
+
+@pytest.mark.parametrize("estimator, y, params, name", [
+    (MLPRegressor, Y_VALUES, dict(solver="lbfgs", alpha=1e308), "alpha"),  # 2 alpha
+    (MLPRegressor, Y_VALUES, dict(solver="sgd", learning_rate_init=5e-324),
+     "learning_rate_init"),  # lr / (2 / k): 0
+])
+def test_parameters_beyond_the_engine_scale_are_refused_leaving_the_fit(estimator, y,
+                                                                          params, name):
+    fitted = estimator(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit(X, y)
+    before = (fitted.model_, fitted.n_features_in_, fitted.n_iter_,
+              fitted.coefs_[0].copy())
+    fitted.set_params(**params)
+    with pytest.raises(ValueError, match=rf"^{name}="):
+        fitted.fit(X[:, :3], y)
+    assert (fitted.model_, fitted.n_features_in_, fitted.n_iter_) == before[:3]
+    np.testing.assert_array_equal(fitted.coefs_[0], before[3])
+
+
+def test_early_stopping_on_classes_too_small_to_stratify_splits_as_is():
+    rng = np.random.default_rng(1)
+    X_small, y_small = rng.standard_normal((20, 3)), np.arange(20) % 3
+    clf = MLPClassifier(hidden_layer_sizes=(4,), early_stopping=True, max_iter=5,
+                        random_state=0).fit(X_small, y_small)
+    assert clf.n_iter_ == 5 and len(clf.validation_scores_) == 5

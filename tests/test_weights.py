@@ -288,3 +288,66 @@ def test_lbfgs_refuses_bad_arguments(argument, value, error):
     with pytest.raises(error, match=argument):
         net.fit_lbfgs(X, y, **{argument: value})
     assert unchanged(net, before)
+
+
+def _csr(data, indices, indptr, shape):
+    """A CSR matrix with these arrays, set after construction (scipy checks them then)."""
+    matrix = scipy.sparse.csr_matrix(shape)
+    matrix.data, matrix.indices, matrix.indptr = (
+        np.asarray(data, float), np.asarray(indices, np.int32), np.asarray(indptr, np.int32))
+    return matrix
+
+
+@pytest.mark.parametrize("matrix", [
+    _csr([], [], [0, 10**7, 0], (2, 3)),     # no values, row pointers far outside
+    _csr([1.0], [5], [0, 1, 1], (2, 3)),     # a column outside the matrix
+    _csr([1.0, 2.0], [0, 1], [0, 2, 1], (2, 3)),  # row pointers going back
+    _csr([1.0], [0], [1, 1, 1], (2, 3)),     # not starting at 0
+])
+def test_malformed_sparse_matrices_are_refused_not_read(matrix):
+    net = MLP([3, 4, 1], seed=0)
+    before = snapshot(net)
+    for call in (lambda: net.predict_proba(matrix), lambda: net.fit(matrix, [0, 1]),
+                 lambda: net.fit_lbfgs(matrix, [0, 1])):
+        with pytest.raises(ValueError, match="not a valid sparse matrix"):
+            call()
+    assert unchanged(net, before)
+
+
+def test_gathering_is_bounded_whatever_the_output():
+    from fastnn.model.inputs import SparseRows, gather_rows
+    rows = SparseRows(_csr([1.0], [99], [0, 1], (1, 100)), np.dtype(np.float64), "X")
+    with pytest.raises(ValueError, match="out must have shape"):
+        gather_rows(rows, np.array([0]), np.empty((1, 2)))
+    with pytest.raises(ValueError, match="outside"):
+        gather_rows(rows, np.array([1]), np.empty((1, 100)))
+
+
+def test_sparse_input_is_only_read():
+    matrix = _csr([1.0, 0.0, 2.0], [0, 1, 2], [0, 2, 3], (2, 3))  # an explicit zero
+    stored = matrix.data.copy(), matrix.indices.copy(), matrix.indptr.copy()
+    MLP([3, 2, 1], seed=0).fit(matrix, [0, 1], epochs=1)
+    for array, kept in zip((matrix.data, matrix.indices, matrix.indptr), stored):
+        np.testing.assert_array_equal(array, kept)
+
+
+def test_a_one_dimensional_sparse_array_is_refused():
+    with pytest.raises(ValueError, match="must be 2-D"):
+        MLP([4, 2, 1], seed=0).predict(scipy.sparse.coo_array(np.array([1.0, 0, 2, 0])))
+
+
+@pytest.mark.parametrize("scale", [1e-310, 1e-200, 1e200])
+def test_weights_of_any_scale_give_the_unweighted_loss(scale):
+    X, y = toy_problem("softmax", m=6)
+    net = _net("softmax")
+    assert net.loss(X, y, np.full(6, scale)) == pytest.approx(net.loss(X, y), rel=1e-12)
+
+
+def test_weights_whose_sum_overflows_are_refused():
+    X, y = toy_problem("identity", m=6)
+    net = _net("identity")
+    with pytest.raises(ValueError, match="sample_weight must have a finite sum"):
+        net.loss(X, y, np.full(6, 1e308))
+    T = as_targets(net, y, 6)
+    with pytest.raises(ValueError, match="weights must have a finite sum"):
+        net.engine.loss(X, T, np.full(6, 1e308))

@@ -334,7 +334,8 @@ def sample_weight(net, weights, m):
 
 class SparseRows:
     """A scipy.sparse matrix (CSR, CSC, COO, ...) as fit and predict take it: CSR
-    with np.intp indices in the model's dtype, its structure checked once; its rows
+    with np.intp indices in the model's dtype, its structure checked once (and never
+    changed: the user's matrix is only read); its rows
     are gathered into dense buffers a batch at a time, never densified whole.
 
     Parameters
@@ -358,20 +359,35 @@ class SparseRows:
     ndim = 2
 
     def __init__(self, X, dtype, name):
+        if len(X.shape) != 2:
+            raise ValueError(f"{name} must be 2-D (m, n_features); got a sparse array of "
+                             f"shape {X.shape}")
         X = X.tocsr()
         kind = X.dtype.kind
         if kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}")
         if kind == "f":
             _same_float(X.dtype, dtype, name)
-        try:
-            X.check_format(full_check=True)  # gathering trusts the structure
-        except ValueError as error:
-            raise ValueError(f"{name} is not a valid sparse matrix: {error}") from None
         self.data = np.ascontiguousarray(X.data, dtype=dtype)
         self.indices = np.ascontiguousarray(X.indices, dtype=np.intp)
         self.indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
         self.shape, self.dtype = X.shape, np.dtype(dtype)
+        self._check_structure(name)
+
+    def _check_structure(self, name):
+        """ValueError unless the CSR arrays describe a matrix of self.shape (checked
+        here, not by scipy, whose check passes some structures and prunes others in
+        place; the gathering kernel bounds what it reads as well)."""
+        indptr, nnz = self.indptr, self.indptr[-1] if len(self.indptr) else -1
+        if (len(indptr) != self.shape[0] + 1 or indptr[0] != 0
+                or (np.diff(indptr) < 0).any()
+                or not nnz <= min(len(self.indices), len(self.data))):
+            raise ValueError(f"{name} is not a valid sparse matrix: its row pointers "
+                             f"do not describe {self.shape[0]} rows of its values")
+        columns = self.indices[:nnz]
+        if len(columns) and not (columns.min() >= 0 and columns.max() < self.shape[1]):
+            raise ValueError(f"{name} is not a valid sparse matrix: a column index is "
+                             f"outside [0, {self.shape[1]})")
 
     def __len__(self):
         return self.shape[0]
@@ -379,6 +395,7 @@ class SparseRows:
     def gather(self, rows, out):
         """out = the given rows, dense: (len(rows), n_features) of the model's dtype,
         C-contiguous; returns out."""
+        check.output_array("out", out, (len(rows), self.shape[1]), self.dtype)
         _kernels.gather_csr_rows(self.data, self.indices, self.indptr,
                                  np.ascontiguousarray(rows, dtype=np.intp), out)
         return out

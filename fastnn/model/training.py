@@ -376,8 +376,8 @@ class Training:
         TypeError, ValueError
             For a bad argument, before anything changes.
         DivergenceError
-            If the parameters stopped being finite; the model keeps those it
-            started from.
+            If the objective or the parameters stopped being finite; the model
+            keeps the parameters and history it started from.
         RuntimeError
             If the model is being trained in another thread.
         """
@@ -392,12 +392,16 @@ class Training:
         verbose = check.flag("verbose", verbose)
         with self._session("train it"):
             start = self._engine.params.copy()
+            lengths = {key: len(values) for key, values in self.history.items()}
             result = minimize_lbfgs(self._engine, X, targets, weights, weight_decay,
                                     max_iter, max_fun, tol, self._lbfgs_iteration(verbose))
-            if not np.isfinite(self._engine.params).all():
+            if not (math.isfinite(result.fun) and np.isfinite(self._engine.params).all()):
                 self._engine.assign(start)
-                raise DivergenceError("L-BFGS left non-finite parameters; the model "
-                                      "keeps those it started from")
+                for key, values in self.history.items():
+                    del values[lengths[key]:]
+                raise DivergenceError(f"L-BFGS ended on a non-finite objective "
+                                      f"({result.fun}); the model keeps the parameters "
+                                      f"and history it started from")
             return result
 
     def _lbfgs_iteration(self, verbose):
