@@ -440,9 +440,10 @@ class _Solvers:
         return improved
 
     def _validation_score(self, X, y, sample_weight):
-        """The score of checked X (NaN for non-finite predictions)."""
-        out = self.model_.predict_proba(X)
-        if not np.isfinite(out).all():
+        """The score of checked X (NaN for non-finite predictions, as scikit-learn's)."""
+        try:
+            out = self.model_.predict_proba(X)
+        except ValueError:  # X is checked: the one refusal left is an overflowed output
             return np.nan
         return self._score_function(y, self._from_outputs(out),
                                     sample_weight=sample_weight)

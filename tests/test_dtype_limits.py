@@ -40,6 +40,10 @@ def _fitted(dtype="float32"):
      r"weight_decay = 1e\+300"),
     (lambda n: n.fit(X32, Y, epochs=1, optimizer="adam", eps=1e-50), ValueError,
      r"eps = 1e-50 is 0 in float32"),
+    (lambda n: n.gradients(X32, Y, weight_decay=1e300), ValueError,
+     r"weight_decay = 1e\+300"),
+    (lambda n: n.fit_lbfgs(X32, Y, weight_decay=1e300), ValueError,
+     r"weight_decay = 1e\+300"),
     (lambda n: n.fit(X32.astype(np.float64), Y, epochs=1), TypeError,
      "X has dtype float64 but the model is float32"),
 ])

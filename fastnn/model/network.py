@@ -327,6 +327,7 @@ class MLP(Training, Files):
         X = inputs.features(self, X)
         targets = inputs.targets(self, y, X.shape[0])
         weight_decay = check.real("weight_decay", weight_decay, 0)
+        check.cast("weight_decay", np.array(weight_decay), self.dtype)
         weights = inputs.sample_weight(self, sample_weight, len(X))
         grads = np.empty_like(self._engine.params)
         self._engine.loss_and_gradients(X, targets, grads, weights, weight_decay)

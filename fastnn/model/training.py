@@ -389,6 +389,7 @@ class Training:
         max_fun = check.integer("max_fun", max_fun, 1)
         tol = check.real("tol", tol, 0)
         weight_decay = check.real("weight_decay", weight_decay, 0)
+        check.cast("weight_decay", np.array(weight_decay), self.dtype)
         verbose = check.flag("verbose", verbose)
         with self._session("train it"):
             start = self._engine.params.copy()
