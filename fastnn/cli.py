@@ -6,9 +6,10 @@
     fastnn vanishing [--out fig.png]
     fastnn dead-relu [--out fig.png]
     fastnn demo --out DIR
+    fastnn export MODEL.npz MODEL.onnx
 
 Numbers go to standard output, progress to standard error; --out saves a figure
-(matplotlib, the `plot` extra). Every command takes --seed and --help.
+(matplotlib, the `plot` extra). Every command takes --help, every lesson --seed.
 """
 import argparse
 import math
@@ -18,6 +19,7 @@ import time
 
 from fastnn import experiments
 from fastnn._version import __version__
+from fastnn.model import load
 from fastnn.plots import PLOT_HINT, PlottingUnavailable
 
 BARS = " ▁▂▃▄▅▆▇█"
@@ -492,6 +494,31 @@ def _demo_dead_relu(seed, path):
                       for lr, (records, _) in runs.items()]
 
 
+def run_export(args):
+    """``fastnn export``: write a model saved by MLP.save as an ONNX file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments: model (the .npz) and output (the .onnx).
+
+    Raises
+    ------
+    ValueError
+        If the model file is not a fastnn model.
+    SystemExit
+        Status 2, after one line on standard error, if the onnx package is missing
+        or a file cannot be read or written.
+    """
+    try:
+        from fastnn.onnx import export
+        export(load(args.model), args.output)
+    except (ImportError, OSError) as error:
+        print(f"fastnn export: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"wrote {args.output}")
+
+
 # ------------------------------------------------------------------ the parser
 
 def _parser():
@@ -540,4 +567,10 @@ def _parser():
 
     command("demo", run_demo, "all of the above, small, into a report folder of figures "
             "and a Markdown summary", out_help="the report folder", out_required=True)
+    sub = commands.add_parser("export", help="write a saved model (.npz) as ONNX",
+                              description="write a model saved by MLP.save as an ONNX "
+                              "file (needs the onnx extra: pip install 'fastnn[onnx]')")
+    sub.add_argument("model", help="the model file (.npz), from MLP.save")
+    sub.add_argument("output", help="the ONNX file to write (.onnx)")
+    sub.set_defaults(run=run_export)
     return parser

@@ -610,6 +610,42 @@ class _MLPBase(_Solvers, BaseEstimator):
                           order="C", reset=False)
         return self.model_.predict_proba(X)  # (a sparse X a chunk of rows at a time)
 
+    def to_onnx(self, path=None):
+        """The fitted estimator as an ONNX graph, written to path when given
+        (fastnn.onnx.export).
+
+        Needs the onnx package (the ``fastnn[onnx]`` extra), imported only here. The
+        graph's input "X" (N, n_features) has model_'s dtype: a runtime does not
+        convert X as predict does.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Where to write the .onnx file (atomically: a failed export leaves no
+            partial file).
+
+        Returns
+        -------
+        onnx.ModelProto
+            For the classifier, outputs "label" as predict returns it (labels from
+            classes_, strings included; an int64 indicator matrix for multilabel
+            targets) and "probabilities" as predict_proba does, a plain tensor (no
+            ZipMap); for the regressor, "predictions" as predict returns them.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        ImportError
+            If onnx is not installed.
+        TypeError
+            If path is not a str or os.PathLike.
+        OSError
+            If path cannot be written (before anything is written).
+        """
+        from fastnn.onnx import export
+        return export(self, path)
+
     @property
     def coefs_(self):
         """Per layer, the weights (n_in, n_out): views of model_'s W.T."""

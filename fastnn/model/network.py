@@ -186,6 +186,39 @@ class MLP(Training, Files):
         return (f"MLP({list(self.layer_sizes)}, activation={acts!r}, "
                 f"output={self.output!r}, dtype={self.dtype.name!r})")
 
+    def to_onnx(self, path=None):
+        """The model as an ONNX graph, written to path when given (fastnn.onnx.export).
+
+        Needs the onnx package (the ``fastnn[onnx]`` extra), imported only here.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Where to write the .onnx file (atomically: a failed export leaves no
+            partial file).
+
+        Returns
+        -------
+        onnx.ModelProto
+            Input "X" (N, n_features) of the model's dtype; outputs "probabilities"
+            (sigmoid, softmax) or "values" (identity, poisson) as predict_proba
+            returns them, and for sigmoid and softmax "labels" (int64) as predict
+            returns them.
+
+        Raises
+        ------
+        ImportError
+            If onnx is not installed.
+        TypeError
+            If path is not a str or os.PathLike.
+        OSError
+            If path cannot be written (before anything is written).
+        RuntimeError
+            If another thread is training the model.
+        """
+        from fastnn.onnx import export
+        return export(self, path)
+
     # ------------------------------------------------------------ inference
 
     def predict_proba(self, X):

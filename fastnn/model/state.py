@@ -5,9 +5,10 @@ torch.nn.Sequential's names and the optimizer's state). save writes it as one .n
 read back with allow_pickle=False; pickling and copying carry the same state. Either
 way it is checked whole before a model is built.
 """
+import errno
 import json
 import os
-import tempfile
+import secrets
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from fastnn._version import __version__
 from fastnn.model.inputs import checked_like
 from fastnn.optim import OptimizerState, make_optimizer
 
-__all__ = ["Files", "load", "unpickle", "FORMAT_VERSION"]
+__all__ = ["Files", "load", "unpickle", "write_atomically", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -96,7 +97,7 @@ class Files:
         """
         header, arrays = _state(self)
         arrays["header"] = np.array(json.dumps(header))
-        _write_atomically(os.fspath(path), arrays)
+        write_atomically(path, lambda f: np.savez(f, **arrays))
 
     def __reduce__(self):
         """Pickle (and copy, and deep-copy) the model through save's state.
@@ -142,13 +143,35 @@ def _state(net):
     return header, arrays
 
 
-def _write_atomically(path, arrays):
-    """np.savez into a temporary file beside path, then renamed over it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".npz", dir=folder)
+def write_atomically(path, write):
+    """Write a file through write(f) into a temporary file beside path, then rename it
+    over path: a failure leaves no partial file, and an old file at path whole.
+
+    The temporary file is created by open() (permissions 0o666 less the umask, as any
+    new file; not tempfile's 0o600), so the file at path can be read as any other.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    write : callable
+        write(f) writes the content into f, a binary file open for writing.
+
+    Raises
+    ------
+    OSError
+        If path is a folder, or its folder is missing or not writable (raised before
+        anything is written), or writing fails; anything write raises.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
+    f = open(tmp, "xb")  # a new file, never another's
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

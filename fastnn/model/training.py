@@ -206,8 +206,8 @@ class Training:
         with self._copying:
             if self._training.locked() and self._holder != threading.get_ident():
                 raise RuntimeError("this model is being trained in another thread; save, "
-                                   "pickle or copy it when training is over (or from a "
-                                   "callback of the fit)")
+                                   "pickle, copy or export it when training is over (or "
+                                   "from a callback of the fit)")
             yield
 
     @property
