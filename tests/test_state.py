@@ -118,9 +118,9 @@ def test_foreign_and_future_files_are_refused(tmp_path):
     (lambda a, h: h.update(output="softplus"), r"output must be one of"),
     (lambda a, h: h["optimizer"].update(name="lbfgs"), r"optimizer must be one of"),
     (lambda a, h: h["optimizer"]["config"].update(lr=-1), r"lr must be in"),
-    (lambda a, h: a.pop("optimizer.state1"), r"optimizer state arrays do not match"),
+    (lambda a, h: a.pop("optimizer.state1"), r"missing \['optimizer.state1'\]"),
     (lambda a, h: h["rng"]["state"].update(bit_generator="seed"), r"unknown bit generator 'seed'"),
-    (lambda a, h: h.pop("history"), r"damaged or foreign fastnn model: 'history'"),
+    (lambda a, h: h.pop("history"), r"damaged or foreign fastnn model: the header must have the keys .*missing \['history'\]"),
     (lambda a, h: h["optimizer"].update(t=2**63 - 1), r"step count 9223372036854775807 is out of range"),
     (lambda a, h: h["optimizer"].update(t=2**64), r"damaged or foreign fastnn model"),
 ])
@@ -136,7 +136,8 @@ def test_tampered_files_are_refused_before_anything_runs(saved, change, message)
 def test_pickled_arrays_are_never_loaded(saved):
     _, path = saved
     rewrite(path, lambda a, h: a.update({"0.bias": np.array([object()] * 8, dtype=object)}))
-    with pytest.raises(ValueError, match="not a readable fastnn model file.*pickle"):
+    with pytest.raises(ValueError, match="not a readable fastnn model file: 0.bias.npy holds "
+                                         r"Python objects \(a pickle\)"):
         fastnn.load(path)
 
 
@@ -294,12 +295,12 @@ def payload():
     (lambda a, h: a.update({"2.bias": np.ones(1, np.float32)}), r"2.bias has dtype float32"),
     (lambda a, h: a.update({"2.bias": [1.0]}), r"damaged or foreign fastnn model"),
     (lambda a, h: a.update({"0.bias": np.full(4, np.inf)}), r"0.bias must be finite"),
-    (lambda a, h: a.pop("optimizer.state0"), r"optimizer state arrays do not match"),
+    (lambda a, h: a.pop("optimizer.state0"), r"missing \['optimizer.state0'\]"),
     (lambda a, h: h.update(format_version=2), r"the pickled model has format version 2"),
     (lambda a, h: h.update(format="other"), r"the pickled model is not a fastnn model"),
     (lambda a, h: h["rng"]["state"]["state"].update(key=[1, 2]), r"rng.state.key has shape \(2,\); expected \(624,\)"),
     (lambda a, h: h["rng"]["state"]["state"].update(pos=10**7), r"buffer position 10000000 is outside \[0, 624\]"),
-    (lambda a, h: h["rng"]["state"]["state"].update(pos=1.5), r"buffer position must be an integer"),
+    (lambda a, h: h["rng"]["state"]["state"].update(pos=1.5), r"rng.state.pos must be of type int; got 1.5"),
     (lambda a, h: h["rng"].update(kind="Random"), r"unknown kind of random generator 'Random'"),
 ])
 def test_tampered_pickles_are_refused_like_files(payload, change, message):
