@@ -61,9 +61,11 @@ class Files:
         Returns
         -------
         dict of str to numpy.ndarray
-            New arrays.
+            New arrays, copied between two training steps when another thread
+            trains the model.
         """
-        return {key: value.copy() for key, value in self._named_parameters()}
+        return self._engine.read(lambda: {key: value.copy()
+                                          for key, value in self._named_parameters()})
 
     def _named_parameters(self):
         arrays = (array for layer in self.layers for array in (layer.W, layer.b))
@@ -129,9 +131,12 @@ class Files:
             numbers, its generator runs on a bit generator other than numpy's
             PCG64, PCG64DXSM, MT19937, Philox and SFC64, or its header would be
             longer than MAX_HEADER_CHARS.
-        RuntimeError
-            If another thread is training the model (from a callback of this
-            thread's fit, the state between epochs is saved).
+
+        Notes
+        -----
+        While another thread trains the model, the file holds the state between two
+        of its steps: the weights, the optimizer's state and its step count of one
+        step, and the history and the random generator as they are by then.
         """
         header, arrays = _state(self)
         text = json.dumps(header)
@@ -159,9 +164,11 @@ class Files:
         ValueError
             As save raises it (the header's length aside), for a model load would
             refuse.
-        RuntimeError
-            If another thread is training the model (from a callback of this
-            thread's fit, the state between epochs is pickled).
+
+        Notes
+        -----
+        While another thread trains the model, the pickle holds the state between
+        two of its steps, as save's file does.
         """
         header, arrays = _state(self)
         return unpickle, (json.dumps(header), arrays)
@@ -180,9 +187,11 @@ def _state_name(index):
 
 def _state(net):
     """(header, arrays): the model's state as save writes it and pickles carry it,
-    copied while no training step runs, then checked as load will check it."""
-    with net._between_steps(), _reported_as("cannot save or pickle this model"):
-        header, arrays = _copied_state(net)
+    copied between two training steps of whichever thread trains it (in a read
+    section of its engine, as predictions read the weights), then checked as load
+    will check it."""
+    with _reported_as("cannot save or pickle this model"):
+        header, arrays = net._engine.read(lambda: _copied_state(net))
         _check_fields(header)
     _check_finite(arrays)
     return header, arrays
@@ -570,10 +579,13 @@ def _check_arrays(layout, found):
 # ---------------------------------------------------------------- the random generator
 
 def _rng_state(rng):
-    """The generator's state in JSON's values (its arrays as lists)."""
+    """The generator's state in JSON's values (its arrays as lists), read under its
+    bit generator's lock: never halfway through a draw of another thread."""
     if isinstance(rng, np.random.RandomState):
-        return {"kind": "RandomState", "state": _plain(rng.get_state(legacy=False))}
-    return {"kind": "Generator", "state": _plain(rng.bit_generator.state)}
+        with rng._bit_generator.lock:  # (RandomState has no public way to its lock)
+            return {"kind": "RandomState", "state": _plain(rng.get_state(legacy=False))}
+    with rng.bit_generator.lock:
+        return {"kind": "Generator", "state": _plain(rng.bit_generator.state)}
 
 
 def _plain(value):

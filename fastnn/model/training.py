@@ -4,7 +4,6 @@ fit checks every argument into one TrainingSettings, which then carries the
 configuration and the optimizer's state down to the engine: Engine.updater(settings)
 binds them once, and each batch is one compiled step.
 """
-import contextlib
 import dataclasses
 import math
 import threading
@@ -146,38 +145,19 @@ class Training:
     """MLP's training methods (a mixin of fastnn.MLP)."""
 
     def _start_training(self):
-        self._optimizer_state = None         # OptimizerState of the last fit
-        self._training = threading.Lock()    # held by fit, partial_fit, load_state_dict
-        self._holder = None                  # and reset_optimizer (_claim); its thread
-        self._copying = threading.Lock()     # held by _claim and while the state is copied
+        self._optimizer_state = None  # OptimizerState of the last fit
+        # held by fit, partial_fit, fit_lbfgs, load_state_dict and reset_optimizer
+        self._training = threading.Lock()
         self.history = {"loss": [], "val_loss": [], "val_score": []}
 
     def _claim(self):
-        """Take the training lock for this thread, once no state is being copied; False
-        if it is taken (by another thread, or by this one's fit, from a callback)."""
-        with self._copying:
-            if not self._training.acquire(blocking=False):
-                return False
-            self._holder = threading.get_ident()
-            return True
+        """Take the training lock; False if it is taken (by another thread, or by this
+        one's fit, from a callback)."""
+        return self._training.acquire(blocking=False)
 
     def _release(self):
         """Give back the training lock that _claim took."""
-        with self._copying:
-            self._holder = None
-            self._training.release()
-
-    @contextlib.contextmanager
-    def _between_steps(self):
-        """A context in which no training step runs, to copy the state in: no thread
-        can claim the training lock meanwhile, and a holder can only be this thread's
-        fit, paused in a callback between epochs. RuntimeError for another thread's."""
-        with self._copying:
-            if self._training.locked() and self._holder != threading.get_ident():
-                raise RuntimeError("this model is being trained in another thread; save, "
-                                   "pickle or copy it when training is over (or from a "
-                                   "callback of the fit)")
-            yield
+        self._training.release()
 
     @property
     def optimizer(self):
