@@ -588,6 +588,17 @@ cdef class Engine:
         self._batch(X, Y, weights, &batch)
         return self._read(&batch, grads, None, weight_decay)
 
+    def read(self, function):
+        """function() run as a reader, between two steps: no step or assign runs while
+        it does (so the parameters, an Update's state arrays and its step counter all
+        stay those of one step); returns its result. It must not step or assign
+        itself, which would wait for it forever."""
+        self.gate.read_begin()
+        try:
+            return function()
+        finally:
+            self.gate.read_end()
+
     # ------------------------------------------------------------ writers
 
     cdef void* _workspace(self, intp m) except NULL:
