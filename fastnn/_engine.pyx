@@ -613,6 +613,17 @@ cdef class Engine:
             self.work_rows = m
         return self.work
 
+    def write(self, function):
+        """function() run as the writer: no prediction, read, step or assign runs while
+        it does (the model's history is recorded so, so that a save between steps
+        never sees half an epoch's entries); returns its result. It must not read,
+        step or assign itself, which would wait for it forever."""
+        self.gate.write_begin()
+        try:
+            return function()
+        finally:
+            self.gate.write_end()
+
     def assign(self, cnp.ndarray values):
         """params[...] = values (same size and dtype), never while a prediction runs."""
         _check(values, "values", self.plan.at[self.plan.n_layers], 1, self.params)

@@ -395,7 +395,7 @@ class Training:
         """What fit_lbfgs does after each iteration: record (and print) the objective."""
         def after(loss):
             epoch = len(self.history["loss"]) + 1
-            record(self.history, epoch, {"loss": loss})
+            self._engine.write(lambda: record(self.history, epoch, {"loss": loss}))
             if verbose:
                 print(f"iteration {epoch}: loss {loss:.6g}")
         return after
@@ -460,10 +460,11 @@ def run_epochs(net, X, targets, settings, update, weights=None):
             if settings.validation is not None:
                 logs["val_loss"] = engine.loss(*settings.validation)
                 logs["val_score"] = net._score(*settings.validation)
-            record(net.history, epoch, logs)
+            engine.write(lambda: record(net.history, epoch, logs))  # whole, for saves
         except KeyboardInterrupt:  # the history keeps every epoch whose steps all ran
             if epoch_complete(update, batches):
-                record(net.history, epoch, {"loss": update.epoch_loss})
+                loss = update.epoch_loss
+                engine.write(lambda: record(net.history, epoch, {"loss": loss}))
             raise
         if settings.verbose:
             print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.6g}" for k, v in logs.items()))
