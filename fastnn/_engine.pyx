@@ -588,6 +588,17 @@ cdef class Engine:
         self._batch(X, Y, weights, &batch)
         return self._read(&batch, grads, None, weight_decay)
 
+    def read(self, function):
+        """function() run as a reader, between two steps: no step or assign runs while
+        it does (so the parameters, an Update's state arrays and its step counter all
+        stay those of one step); returns its result. It must not step or assign
+        itself, which would wait for it forever."""
+        self.gate.read_begin()
+        try:
+            return function()
+        finally:
+            self.gate.read_end()
+
     # ------------------------------------------------------------ writers
 
     cdef void* _workspace(self, intp m) except NULL:
@@ -601,6 +612,17 @@ cdef class Engine:
                 raise MemoryError()
             self.work_rows = m
         return self.work
+
+    def write(self, function):
+        """function() run as the writer: no prediction, read, step or assign runs while
+        it does (the model's history is recorded so, so that a save between steps
+        never sees half an epoch's entries); returns its result. It must not read,
+        step or assign itself, which would wait for it forever."""
+        self.gate.write_begin()
+        try:
+            return function()
+        finally:
+            self.gate.write_end()
 
     def assign(self, cnp.ndarray values):
         """params[...] = values (same size and dtype), never while a prediction runs."""

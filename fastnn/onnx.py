@@ -90,8 +90,11 @@ def export(model, path=None):
     OSError
         If path cannot be written: its folder is missing or not writable, or path is
         a folder (raised before anything is written).
-    RuntimeError
-        If another thread is training the model.
+
+    Notes
+    -----
+    While another thread trains the model, the graph holds the weights of one of
+    its steps, as save's file does.
     """
     graph_name, net, head = _parts(model)
     if path is not None:
@@ -163,8 +166,7 @@ def _model(graph_name, net, head):
     """The ModelProto of net's layers followed by head(graph, values), which
     declares the outputs from the output layer's values."""
     graph = _Graph(net.dtype)
-    with net._between_steps():  # the weights of one step, not of a half-update
-        values = _layers(graph, net)
+    values = net.engine.read(lambda: _layers(graph, net))  # the weights of one step
     head(graph, values)
     inputs = [helper.make_tensor_value_info(INPUT, graph.elem_type,
                                             ["N", net.n_features])]

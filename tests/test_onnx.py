@@ -5,6 +5,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -17,7 +18,6 @@ import fastnn  # noqa: E402
 from fastnn import cli  # noqa: E402
 from fastnn.model import OUTPUTS  # noqa: E402
 from fastnn.onnx import export  # noqa: E402
-from helpers import paused_in_another_thread  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -226,11 +226,37 @@ def test_bad_arguments_are_refused(model, path, match):
         export(model, path)
 
 
-def test_exporting_while_another_thread_trains_is_refused():
-    net, X = network("sigmoid", 1)
-    with paused_in_another_thread(net, X, X[:, 0] > 0):
-        with pytest.raises(RuntimeError, match="being trained in another thread"):
-            net.to_onnx()
+def exported_parameters(net):
+    """The layers' W and b of net's graph, as the bytes of fastnn's flat buffer."""
+    layers = {t.name: t for t in net.to_onnx().graph.initializer if t.name[0] in "Wb"}
+    return b"".join(onnx.numpy_helper.to_array(layers[f"{kind}{index}"]).tobytes()
+                    for index in range(len(net.layers)) for kind in "Wb")
+
+
+def test_exports_taken_during_a_fit_hold_the_weights_of_one_step():
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((128, 3)), rng.integers(0, 3, 128)
+    train = dict(epochs=300, batch_size=None, optimizer="adam", lr=0.01)  # a step an epoch
+    make = lambda: fastnn.MLP([3, 64, 64, 3], output="softmax", seed=8)  # noqa: E731
+    steps = {make().engine.params.tobytes()}
+    make().fit(X, y, callbacks=[lambda n, epoch, logs: steps.add(
+        n.engine.params.tobytes())], **train)
+    net, exports, stop = make(), [], threading.Event()
+
+    def exporter():  # while the fit runs, as fast as it can
+        while not stop.is_set():
+            exports.append(exported_parameters(net))
+
+    thread = threading.Thread(target=exporter)
+    thread.start()
+    try:
+        net.fit(X, y, **train)
+    finally:
+        stop.set()
+        thread.join()
+    assert set(exports) <= steps
+    first, last = make().engine.params.tobytes(), net.engine.params.tobytes()
+    assert set(exports) - {first, last}  # some taken during the fit
 
 
 # ---------------------------------------------------------------- imports, command

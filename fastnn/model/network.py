@@ -213,8 +213,6 @@ class MLP(Training, Files):
             If path is not a str or os.PathLike.
         OSError
             If path cannot be written (before anything is written).
-        RuntimeError
-            If another thread is training the model.
         """
         from fastnn.onnx import export
         return export(self, path)

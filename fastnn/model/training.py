@@ -168,47 +168,33 @@ class Training:
     """MLP's training methods (a mixin of fastnn.MLP)."""
 
     def _start_training(self):
-        self._optimizer_state = None         # OptimizerState of the last fit
-        self._training = threading.Lock()    # held by fit, partial_fit, load_state_dict
-        self._holder = None                  # and reset_optimizer (_session); its thread
-        self._copying = threading.Lock()     # held by _session and while the state is copied
+        self._optimizer_state = None  # OptimizerState of the last fit
+        # held by fit, partial_fit, fit_lbfgs, load_state_dict and reset_optimizer
+        # (_session), and the thread holding it
+        self._training, self._holder = threading.Lock(), None
         self.history = {"loss": [], "val_loss": [], "val_score": []}
 
     @contextlib.contextmanager
     def _session(self, action):
-        """Hold the training lock for this thread (once no state is being copied) while
-        the block runs. RuntimeError if it is taken: by another thread, or by this
-        thread's own running training (a call from one of its callbacks); action says
-        what was refused, e.g. "train it"."""
-        with self._copying:
-            if not self._training.acquire(blocking=False):
-                if self._holder == threading.get_ident():
-                    raise RuntimeError(
-                        f"cannot {action} from inside its own training (a callback of "
-                        f"its running fit): training calls do not nest; return True "
-                        f"from the callback to stop the fit, then {action}")
-                raise RuntimeError(f"this model is being trained in another thread; "
-                                   f"{action} when training is over (fastnn refuses "
-                                   f"concurrent training of one model)")
-            self._holder = threading.get_ident()
+        """Hold the training lock for this thread while the block runs. RuntimeError
+        if it is taken: by another thread, or by this thread's own running training
+        (a call from one of its callbacks); action says what was refused, e.g.
+        "train it"."""
+        if not self._training.acquire(blocking=False):
+            if self._holder == threading.get_ident():
+                raise RuntimeError(
+                    f"cannot {action} from inside its own training (a callback of "
+                    f"its running fit): training calls do not nest; return True "
+                    f"from the callback to stop the fit, then {action}")
+            raise RuntimeError(f"this model is being trained in another thread; "
+                               f"{action} when training is over (fastnn refuses "
+                               f"concurrent training of one model)")
+        self._holder = threading.get_ident()
         try:
             yield
         finally:
-            with self._copying:
-                self._holder = None
-                self._training.release()
-
-    @contextlib.contextmanager
-    def _between_steps(self):
-        """A context in which no training step runs, to copy the state in: no thread
-        can claim the training lock meanwhile, and a holder can only be this thread's
-        fit, paused in a callback between epochs. RuntimeError for another thread's."""
-        with self._copying:
-            if self._training.locked() and self._holder != threading.get_ident():
-                raise RuntimeError("this model is being trained in another thread; save, "
-                                   "pickle, copy or export it when training is over (or "
-                                   "from a callback of the fit)")
-            yield
+            self._holder = None
+            self._training.release()
 
     @property
     def optimizer(self):
@@ -409,7 +395,7 @@ class Training:
         """What fit_lbfgs does after each iteration: record (and print) the objective."""
         def after(loss):
             epoch = len(self.history["loss"]) + 1
-            record(self.history, epoch, {"loss": loss})
+            self._engine.write(lambda: record(self.history, epoch, {"loss": loss}))
             if verbose:
                 print(f"iteration {epoch}: loss {loss:.6g}")
         return after
@@ -474,10 +460,11 @@ def run_epochs(net, X, targets, settings, update, weights=None):
             if settings.validation is not None:
                 logs["val_loss"] = engine.loss(*settings.validation)
                 logs["val_score"] = net._score(*settings.validation)
-            record(net.history, epoch, logs)
+            engine.write(lambda: record(net.history, epoch, logs))  # whole, for saves
         except KeyboardInterrupt:  # the history keeps every epoch whose steps all ran
             if epoch_complete(update, batches):
-                record(net.history, epoch, {"loss": update.epoch_loss})
+                loss = update.epoch_loss
+                engine.write(lambda: record(net.history, epoch, {"loss": loss}))
             raise
         if settings.verbose:
             print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.6g}" for k, v in logs.items()))
