@@ -162,7 +162,7 @@ class MLP(Training, Files):
     @property
     def is_classifier(self):
         """True for sigmoid and softmax outputs."""
-        return self.output != "identity"
+        return self.output in ("sigmoid", "softmax")
 
     @property
     def engine(self):
