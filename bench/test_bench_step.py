@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from scipy.linalg import blas
 
-import fastnn
 from fastnn import MLP, reference
 from fastnn.model.inputs import targets
 from fastnn.model.training import TrainingSettings

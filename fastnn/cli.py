@@ -10,20 +10,36 @@
 
 Numbers go to standard output, progress to standard error; --out saves a figure
 (matplotlib, the `plot` extra). Every command takes --help, every lesson --seed.
+
+Every option is checked while the arguments are parsed, before any work: each one's
+argparse type below refuses a bad value with one line naming it, exit status 2.
 """
 import argparse
 import math
 import os
 import sys
+import tempfile
 import time
 
 from fastnn import experiments
 from fastnn._version import __version__
 from fastnn.model import load
-from fastnn.plots import PLOT_HINT, PlottingUnavailable
+from fastnn.plots import PLOT_HINT
 
 BARS = " ▁▂▃▄▅▆▇█"
 ASCII_BARS = " .:-=+*#%@"
+
+#: The largest counts the options take, which keep every command within a few GB of
+#: memory (histograms keeps every layer's samples x 100 activations, about 2 GB at
+#: the limit; the spiral draws all its batches up front) and lines of at most 1000
+#: bins. The epochs share the iterations' limit.
+MAX_SAMPLES = 100_000
+MAX_BINS = 1000
+MAX_STEPS = 100_000  # --iterations and --epochs
+MAX_DEPTH = 1000
+#: The stds --init takes. Smaller ones leave activations too close together for
+#: finite-sized histogram bins; larger ones overflow float64 in deep enough ReLU layers.
+STD_RANGE = (1e-300, 1e6)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +52,9 @@ class _Parser(argparse.ArgumentParser):
 def main(argv=None):
     """Run the ``fastnn`` command line.
 
+    Every option is checked before any work starts. Whatever fails during the work
+    is reported on one line of standard error, never as a traceback.
+
     Parameters
     ----------
     argv : list of str or None, default=None
@@ -44,34 +63,133 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 1 when a figure needs matplotlib and it is missing, 2 when an
-        experiment refuses an argument (the error is printed on standard error).
+        0 on success; 1 when the work fails (one line on standard error, such as a
+        figure that cannot be written because the disk is full; nothing when the
+        reader of standard output went away, as ``| head`` does); 130 when
+        interrupted (Ctrl-C).
 
     Raises
     ------
     SystemExit
-        For --help and --version (status 0), a bad option (status 2, one line on
-        standard error), or --out without matplotlib (status 1, with the hint).
+        For --help and --version (status 0), or a bad option (status 2, one line on
+        standard error naming the option), before any work.
     """
     args = _parser().parse_args(argv)
-    if getattr(args, "out", None) and args.command != "demo":
-        _require_matplotlib()
     try:
         args.run(args)
-    except PlottingUnavailable as error:
-        print(f"fastnn: {error}", file=sys.stderr)
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no more writes
         return 1
-    except (ValueError, TypeError) as error:
-        print(f"fastnn {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"fastnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # the work failed: one line, never a traceback
+        message = " ".join(str(error).split())
+        print(f"fastnn {args.command}: error: {type(error).__name__}: {message}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
-def _require_matplotlib():
+# ------------------------------------------------------------------ option types
+# Each raises argparse.ArgumentTypeError, which the parser turns into one line
+# naming the option, exit status 2.
+
+def _integer(low, high=None):
+    """An argparse type: an int >= low, and <= high unless high is None."""
+    span = f">= {low}" if high is None else f"from {low} to {high}"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected an integer {span}; got {text!r}")
+        return value
+    return parse
+
+
+def _positive_number(text):
+    """An argparse type: a positive finite float."""
     try:
-        import matplotlib  # noqa: F401
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def _init_value(text):
+    """--init: a std within STD_RANGE, or a scheme name."""
+    if text in experiments.HISTOGRAM_INITS:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    low, high = STD_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"expected a std from {low:g} to {high:.0f} such as 1 or 0.01, or one of "
+            f"{', '.join(experiments.HISTOGRAM_INITS)}; got {text!r}")
+    return value
+
+
+def _figure_path(text):
+    """--out of the figures: a file matplotlib can write, in a writable folder."""
+    filetypes = _matplotlib_filetypes()
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a folder; name a file in it, such as "
+            f"{os.path.join(text, 'fig.png')!r}")
+    extension = os.path.splitext(text)[1][1:].lower()
+    if extension not in filetypes:
+        said = f"has the extension .{extension}" if extension else "has no extension"
+        raise argparse.ArgumentTypeError(
+            f"{text!r} {said}; matplotlib writes .{', .'.join(sorted(filetypes))}")
+    _check_folder(os.path.dirname(text) or os.curdir)
+    if os.path.exists(text) and not os.access(text, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot overwrite {text!r}: permission denied")
+    return text
+
+
+def _report_folder(text):
+    """demo's --out: a folder that exists, or can be made, and can be written in."""
+    _matplotlib_filetypes()
+    if not text:
+        raise argparse.ArgumentTypeError("expected a folder; got ''")
+    existing = os.path.abspath(text)
+    while not os.path.exists(existing):  # makedirs creates the missing folders
+        existing = os.path.dirname(existing)
+    _check_folder(existing)
+    return text
+
+
+def _matplotlib_filetypes():
+    """The extensions matplotlib saves figures as; refuses --out without matplotlib."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
-        raise SystemExit(f"fastnn: {PLOT_HINT}") from None
+        raise argparse.ArgumentTypeError(PLOT_HINT) from None
+    return FigureCanvasBase.get_supported_filetypes()
+
+
+def _check_folder(folder):
+    """Refuse folder unless it is a folder a file can be created in (tried, not
+    guessed from the permission bits: read-only file systems and root differ)."""
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"{folder!r} is not a folder" if os.path.exists(
+            folder) else f"folder {folder!r} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"cannot create a file in folder {folder!r} ({error.strerror or error})"
+        ) from None
 
 
 # ------------------------------------------------------------------ output helpers
@@ -98,38 +216,20 @@ def _percent(x):
     return f"{100 * x:.0f}%"
 
 
+def _number(x):
+    """Three decimals, or three significant digits once the number is large."""
+    return f"{x:.3f}" if abs(x) < 1e5 else f"{x:.3e}"
+
+
+def _ratio(first, last):
+    """first / last as text, also when last is 0."""
+    if last == 0:
+        return "inf" if first else "undefined (0 / 0)"
+    return f"{first / last:.2e}"
+
+
 def _progress(label, done, total, loss):
     print(f"  {label}: {done}/{total}, loss {loss:.4g}", file=sys.stderr, flush=True)
-
-
-def _init_value(text):
-    """--init: a std (number) or a scheme name."""
-    try:
-        value = float(text)
-    except ValueError:
-        if text not in experiments.HISTOGRAM_INITS:
-            raise argparse.ArgumentTypeError(
-                f"expected a std such as 1 or 0.01, or one of "
-                f"{', '.join(experiments.HISTOGRAM_INITS)}; got {text!r}") from None
-        return text
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"a std must be a positive number; got {text!r}")
-    return value
-
-
-def _positive(kind):
-    """An argparse type: a positive int or a positive finite float."""
-    what = "integer" if kind is int else "number"
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"expected a positive {what}; got {text!r}")
-        return value
-    return parse
 
 
 def _init_label(init_scheme):
@@ -158,7 +258,7 @@ def histograms_text(activation, init_scheme, records):
     """
     lo, hi = records[0].hist[1][0], records[0].hist[1][-1]
     span = f"[{lo:.3g}, {hi:.3g}]"
-    rows = [[r.layer + 1, f"{r.mean:.3f}", f"{r.std:.3f}", _percent(r.saturated),
+    rows = [[r.layer + 1, _number(r.mean), _number(r.std), _percent(r.saturated),
              _percent(r.zero), _bars(r.hist[0])] for r in records]
     return (f"{activation}, init {_init_label(init_scheme)}\n"
             + _table(["layer", "mean", "std", "saturated", "zero", f"histogram {span}"], rows))
@@ -251,7 +351,7 @@ def _compare_init_spiral(args):
                   f"batches for each init")
     step = max(1, iterations // 10)
     rows = [[i + 1] + [f"{r.losses[i]:.4f}" for r in results]
-            for i in list(range(0, iterations, step)) + [iterations - 1]]
+            for i in sorted({*range(0, iterations, step), iterations - 1})]
     print(_table(["iteration"] + [r.label for r in results], rows))
     print(f"\nln 3 = {math.log(3):.4f}: a network that has learnt nothing sits there.")
     print(_table(["init", "mean loss, last 100 iterations", "train accuracy"],
@@ -336,7 +436,7 @@ def run_vanishing(args):
                   for s, r in zip(sigmoid, relu)]))
     for name, records in norms.items():
         print(f"{name}: first layer / last layer = "
-              f"{records[0].dW_norm / records[-1].dW_norm:.2e}")
+              f"{_ratio(records[0].dW_norm, records[-1].dW_norm)}")
     if args.out:
         from fastnn import plots
         print(f"saved {plots.gradient_norms(norms, args.out)}")
@@ -346,6 +446,9 @@ def run_vanishing(args):
 def run_dead_relu(args):
     """``fastnn dead-relu``: print the dead ReLU units after training with two lrs.
 
+    A run that diverges is reported in the table (the step at which it did, and the
+    dead units of its last finite weights), not as an error.
+
     Parameters
     ----------
     args : argparse.Namespace
@@ -353,8 +456,8 @@ def run_dead_relu(args):
 
     Returns
     -------
-    runs : dict
-        {lr: (dead-unit records, diverged)}, as fastnn.experiments.dead_relu returns.
+    runs : list of fastnn.experiments.DeadReluRun
+        One per learning rate, as fastnn.experiments.dead_relu returns them.
 
     Raises
     ------
@@ -362,21 +465,37 @@ def run_dead_relu(args):
         If the experiment refuses a learning rate, epochs or seed.
     fastnn.plots.PlottingUnavailable
         If a figure is wanted (args.out) and matplotlib is missing.
+    OSError
+        If the figure cannot be written.
     """
-    lrs = (args.lr, args.large_lr)
     print(f"spiral (600 samples, 3 classes), [2, 64, 64, 64, 3] relu (He)/softmax, SGD, "
           f"batch 32, {args.epochs} epochs, lr {args.lr:g} and {args.large_lr:g}")
-    runs = experiments.dead_relu(lrs, args.epochs, seed=args.seed, progress=_progress)
-    rows = []
-    for lr, (records, diverged) in runs.items():
-        rows.append([f"{lr:g}"] + [_percent(r.fraction) for r in records]
-                    + ["yes" if diverged else "no"])
-    print(_table(["lr"] + [f"dead in hidden {r.layer + 1}" for r in records] + ["diverged"],
-                 rows))
+    runs = experiments.dead_relu((args.lr, args.large_lr), args.epochs, seed=args.seed,
+                                 progress=_progress)
+    n_hidden = len(runs[0].net.layers) - 1
+    print(_table(["lr"] + [f"dead in hidden {k}" for k in range(1, n_hidden + 1)]
+                 + ["diverged"],
+                 [[f"{run.lr:g}"] + _dead_cells(run) + [_diverged(run) or "no"]
+                  for run in runs]))
+    if any(run.diverged_at or run.records is None for run in runs):
+        print("\nA run that diverged keeps its last finite weights (from before the "
+              "failing step);\nits dead units are counted with those. overflow: the "
+              "weights overflow float64\non the data, so no unit can be counted.")
     if args.out:
         from fastnn import plots
         print(f"saved {plots.dead_units(runs, args.out)}")
     return runs
+
+
+def _dead_cells(run):
+    """The dead fraction of each hidden layer of a DeadReluRun, or "overflow"."""
+    if run.records is None:
+        return ["overflow"] * (len(run.net.layers) - 1)
+    return [_percent(r.fraction) for r in run.records]
+
+
+def _diverged(run):
+    return None if run.diverged_at is None else f"at step {run.diverged_at}"
 
 
 def run_demo(args):
@@ -393,14 +512,13 @@ def run_demo(args):
     Raises
     ------
     fastnn.plots.PlottingUnavailable
-        If matplotlib is missing (checked before anything runs).
+        If matplotlib is missing, when the first figure is drawn (the command's
+        parser refuses --out without matplotlib before anything runs).
     OSError
         If the folder or a file in it cannot be written.
     TypeError, ValueError
         If the experiments refuse the seed.
     """
-    from fastnn import plots
-    plots._pyplot()  # fail early, with the hint, when matplotlib is missing
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     path = lambda name: os.path.join(args.out, name)
@@ -479,7 +597,7 @@ def _demo_vanishing(seed, path):
     plots.gradient_norms(norms, path("vanishing.png"))
     summary = ["", "## Vanishing gradients (10 hidden layers)", "", "![](vanishing.png)", ""]
     return summary + [f"- {name}: ||dW|| of the first layer / the last = "
-                      f"{records[0].dW_norm / records[-1].dW_norm:.2e}"
+                      f"{_ratio(records[0].dW_norm, records[-1].dW_norm)}"
                       for name, records in norms.items()]
 
 
@@ -489,9 +607,10 @@ def _demo_dead_relu(seed, path):
     runs = experiments.dead_relu(seed=seed, progress=_progress)
     plots.dead_units(runs, path("dead_relu.png"))
     summary = ["", "## Dead ReLU units", "", "![](dead_relu.png)", ""]
-    return summary + [f"- lr {lr:g}: dead units per hidden layer "
-                      + ", ".join(_percent(r.fraction) for r in records)
-                      for lr, (records, _) in runs.items()]
+    return summary + [f"- lr {run.lr:g}: dead units per hidden layer "
+                      + ", ".join(_dead_cells(run))
+                      + (f" (diverged {_diverged(run)})" if run.diverged_at else "")
+                      for run in runs]
 
 
 def run_export(args):
@@ -504,17 +623,15 @@ def run_export(args):
 
     Raises
     ------
-    ValueError
-        If the model file is not a fastnn model.
     SystemExit
-        Status 2, after one line on standard error, if the onnx package is missing
-        or a file cannot be read or written.
+        Status 2, after one line on standard error, if the onnx package is missing,
+        the model file is not a fastnn model, or a file cannot be read or written.
     """
     try:
         from fastnn.onnx import export
         export(load(args.model), args.output)
-    except (ImportError, OSError) as error:
-        print(f"fastnn export: error: {error}", file=sys.stderr)
+    except (ImportError, OSError, ValueError) as error:  # bad arguments: the files
+        print(f"fastnn export: error: {' '.join(str(error).split())}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"wrote {args.output}")
 
@@ -528,45 +645,55 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=_Parser)
 
-    def command(name, run, help, out_help="save a figure (PNG) here", out_required=False):
+    def command(name, run, help, out=_figure_path, out_help="save the figure here; the "
+                "extension picks the format: .png, .pdf, .svg, ...", out_required=False):
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        sub.add_argument("--out", metavar="PATH", help=out_help, required=out_required)
+        sub.add_argument("--seed", type=_integer(0), default=0,
+                         help="random seed, >= 0 (default 0)")
+        sub.add_argument("--out", type=out, metavar="PATH", help=out_help,
+                         required=out_required)
         sub.set_defaults(run=run)
         return sub
+
+    def count(sub, option, high, default, help=None):
+        sub.add_argument(option, type=_integer(1, high), default=default,
+                         help=f"{help or f'default {default}'}; at most {high}")
 
     sub = command("histograms", run_histograms, "activation histograms of a deep random "
                   "network (Deep Learning from Scratch, 6.2)")
     sub.add_argument("--activation", default="sigmoid",
                      choices=["sigmoid", "tanh", "relu", "leaky_relu"])
     sub.add_argument("--init", type=_init_value, default=1.0,
-                     help="a std such as 1 or 0.01, or xavier, lecun, he (default 1)")
+                     help=f"a std such as 1 or 0.01 (from {STD_RANGE[0]:g} to "
+                          f"{STD_RANGE[1]:.0f}), or xavier, lecun, he (default 1)")
     sub.add_argument("--grid", action="store_true", help="the classic grid of seven cases")
-    sub.add_argument("--samples", type=_positive(int), default=1000)
-    sub.add_argument("--bins", type=_positive(int), default=30)
+    count(sub, "--samples", MAX_SAMPLES, 1000)
+    count(sub, "--bins", MAX_BINS, 30)
 
     sub = command("compare-init", run_compare_init, "zeros, random and He (circles), or "
                   "std=0.01, Xavier and He (spiral) initialisation, trained side by side")
     sub.add_argument("--dataset", choices=["circles", "spiral"], default="circles")
-    sub.add_argument("--iterations", type=_positive(int),
-                     help="default 15000 (circles) or 2000 (spiral)")
+    count(sub, "--iterations", MAX_STEPS, None,
+          "default 15000 (circles) or 2000 (spiral)")
 
     sub = command("compare-activations", run_compare_activations,
                   "sigmoid, tanh, relu and leaky_relu hidden layers on one problem")
-    sub.add_argument("--epochs", type=_positive(int), default=100)
+    count(sub, "--epochs", MAX_STEPS, 100)
 
     sub = command("vanishing", run_vanishing,
                   "gradient norm per layer: deep sigmoid against deep ReLU")
-    sub.add_argument("--depth", type=_positive(int), default=10)
+    count(sub, "--depth", MAX_DEPTH, 10, "hidden layers (default 10)")
 
     sub = command("dead-relu", run_dead_relu,
                   "dead ReLU units after training with a sensible and a too-large lr")
-    sub.add_argument("--lr", type=_positive(float), default=0.01)
-    sub.add_argument("--large-lr", type=_positive(float), default=3.0)
-    sub.add_argument("--epochs", type=_positive(int), default=30)
+    sub.add_argument("--lr", type=_positive_number, default=0.01, help="default 0.01")
+    sub.add_argument("--large-lr", type=_positive_number, default=3.0,
+                     help="default 3; a run that diverges is reported in the table")
+    count(sub, "--epochs", MAX_STEPS, 30)
 
     command("demo", run_demo, "all of the above, small, into a report folder of figures "
-            "and a Markdown summary", out_help="the report folder", out_required=True)
+            "and a Markdown summary", out=_report_folder,
+            out_help="the report folder (created if needed)", out_required=True)
     sub = commands.add_parser("export", help="write a saved model (.npz) as ONNX",
                               description="write a model saved by MLP.save as an ONNX "
                               "file (needs the onnx extra: pip install 'fastnn[onnx]')")

@@ -174,12 +174,22 @@ def activation_stats(net, X, bins=20, range=None):
         elif name == "tanh":
             saturated, span = float(np.mean(np.abs(A) > 0.99)), (-1.0, 1.0)
         else:
-            saturated, span = 0.0, (float(A.min()), float(A.max()))
+            saturated, span = 0.0, _span(A)
         counts, edges = np.histogram(A, bins=bins, range=span if range is None else range)
         records.append(ActivationStats(index, name, float(A.mean()), float(A.std()),
                                        float(A.min()), float(A.max()), saturated,
                                        float(np.mean(A == 0)), (counts, edges)))
     return records
+
+
+def _span(A):
+    """(min, max) of A; around a constant A, +-0.5 as numpy.histogram would take, or
+    +-half its magnitude where 0.5 would vanish next to it (numpy then refuses)."""
+    lo, hi = float(A.min()), float(A.max())
+    if lo == hi:
+        half = 0.5 * max(1.0, abs(lo))
+        lo, hi = lo - half, hi + half
+    return lo, hi
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ trained networks); fastnn.cli prints and plots them. Everything is seeded.
 """
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from fastnn import datasets, diagnostics, init
 from fastnn.model import MLP, DivergenceError
 
 __all__ = ["HISTOGRAM_GRID", "histograms", "compare_init_circles", "compare_init_spiral",
-           "compare_activations", "vanishing", "dead_relu", "RunResult"]
+           "compare_activations", "vanishing", "dead_relu", "RunResult", "DeadReluRun"]
 
 #: The classic grid of "Deep Learning from Scratch" (activation, init) pairs.
 HISTOGRAM_GRID = [("sigmoid", 1.0), ("sigmoid", 0.01), ("sigmoid", "xavier"),
@@ -291,11 +292,38 @@ def vanishing(depth=10, width=32, n_samples=500, seed=0):
             for activation in ("sigmoid", "relu")}
 
 
+@dataclass
+class DeadReluRun:
+    """One run of :func:`dead_relu`: its learning rate, its dead units, its divergence.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate.
+    records : fastnn.diagnostics.Records of DeadUnits or None
+        The dead units per hidden layer of the final weights (when the run diverged,
+        of the weights it kept: the last finite ones, from before the failing step);
+        None when no unit can be counted: those weights overflow float64 on the data,
+        or an update overflowed and left them infinite.
+    diverged_at : int or None
+        The SGD step (1 for the first) whose loss or gradient stopped being finite;
+        None when every epoch ran.
+    net : fastnn.MLP
+        The trained network.
+    """
+
+    lr: float
+    records: Optional[diagnostics.Records]
+    diverged_at: Optional[int]
+    net: MLP
+
+
 def dead_relu(lrs=(0.01, 3.0), epochs=30, seed=0, progress=None):
     """Dead ReLU units after training with each learning rate.
 
     [2, 64, 64, 64, 3] (He, SGD, batch 32) is trained on a 600-sample spiral. A run
-    that diverges keeps its last finite weights, which are counted.
+    that diverges is a result, not an error: it keeps its last finite weights, whose
+    dead units are counted.
 
     Parameters
     ----------
@@ -310,9 +338,8 @@ def dead_relu(lrs=(0.01, 3.0), epochs=30, seed=0, progress=None):
 
     Returns
     -------
-    runs : dict
-        {lr: (dead-unit records, diverged)}: fastnn.diagnostics.Records of DeadUnits
-        and a bool.
+    runs : list of DeadReluRun
+        One per learning rate, in the order of lrs.
 
     Raises
     ------
@@ -323,17 +350,35 @@ def dead_relu(lrs=(0.01, 3.0), epochs=30, seed=0, progress=None):
         If epochs < 1, a learning rate is not > 0 and finite, or seed is negative.
     """
     X, y = datasets.make_spiral(600, 3, noise=0.2, seed=seed)
-    out = {}
+    runs = []
     for lr in lrs:
         net = MLP([2, 64, 64, 64, 3], activation="relu", output="softmax", seed=seed)
         try:
             net.fit(X, y, epochs=epochs, batch_size=32, lr=lr,
                     callbacks=[_reporter(progress, f"lr={lr:g}", epochs)])
-            diverged = False
+            diverged_at = None
         except DivergenceError:
-            diverged = True
-        out[lr] = (diagnostics.dead_units(net, X), diverged)
-    return out
+            diverged_at = _failing_step(net)
+        runs.append(DeadReluRun(lr, _countable_dead_units(net, X), diverged_at, net))
+    return runs
+
+
+def _failing_step(net):
+    """The step at which a fresh net's fit raised DivergenceError. net.step_count
+    counts it only if its update was made, which happens when the update overflowed
+    the weights; otherwise they are the finite ones from before that step."""
+    finite = all(np.isfinite(layer.W).all() and np.isfinite(layer.b).all()
+                 for layer in net.layers)
+    return net.step_count + 1 if finite else net.step_count
+
+
+def _countable_dead_units(net, X):
+    """diagnostics.dead_units(net, X), or None when net's weights are not finite or
+    overflow float64 on X (X itself is finite, so that is the only ValueError left)."""
+    try:
+        return diagnostics.dead_units(net, X)
+    except ValueError:
+        return None
 
 
 def _reporter(progress, label, total):

@@ -201,9 +201,11 @@ def dead_units(runs, path):
 
     Parameters
     ----------
-    runs : dict of float to tuple of (sequence of DeadUnits, bool)
-        {lr: (dead-unit records, diverged)}, as fastnn.experiments.dead_relu returns
-        it, with at least one run and every run with the same layers.
+    runs : list of fastnn.experiments.DeadReluRun
+        As fastnn.experiments.dead_relu returns them: at least one, every network
+        with the same hidden layers. A run whose units could not be counted
+        (records None) has no bars; its legend entry says so, and a diverged run's
+        says at which step.
     path : str or os.PathLike
         The file the figure goes to.
 
@@ -219,12 +221,20 @@ def dead_units(runs, path):
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
+    n_hidden = len(runs[0].net.layers) - 1
+    layers = np.arange(n_hidden)
     width = 0.8 / len(runs)
-    for i, (lr, (records, _)) in enumerate(runs.items()):
-        layers = np.arange(len(records))
-        ax.bar(layers + i * width, [r.fraction for r in records], width, label=f"lr={lr:g}")
-    ax.set_xticks(np.arange(len(records)) + 0.4 - width / 2)
-    ax.set_xticklabels([f"hidden {r.layer + 1}" for r in records])
+    for i, run in enumerate(runs):
+        label = f"lr={run.lr:g}"
+        if run.diverged_at is not None:
+            label += f", diverged at step {run.diverged_at}"
+        if run.records is None:
+            label += ", not countable (overflow)"
+        fractions = [np.nan] * n_hidden if run.records is None else [
+            r.fraction for r in run.records]
+        ax.bar(layers + i * width, fractions, width, label=label)
+    ax.set_xticks(layers + 0.4 - width / 2)
+    ax.set_xticklabels([f"hidden {k + 1}" for k in layers])
     ax.set_ylabel("fraction of dead ReLU units")
     ax.set_ylim(0, 1)
     ax.set_title("Dead ReLU units after training")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import MLP, datasets, diagnostics, kernels
+from fastnn import MLP, datasets, diagnostics
 
 X = np.random.default_rng(0).standard_normal((50, 3))
 y = (X[:, 0] > 0).astype(int)
@@ -28,6 +28,16 @@ def test_activation_stats_match_numpy_on_the_layer_outputs():
     assert table.splitlines()[0].split() == ["layer", "activation", "mean", "std", "min",
                                             "max", "saturated", "zero"]
     assert len(table.splitlines()) == 4
+
+
+@pytest.mark.parametrize("value", [0.0, -3.0, 1e34])
+def test_a_constant_layer_gets_a_histogram_around_its_value(value):
+    net = MLP([1, 1, 1], activation="relu", output="identity", init="zeros", seed=0)
+    net.layers[1].b[...] = value  # the output is value for every sample
+    record = diagnostics.activation_stats(net, [[1.0], [2.0]], bins=1000)[1]
+    counts, edges = record.hist
+    assert counts.sum() == 2 and edges[0] < value < edges[-1]
+    assert len(np.unique(edges)) == 1001
 
 
 def test_sigmoid_saturation_counts_both_ends():

@@ -54,10 +54,20 @@ def test_deep_sigmoid_gradients_vanish_and_relu_ones_do_not():
 
 
 def test_a_too_large_learning_rate_kills_relu_units():
-    runs = experiments.dead_relu()
-    dead = {lr: sum(r.dead for r in records) for lr, (records, _) in runs.items()}
-    small, large = sorted(dead)
-    assert dead[large] > 2 * dead[small]
+    small, large = experiments.dead_relu(lrs=(0.01, 3.0))
+    assert small.diverged_at is None and large.diverged_at is None
+    dead = [sum(r.dead for r in run.records) for run in (small, large)]
+    assert dead[1] > 2 * dead[0]
+
+
+@pytest.mark.parametrize("lr", [1e10, 1e300])
+def test_a_diverging_run_is_reported_with_the_step_that_failed(lr):
+    (run,) = experiments.dead_relu(lrs=(lr,), epochs=1)
+    assert run.diverged_at == run.net.step_count + 1 > 1  # that step changed nothing
+    if run.records is not None:  # the dead units of the last finite weights
+        assert len(run.records) == 3 and run.records[0].dead > 0
+    run.net.layers[0].W[0, 0] = np.inf  # as an update that overflowed leaves them
+    assert experiments._failing_step(run.net) == run.net.step_count  # it was counted
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
