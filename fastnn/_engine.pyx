@@ -320,6 +320,82 @@ cdef bint _check_output(cnp.ndarray a, str name, intp size, int ndim,
     return single
 
 
+# The checks of a call's arrays, for an engine's plan and params (float32 if single).
+
+cdef intp _rows(const Plan* plan, object params, bint single,
+                cnp.ndarray X) except -1:
+    """m, after checking X (m, n_in) and that every value is finite."""
+    cdef intp m, bad
+    if cnp.PyArray_NDIM(X) != 2 or cnp.PyArray_DIMS(X)[1] != plan.sizes[0] \
+            or cnp.PyArray_DIMS(X)[0] < 1:
+        raise ValueError(f"X must have shape (m, {plan.sizes[0]}) with m >= 1; "
+                         f"got {(<object> X).shape}")
+    m = cnp.PyArray_DIMS(X)[0]
+    if m > INT_MAX:  # BLAS takes 32-bit sizes
+        raise ValueError(f"X has {m} rows; at most 2**31 - 1 fit one call")
+    _check(X, "X", m * plan.sizes[0], 2, params)
+    bad = _first_nonfinite(cnp.PyArray_DATA(X), m * plan.sizes[0], single)
+    if bad >= 0:
+        raise ValueError(_nonfinite_message("X", X, bad))
+    return m
+
+cdef int _targets(const Plan* plan, object params, bint single, object Y,
+                  Batch* batch) except -1:
+    """batch.y = float targets (m, k), or batch.labels = class labels, checked."""
+    cdef cnp.ndarray arr = Y
+    cdef intp k = plan.sizes[plan.n_layers], m = batch.m, bad, i
+    if cnp.PyArray_TYPE(arr) == cnp.NPY_INTP and plan.output == OUT_SOFTMAX:
+        if cnp.PyArray_NDIM(arr) != 1 or cnp.PyArray_DIMS(arr)[0] != m \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+            raise ValueError(f"labels must be a C-contiguous (m,) = ({m},) array")
+        batch.labels = <const intp*> cnp.PyArray_DATA(arr)
+        for i in range(m):
+            if batch.labels[i] < 0 or batch.labels[i] >= k:
+                raise ValueError(f"labels must be in [0, {k}); labels[{i}] = "
+                                 f"{batch.labels[i]}")
+        return 0
+    _check(arr, "Y", m * k, 2, params)
+    bad = _first_nonfinite(cnp.PyArray_DATA(arr), m * k, single)
+    if bad >= 0:
+        raise ValueError(_nonfinite_message("y", arr, bad))
+    batch.y = cnp.PyArray_DATA(arr)
+    return 0
+
+cdef int _weights(object params, bint single, object weights, Batch* batch) except -1:
+    """batch.w and batch.norm from row weights (m,) (None: unweighted, norm m),
+    checked finite and >= 0; their sum may be 0."""
+    cdef cnp.ndarray arr
+    cdef intp i
+    cdef double value
+    batch.norm = batch.m
+    if weights is None:
+        return 0
+    arr = weights
+    _check(arr, "weights", batch.m, 1, params)
+    batch.w = cnp.PyArray_DATA(arr)
+    batch.norm = 0
+    for i in range(batch.m):
+        value = (<const float*> batch.w)[i] if single \
+            else (<const double*> batch.w)[i]
+        if not (isfinite(value) and value >= 0):
+            raise ValueError(f"weights must be finite and >= 0; weights[{i}] = "
+                             f"{value!r}")
+        batch.norm += value
+    if not isfinite(batch.norm):
+        raise ValueError("weights must have a finite sum; theirs overflows")
+    return 0
+
+cdef int _fill_batch(const Plan* plan, object params, bint single, cnp.ndarray X,
+                     object Y, object weights, Batch* batch) except -1:
+    """Fill batch from X (checked by _rows), its targets Y and row weights."""
+    batch.m = _rows(plan, params, single, X)
+    batch.x = cnp.PyArray_DATA(X)
+    batch.y = batch.w = NULL
+    batch.labels = NULL
+    _targets(plan, params, single, Y, batch)
+    return _weights(params, single, weights, batch)
+
+
 cdef class Update:
     """An optimizer bound to one engine: its settings as the compiled step reads them
     (fastnn.optim's code, lr, hyper()), the weight decay, and its state: the arrays
@@ -426,77 +502,6 @@ cdef class Engine:
         """True when a batch of m goes through the narrow, feature-major path."""
         return _feature_major(&self.plan, m)
 
-    cdef intp _rows(self, cnp.ndarray X) except -1:
-        """m, after checking X (m, n_in) and that every value is finite."""
-        cdef intp m, bad
-        if cnp.PyArray_NDIM(X) != 2 or cnp.PyArray_DIMS(X)[1] != self.plan.sizes[0] \
-                or cnp.PyArray_DIMS(X)[0] < 1:
-            raise ValueError(f"X must have shape (m, {self.plan.sizes[0]}) with m >= 1; "
-                             f"got {(<object> X).shape}")
-        m = cnp.PyArray_DIMS(X)[0]
-        if m > INT_MAX:  # BLAS takes 32-bit sizes
-            raise ValueError(f"X has {m} rows; at most 2**31 - 1 fit one call")
-        _check(X, "X", m * self.plan.sizes[0], 2, self.params)
-        bad = _first_nonfinite(cnp.PyArray_DATA(X), m * self.plan.sizes[0], self.single)
-        if bad >= 0:
-            raise ValueError(_nonfinite_message("X", X, bad))
-        return m
-
-    cdef int _targets(self, object Y, Batch* batch) except -1:
-        """batch.y = float targets (m, k), or batch.labels = class labels, checked."""
-        cdef cnp.ndarray arr = Y
-        cdef intp k = self.plan.sizes[self.plan.n_layers], m = batch.m, bad, i
-        if cnp.PyArray_TYPE(arr) == cnp.NPY_INTP and self.plan.output == OUT_SOFTMAX:
-            if cnp.PyArray_NDIM(arr) != 1 or cnp.PyArray_DIMS(arr)[0] != m \
-                    or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-                raise ValueError(f"labels must be a C-contiguous (m,) = ({m},) array")
-            batch.labels = <const intp*> cnp.PyArray_DATA(arr)
-            for i in range(m):
-                if batch.labels[i] < 0 or batch.labels[i] >= k:
-                    raise ValueError(f"labels must be in [0, {k}); labels[{i}] = "
-                                     f"{batch.labels[i]}")
-            return 0
-        _check(arr, "Y", m * k, 2, self.params)
-        bad = _first_nonfinite(cnp.PyArray_DATA(arr), m * k, self.single)
-        if bad >= 0:
-            raise ValueError(_nonfinite_message("y", arr, bad))
-        batch.y = cnp.PyArray_DATA(arr)
-        return 0
-
-    cdef int _weights(self, object weights, Batch* batch) except -1:
-        """batch.w and batch.norm from row weights (m,) (None: unweighted, norm m),
-        checked finite and >= 0; their sum may be 0."""
-        cdef cnp.ndarray arr
-        cdef intp i
-        cdef double value
-        batch.norm = batch.m
-        if weights is None:
-            return 0
-        arr = weights
-        _check(arr, "weights", batch.m, 1, self.params)
-        batch.w = cnp.PyArray_DATA(arr)
-        batch.norm = 0
-        for i in range(batch.m):
-            value = (<const float*> batch.w)[i] if self.single \
-                else (<const double*> batch.w)[i]
-            if not (isfinite(value) and value >= 0):
-                raise ValueError(f"weights must be finite and >= 0; weights[{i}] = "
-                                 f"{value!r}")
-            batch.norm += value
-        if not isfinite(batch.norm):
-            raise ValueError("weights must have a finite sum; theirs overflows")
-        return 0
-
-    cdef int _batch(self, cnp.ndarray X, object Y, object weights,
-                    Batch* batch) except -1:
-        """Fill batch from X (checked by _rows), its targets Y and row weights."""
-        batch.m = self._rows(X)
-        batch.x = cnp.PyArray_DATA(X)
-        batch.y = batch.w = NULL
-        batch.labels = NULL
-        self._targets(Y, batch)
-        return self._weights(weights, batch)
-
     cdef size_t _work_bytes(self, intp m) except 0:
         """Bytes of workspace for a batch of m, refusing sizes that would overflow."""
         cdef intp per_row = _work_size(&self.plan, 1) * (4 if self.single else 8)
@@ -554,7 +559,7 @@ cdef class Engine:
         ValueError if an output is not finite (the network's values overflowed)."""
         cdef Batch batch
         cdef cnp.npy_intp dims[2]
-        batch.m = self._rows(X)
+        batch.m = _rows(&self.plan, self.params, self.single, X)
         batch.x = cnp.PyArray_DATA(X)
         dims[0], dims[1] = batch.m, self.plan.sizes[self.plan.n_layers]
         if out is None:
@@ -577,7 +582,7 @@ cdef class Engine:
         Weights summing to 0 give NaN.
         """
         cdef Batch batch
-        self._batch(X, Y, weights, &batch)
+        _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &batch)
         return self._read(&batch, None, None, weight_decay)
 
     def loss_and_gradients(self, cnp.ndarray X, Y, cnp.ndarray grads, weights=None,
@@ -585,7 +590,7 @@ cdef class Engine:
         """The loss on (X, Y), as `loss` computes it; writes its gradient (params'
         layout) into grads."""
         cdef Batch batch
-        self._batch(X, Y, weights, &batch)
+        _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &batch)
         return self._read(&batch, grads, None, weight_decay)
 
     def read(self, function):
@@ -655,7 +660,7 @@ cdef class Engine:
         if update.engine is not self:
             raise ValueError("this Update was made by another engine's updater")
         cdef Batch batch
-        self._batch(X, Y, weights, &batch)
+        _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &batch)
         if batch.norm == 0:
             update.batches += 1
             return 0.0

@@ -438,9 +438,8 @@ class Engine:
     The MLP lives in one flat parameter vector (W then b, layer after layer) and is
     composed from the kernels above, with the same methods and the same results.
     It takes names where the compiled engine takes codes, and checks nothing.
-    Buffers are allocated once per batch size, as a careful NumPy user would, and
-    every call with that batch size reuses them: unlike the compiled engine, one
-    instance must not be used from several threads at once.
+    Buffers are allocated once per batch size and reused, as a careful NumPy user
+    would: unlike the compiled engine, one instance is for one thread at a time.
 
     Parameters
     ----------
@@ -450,7 +449,7 @@ class Engine:
         The layer widths, input first.
     activations : sequence of str
         Every layer's activation by name; the output layer's is "identity" (logits).
-    output : {"sigmoid", "softmax", "identity"}
+    output : {"sigmoid", "softmax", "identity", "poisson"}
         The output layer and its loss.
     negative_slope : float
         Leaky ReLU's slope.
@@ -512,16 +511,6 @@ class Engine:
             A_prev = A
         return cache
 
-    def _loss(self, Z, Y, out, dZ, weights):
-        loss = {"sigmoid": sigmoid_binary_cross_entropy, "softmax": softmax_cross_entropy,
-                "identity": mean_squared_error, "poisson": poisson_deviance}[self.output]
-        return loss(Z, Y, out, dZ, weights)
-
-    def _penalty(self, weight_decay):
-        """0.5 weight_decay sum ||W||^2, summed in float64."""
-        return 0.5 * weight_decay * sum(float(np.sum(W.astype(np.float64) ** 2))
-                                        for W, _ in self.layers)
-
     def predict(self, X, out=None):
         """out (m, k) = the output's probabilities or values for X; returns out.
 
@@ -577,7 +566,8 @@ class Engine:
             If an activation name is unknown.
         """
         Z, A, dZ = self._forward(X)[-1]
-        return self._loss(Z, Y, A, dZ, weights) + self._penalty(weight_decay)
+        return (_LOSSES[self.output](Z, Y, A, dZ, weights)
+                + _penalty(self.layers, weight_decay))
 
     def loss_and_gradients(self, X, Y, grads, weights=None, weight_decay=0.0):
         """The loss on (X, Y) as `loss` computes it; its gradient (params' layout)
@@ -608,7 +598,8 @@ class Engine:
         """
         cache = self._forward(X)
         Z, A, dZ = cache[-1]
-        loss = self._loss(Z, Y, A, dZ, weights) + self._penalty(weight_decay)
+        loss = (_LOSSES[self.output](Z, Y, A, dZ, weights)
+                + _penalty(self.layers, weight_decay))
         dA = dZ
         grad_views = layer_views(grads, self.sizes)
         for l in range(len(self.layers) - 1, -1, -1):
@@ -624,24 +615,19 @@ class Engine:
         return loss
 
     def updater(self, settings):
-        """Bind a fit's settings to the twin, for step.
-
-        What step takes: settings (optimizer, weight_decay, state), with a
-        gradient buffer of the twin's own. Unlike the compiled updater, it checks
-        nothing.
+        """Bind a fit's settings to the twin, for step; unlike the compiled updater,
+        it checks nothing.
 
         Parameters
         ----------
         settings : fastnn.model.training.TrainingSettings
-            Or any object with `optimizer` (a fastnn.optim optimizer),
-            `weight_decay` (L2), `decay_per_sample` and `state` (a
-            fastnn.optim.OptimizerState whose arrays have params' layout and dtype).
+            Or any object with `optimizer`, `weight_decay`, `decay_per_sample` and
+            `state` (an OptimizerState in params' layout and dtype).
 
         Returns
         -------
         update : tuple
-            (settings, grads): settings itself and a zeroed array like params that
-            every step overwrites with the gradient.
+            (settings, grads): settings itself, and the twin's own gradient buffer.
         """
         return settings, np.zeros_like(self.params)
 
@@ -685,7 +671,7 @@ class Engine:
             return 0.0
         if settings.decay_per_sample:
             wd /= norm
-        loss = self.loss_and_gradients(X, Y, grads, weights) + self._penalty(wd)
+        loss = self.loss_and_gradients(X, Y, grads, weights) + _penalty(self.layers, wd)
         if not np.isfinite(loss) or not np.isfinite(grads).all():
             return loss if not np.isfinite(loss) else float("nan")
         state.steps[0] += 1  # the step counter, as the compiled engine keeps it
@@ -696,6 +682,17 @@ class Engine:
                 _update(opt, p, g, [s[index][part] for s in states], int(state.steps[0]),
                         decay)
         return loss if np.isfinite(self.params).all() else -np.inf
+
+
+#: The output+loss kernel of each output, by name.
+_LOSSES = {"sigmoid": sigmoid_binary_cross_entropy, "softmax": softmax_cross_entropy,
+           "identity": mean_squared_error, "poisson": poisson_deviance}
+
+
+def _penalty(layers, weight_decay):
+    """0.5 weight_decay sum ||W||^2 over the layers' (W, b), summed in float64."""
+    return 0.5 * weight_decay * sum(float(np.sum(W.astype(np.float64) ** 2))
+                                    for W, _ in layers)
 
 
 def _update(opt, p, g, states, t, weight_decay):

@@ -6,9 +6,11 @@ import math
 import numpy as np
 import scipy.optimize
 
+from fastnn import _checks as check
 from fastnn.model import inputs
+from fastnn.model.training import DivergenceError, record
 
-__all__ = ["minimize_lbfgs"]
+__all__ = ["LBFGS", "minimize_lbfgs"]
 
 #: Rows of a sparse X densified at a time for one evaluation.
 _SPARSE_CHUNK = 1024
@@ -80,3 +82,79 @@ def _loss_and_gradients(engine, X, targets, weights, grads, weight_decay):
                                                   weight_decay)
         grads += share * part
     return loss if math.isfinite(loss) else math.inf
+
+
+class LBFGS:
+    """MLP's full-batch L-BFGS training (a mixin of fastnn.MLP)."""
+
+    def fit_lbfgs(self, X, y, max_iter=200, max_fun=15000, tol=1e-4, weight_decay=0.0,
+                  sample_weight=None, verbose=False):
+        """Train on the full batch with L-BFGS (scipy.optimize.minimize, "L-BFGS-B").
+
+        Minimises the mean loss (weighted by sample_weight) + 0.5 weight_decay
+        sum ||W||^2, one compiled loss-and-gradients call per evaluation; the
+        optimizer state of fit is left alone. history["loss"] gains the objective
+        after each iteration.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
+            A sparse X is evaluated a chunk of rows at a time.
+        y : array-like
+            Targets, as fit takes them.
+        max_iter, max_fun : int, default=200, 15000
+            The most L-BFGS iterations, and loss evaluations.
+        tol : float, default=1e-4
+            Stop when every component of the (projected) gradient is below tol.
+        weight_decay : float, default=0.0
+            L2 regularisation of the weights, not the biases.
+        sample_weight : array-like of shape (m,), optional
+            Non-negative weights, not all 0.
+        verbose : bool, default=False
+            Print the objective after each iteration.
+
+        Returns
+        -------
+        scipy.optimize.OptimizeResult
+            scipy's result: fun (the final objective), nit, nfev, success,
+            message; x is the model's final parameters (as float64).
+
+        Raises
+        ------
+        TypeError, ValueError, RuntimeError
+            As fit, before anything changes.
+        DivergenceError
+            If the objective or the parameters stopped being finite; the model
+            keeps the parameters and history it started from.
+        """
+        X = inputs.features(self, X, sparse=True)
+        inputs.check_finite("X", X)
+        targets = inputs.targets(self, y, X.shape[0])
+        weights = inputs.sample_weight(self, sample_weight, X.shape[0])
+        limits = (check.integer("max_iter", max_iter, 1),
+                  check.integer("max_fun", max_fun, 1), check.real("tol", tol, 0))
+        weight_decay = check.real("weight_decay", weight_decay, 0)
+        check.cast("weight_decay", np.array(weight_decay), self.dtype)
+        after = self._lbfgs_iteration(check.flag("verbose", verbose))
+        with self._session("train it"):
+            start = self._engine.params.copy()
+            lengths = {key: len(values) for key, values in self.history.items()}
+            result = minimize_lbfgs(self._engine, X, targets, weights, weight_decay,
+                                    *limits, after)
+            if not (math.isfinite(result.fun) and np.isfinite(self._engine.params).all()):
+                self._engine.assign(start)
+                for key, values in self.history.items():
+                    del values[lengths[key]:]
+                raise DivergenceError(f"L-BFGS ended on a non-finite objective "
+                                      f"({result.fun}); the model keeps the parameters "
+                                      f"and history it started from")
+            return result
+
+    def _lbfgs_iteration(self, verbose):
+        """What fit_lbfgs does after each iteration: record (and print) the objective."""
+        def after(loss):
+            epoch = len(self.history["loss"]) + 1
+            self._engine.write(lambda: record(self.history, epoch, {"loss": loss}))
+            if verbose:
+                print(f"iteration {epoch}: loss {loss:.6g}")
+        return after

@@ -15,6 +15,7 @@ from fastnn.activations import DEFAULT_NEGATIVE_SLOPE, activation_code, check_ne
 from fastnn.init import as_rng, scheme_for
 from fastnn.model import inputs
 from fastnn.model.outputs import OUTPUTS
+from fastnn.model.lbfgs import LBFGS
 from fastnn.model.state import Files
 from fastnn.model.training import Training
 
@@ -68,7 +69,7 @@ class Layer:
         return f"Layer({n_in} -> {n_out}, {self.activation})"
 
 
-class MLP(Training, Files):
+class MLP(Training, LBFGS, Files):
     """A multilayer perceptron.
 
     Parameters
@@ -186,37 +187,6 @@ class MLP(Training, Files):
         return (f"MLP({list(self.layer_sizes)}, activation={acts!r}, "
                 f"output={self.output!r}, dtype={self.dtype.name!r})")
 
-    def to_onnx(self, path=None):
-        """The model as an ONNX graph, written to path when given (fastnn.onnx.export).
-
-        Needs the onnx package (the ``fastnn[onnx]`` extra), imported only here.
-
-        Parameters
-        ----------
-        path : str or os.PathLike, optional
-            Where to write the .onnx file (atomically: a failed export leaves no
-            partial file).
-
-        Returns
-        -------
-        onnx.ModelProto
-            Input "X" (N, n_features) of the model's dtype; outputs "probabilities"
-            (sigmoid, softmax) or "values" (identity, poisson) as predict_proba
-            returns them, and for sigmoid and softmax "labels" (int64) as predict
-            returns them.
-
-        Raises
-        ------
-        ImportError
-            If onnx is not installed.
-        TypeError
-            If path is not a str or os.PathLike.
-        OSError
-            If path cannot be written (before anything is written).
-        """
-        from fastnn.onnx import export
-        return export(self, path)
-
     # ------------------------------------------------------------ inference
 
     def predict_proba(self, X):
@@ -305,61 +275,3 @@ class MLP(Training, Files):
         """score() on arrays already checked by inputs.features, targets and
         sample_weight."""
         return OUTPUTS[self.output].score(self.predict(X), targets, weights)
-
-    def loss(self, X, y, sample_weight=None):
-        """The mean loss on (X, y), weight decay excluded: the output's loss (binary
-        cross-entropy, cross-entropy, mean squared error or Poisson deviance)
-        averaged over the samples, weighted by sample_weight when given.
-
-        Parameters
-        ----------
-        X, y : array-like
-            Samples (m, n_features) and their targets, as fit takes them.
-        sample_weight : array-like of shape (m,), optional
-            Non-negative weights, not all 0: the loss is sum_i w_i l_i / sum_i w_i.
-
-        Returns
-        -------
-        float
-
-        Raises
-        ------
-        TypeError, ValueError
-            As score.
-        """
-        X = inputs.features(self, X)
-        targets = inputs.targets(self, y, X.shape[0])
-        return self._engine.loss(X, targets,
-                                 inputs.sample_weight(self, sample_weight, len(X)))
-
-    def gradients(self, X, y, weight_decay=0.0, sample_weight=None):
-        """The gradient of the mean loss on (X, y) by backprop, layer by layer.
-
-        Parameters
-        ----------
-        X : array-like of shape (m, n_features)
-        y : array-like
-            Targets as fit takes them.
-        weight_decay : float, default=0.0
-            Adds the gradient of 0.5 weight_decay sum ||W||^2.
-        sample_weight : array-like of shape (m,), optional
-            Weights of the samples in the mean loss, as for loss.
-
-        Returns
-        -------
-        list of (numpy.ndarray, numpy.ndarray)
-            [(dW, db), ...] per layer, new arrays.
-
-        Raises
-        ------
-        TypeError, ValueError
-            If an argument is not what the model takes.
-        """
-        X = inputs.features(self, X)
-        targets = inputs.targets(self, y, X.shape[0])
-        weight_decay = check.real("weight_decay", weight_decay, 0)
-        check.cast("weight_decay", np.array(weight_decay), self.dtype)
-        weights = inputs.sample_weight(self, sample_weight, len(X))
-        grads = np.empty_like(self._engine.params)
-        self._engine.loss_and_gradients(X, targets, grads, weights, weight_decay)
-        return _layout.layer_views(grads, self.layer_sizes)

@@ -105,6 +105,37 @@ class Files:
             values = np.concatenate([checked[key].ravel() for key in expected])
             self._engine.assign(values)  # never under a running prediction
 
+    def to_onnx(self, path=None):
+        """The model as an ONNX graph, written to path when given (fastnn.onnx.export).
+
+        Needs the onnx package (the ``fastnn[onnx]`` extra), imported only here.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Where to write the .onnx file (atomically: a failed export leaves no
+            partial file).
+
+        Returns
+        -------
+        onnx.ModelProto
+            Input "X" (N, n_features) of the model's dtype; outputs "probabilities"
+            (sigmoid, softmax) or "values" (identity, poisson) as predict_proba
+            returns them, and for sigmoid and softmax "labels" (int64) as predict
+            returns them.
+
+        Raises
+        ------
+        ImportError
+            If onnx is not installed.
+        TypeError
+            If path is not a str or os.PathLike.
+        OSError
+            If path cannot be written (before anything is written).
+        """
+        from fastnn.onnx import export
+        return export(self, path)
+
     def save(self, path):
         """Write the model to one .npz file (no pickles), atomically.
 

@@ -12,8 +12,8 @@ import threading
 import numpy as np
 
 from fastnn import _checks as check
+from fastnn import _layout
 from fastnn.model import inputs
-from fastnn.model.lbfgs import minimize_lbfgs
 from fastnn.optim import SGD, OptimizerState, make_optimizer
 
 __all__ = ["Training", "TrainingSettings", "DivergenceError", "Batches", "run_epoch",
@@ -124,17 +124,23 @@ class TrainingSettings:
         if settings.patience is not None and settings.validation is None:
             raise ValueError("patience (early stopping) needs validation_data")
         _representable(settings, net.dtype)
-        if callable(callbacks):
-            callbacks = (callbacks,)
-        try:
-            settings.callbacks = tuple(callbacks)
-        except TypeError:
-            raise TypeError(f"callbacks must be a callable or a sequence of callables; "
-                            f"got {type(callbacks).__name__}") from None
-        for callback in settings.callbacks:
-            if not callable(callback):
-                raise TypeError(f"callbacks must be callables; got {callback!r}")
+        settings.callbacks = _callbacks(callbacks)
         return settings
+
+
+def _callbacks(callbacks):
+    """callbacks as a tuple of callables: one callable, or any iterable of them."""
+    if callable(callbacks):
+        return (callbacks,)
+    try:
+        callbacks = tuple(callbacks)
+    except TypeError:
+        raise TypeError(f"callbacks must be a callable or a sequence of callables; "
+                        f"got {type(callbacks).__name__}") from None
+    for callback in callbacks:
+        if not callable(callback):
+            raise TypeError(f"callbacks must be callables; got {callback!r}")
+    return callbacks
 
 
 def _representable(settings, dtype):
@@ -216,6 +222,64 @@ class Training:
         state = self._optimizer_state
         return 0 if state is None else int(state.steps[0])
 
+    def loss(self, X, y, sample_weight=None):
+        """The mean loss on (X, y), weight decay excluded: the output's loss (binary
+        cross-entropy, cross-entropy, mean squared error or Poisson deviance)
+        averaged over the samples, weighted by sample_weight when given.
+
+        Parameters
+        ----------
+        X, y : array-like
+            Samples (m, n_features) and their targets, as fit takes them.
+        sample_weight : array-like of shape (m,), optional
+            Non-negative weights, not all 0: the loss is sum_i w_i l_i / sum_i w_i.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        TypeError, ValueError
+            As score.
+        """
+        X = inputs.features(self, X)
+        targets = inputs.targets(self, y, X.shape[0])
+        return self._engine.loss(X, targets,
+                                 inputs.sample_weight(self, sample_weight, len(X)))
+
+    def gradients(self, X, y, weight_decay=0.0, sample_weight=None):
+        """The gradient of the mean loss on (X, y) by backprop, layer by layer.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+        y : array-like
+            Targets as fit takes them.
+        weight_decay : float, default=0.0
+            Adds the gradient of 0.5 weight_decay sum ||W||^2.
+        sample_weight : array-like of shape (m,), optional
+            Weights of the samples in the mean loss, as for loss.
+
+        Returns
+        -------
+        list of (numpy.ndarray, numpy.ndarray)
+            [(dW, db), ...] per layer, new arrays.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If an argument is not what the model takes.
+        """
+        X = inputs.features(self, X)
+        targets = inputs.targets(self, y, X.shape[0])
+        weight_decay = check.real("weight_decay", weight_decay, 0)
+        check.cast("weight_decay", np.array(weight_decay), self.dtype)
+        weights = inputs.sample_weight(self, sample_weight, len(X))
+        grads = np.empty_like(self._engine.params)
+        self._engine.loss_and_gradients(X, targets, grads, weights, weight_decay)
+        return _layout.layer_views(grads, self.layer_sizes)
+
     def fit(self, X, y, epochs=100, batch_size=32, lr=None, optimizer="sgd",
             weight_decay=0.0, shuffle=True, validation_data=None, patience=None,
             callbacks=(), verbose=False, sample_weight=None, **optimizer_options):
@@ -229,8 +293,7 @@ class Training:
 
         Parameters
         ----------
-        X : array-like or scipy.sparse matrix of shape (m, n_features)
-            A sparse X is gathered into a dense buffer one batch at a time.
+        X : array-like or scipy.sparse matrix (gathered a batch at a time), (m, n)
         y : array-like
             sigmoid: 0/1 labels (m,) or (m, k); softmax: labels (m,) in [0, k) or
             probability rows (m, k); identity: targets (m,) or (m, k); poisson:
@@ -256,8 +319,7 @@ class Training:
         verbose : bool, default=False
             Print a line per epoch.
         sample_weight : array-like of shape (m,), optional
-            Non-negative weights, not all 0: each batch's loss is the weighted mean
-            sum_i w_i l_i / sum_i w_i (a batch whose weights are all 0 is skipped).
+            Weights >= 0, not all 0: each batch's loss is sum_i w_i l_i / sum_i w_i.
         **optimizer_options
             momentum; or beta1, beta2, eps.
 
@@ -323,83 +385,6 @@ class Training:
             self._optimizer_state = state
             return run_epochs(self, X, targets, settings, update, weights)
 
-    def fit_lbfgs(self, X, y, max_iter=200, max_fun=15000, tol=1e-4, weight_decay=0.0,
-                  sample_weight=None, verbose=False):
-        """Train on the full batch with L-BFGS (scipy.optimize.minimize, "L-BFGS-B").
-
-        Minimises the mean loss (weighted by sample_weight) + 0.5 weight_decay
-        sum ||W||^2, one compiled loss-and-gradients call per evaluation; the
-        optimizer state of fit is left alone. history["loss"] gains the objective
-        after each iteration.
-
-        Parameters
-        ----------
-        X : array-like or scipy.sparse matrix of shape (m, n_features)
-            A sparse X is evaluated a chunk of rows at a time.
-        y : array-like
-            Targets, as fit takes them.
-        max_iter : int, default=200
-            The most L-BFGS iterations.
-        max_fun : int, default=15000
-            The most loss evaluations.
-        tol : float, default=1e-4
-            Stop when every component of the (projected) gradient is below tol.
-        weight_decay : float, default=0.0
-            L2 regularisation of the weights, not the biases.
-        sample_weight : array-like of shape (m,), optional
-            Non-negative weights, not all 0.
-        verbose : bool, default=False
-            Print the objective after each iteration.
-
-        Returns
-        -------
-        scipy.optimize.OptimizeResult
-            scipy's result: fun (the final objective), nit, nfev, success,
-            message; x is the model's final parameters (as float64).
-
-        Raises
-        ------
-        TypeError, ValueError
-            For a bad argument, before anything changes.
-        DivergenceError
-            If the objective or the parameters stopped being finite; the model
-            keeps the parameters and history it started from.
-        RuntimeError
-            If the model is being trained in another thread.
-        """
-        X = inputs.features(self, X, sparse=True)
-        inputs.check_finite("X", X)
-        targets = inputs.targets(self, y, X.shape[0])
-        weights = inputs.sample_weight(self, sample_weight, X.shape[0])
-        max_iter = check.integer("max_iter", max_iter, 1)
-        max_fun = check.integer("max_fun", max_fun, 1)
-        tol = check.real("tol", tol, 0)
-        weight_decay = check.real("weight_decay", weight_decay, 0)
-        check.cast("weight_decay", np.array(weight_decay), self.dtype)
-        verbose = check.flag("verbose", verbose)
-        with self._session("train it"):
-            start = self._engine.params.copy()
-            lengths = {key: len(values) for key, values in self.history.items()}
-            result = minimize_lbfgs(self._engine, X, targets, weights, weight_decay,
-                                    max_iter, max_fun, tol, self._lbfgs_iteration(verbose))
-            if not (math.isfinite(result.fun) and np.isfinite(self._engine.params).all()):
-                self._engine.assign(start)
-                for key, values in self.history.items():
-                    del values[lengths[key]:]
-                raise DivergenceError(f"L-BFGS ended on a non-finite objective "
-                                      f"({result.fun}); the model keeps the parameters "
-                                      f"and history it started from")
-            return result
-
-    def _lbfgs_iteration(self, verbose):
-        """What fit_lbfgs does after each iteration: record (and print) the objective."""
-        def after(loss):
-            epoch = len(self.history["loss"]) + 1
-            self._engine.write(lambda: record(self.history, epoch, {"loss": loss}))
-            if verbose:
-                print(f"iteration {epoch}: loss {loss:.6g}")
-        return after
-
     def reset_optimizer(self):
         """Forget the optimizer's state (velocity, moments, step count).
 
@@ -426,16 +411,12 @@ def run_epochs(net, X, targets, settings, update, weights=None):
     ----------
     net : MLP
         The model trained in place; its engine, rng and history are used.
-    X : numpy.ndarray of shape (m, n_features), or inputs.SparseRows
-        Checked by inputs.features and finite.
-    targets : numpy.ndarray
-        The m rows of targets from inputs.targets.
+    X, targets, weights : numpy.ndarray (X may be inputs.SparseRows; weights None)
+        Checked by inputs.features (and finite), targets and sample_weight.
     settings : TrainingSettings
         Checked, with its state (an OptimizerState) set.
     update : Update
         net.engine.updater(settings): what each step updates with.
-    weights : numpy.ndarray of shape (m,), optional
-        Sample weights from inputs.sample_weight.
 
     Returns
     -------
