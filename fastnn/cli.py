@@ -1,20 +1,22 @@
 """The `fastnn` command: see the lessons of initialisation and activations.
 
     fastnn histograms [--activation sigmoid] [--init 1] [--grid] [--out fig.png]
-    fastnn compare-init [--dataset circles|spiral] [--out fig.png]
+    fastnn compare-init [--dataset circles|fastnn-circles|spiral] [--out fig.png]
     fastnn compare-activations [--out fig.png]
     fastnn vanishing [--out fig.png]
     fastnn dead-relu [--out fig.png]
     fastnn demo --out DIR
+    fastnn shapes 2 10 5 1 [--m 300]
     fastnn export MODEL.npz MODEL.onnx
 
 Numbers go to standard output, progress to standard error; --out saves a figure
-(matplotlib, the `plot` extra). Every command takes --help, every lesson --seed.
+(matplotlib, the `plot` extra). Every command takes --help, every experiment --seed.
 
 Every option is checked while the arguments are parsed, before any work: each one's
 argparse type below refuses a bad value with one line naming it, exit status 2.
 """
 import argparse
+import functools
 import math
 import os
 import sys
@@ -37,6 +39,11 @@ MAX_SAMPLES = 100_000
 MAX_BINS = 1000
 MAX_STEPS = 100_000  # --iterations and --epochs
 MAX_DEPTH = 1000
+#: The limits of `fastnn shapes`, which allocates nothing: they only refuse the absurd
+#: (a width of a million units, a billion samples, a thousand layers).
+MAX_WIDTH = 1_000_000
+MAX_M = 1_000_000_000
+MAX_LAYERS = 1000
 #: The stds --init takes. Smaller ones leave activations too close together for
 #: finite-sized histogram bins; larger ones overflow float64 in deep enough ReLU layers.
 STD_RANGE = (1e-300, 1e6)
@@ -216,6 +223,11 @@ def _percent(x):
     return f"{100 * x:.0f}%"
 
 
+def _accuracy(x):
+    """A share as a percentage with up to four digits: 50%, 99.33%."""
+    return f"{100 * x:.4g}%"
+
+
 def _number(x):
     """Three decimals, or three significant digits once the number is large."""
     return f"{x:.3f}" if abs(x) < 1e5 else f"{x:.3e}"
@@ -292,14 +304,18 @@ def run_histograms(args):
         print(f"saved {plots.histograms(rows, args.out)}")
 
 
+#: compare-init's --dataset names of the circles, and compare_init_circles's names.
+CIRCLE_DATASETS = {"circles": "course", "fastnn-circles": "fastnn"}
+
+
 def run_compare_init(args):
     """``fastnn compare-init``: train the initialisations side by side, print the losses.
 
     Parameters
     ----------
     args : argparse.Namespace
-        The parsed options: dataset ("circles" or "spiral"), iterations (None for
-        the dataset's default), seed and out.
+        The parsed options: dataset ("circles", the course's; "fastnn-circles" or
+        "spiral"), iterations (None for the dataset's default), seed and out.
 
     Raises
     ------
@@ -310,10 +326,10 @@ def run_compare_init(args):
     fastnn.plots.PlottingUnavailable
         If a figure is asked for (args.out) and matplotlib is not installed.
     """
-    if args.dataset == "circles":
-        _compare_init_circles(args)
-    else:
+    if args.dataset == "spiral":
         _compare_init_spiral(args)
+    else:
+        _compare_init_circles(args)
 
 
 def _run_experiment(args, experiment, default_iterations, describe):
@@ -326,21 +342,48 @@ def _run_experiment(args, experiment, default_iterations, describe):
 
 
 def _compare_init_circles(args):
+    dataset = CIRCLE_DATASETS[args.dataset]
     iterations, results, data = _run_experiment(
-        args, experiments.compare_init_circles, 15_000,
-        lambda n: f"circles (300 train, 100 test, noise 0.05), [2, 10, 5, 1] relu/sigmoid, "
-                  f"full-batch gradient descent, lr 0.01, {n} iterations")
-    rows = [[i] + [f"{r.losses[i]:.6g}" for r in results]
+        args, functools.partial(experiments.compare_init_circles, dataset=dataset),
+        15_000, lambda n: _circles_description(dataset, args.seed, n))
+    rows = [[i] + [f"{r.losses[i]:.7f}" for r in results]
             for i in range(0, iterations, 1000)]
     print(_table(["iteration"] + [r.label for r in results], rows))
+    print("\ncost: the mean cross-entropy over the 300 training points, before the "
+          "iteration's update")
+    if dataset == "course" and args.seed == 0:
+        print(f"The course printed inf at iteration 0 for random x10: its cost takes the "
+              f"log of 1 - sigmoid(z),\nand the sigmoid rounds to 1 on the outer circle; "
+              f"fastnn's cross-entropy from the logits\ngives the finite "
+              f"{results[1].losses[0]:.1f}. Its later random x10 costs differ from these "
+              f"by less than 0.001:\nweights that large make the run sensitive to "
+              f"rounding (the course's own code differs as much\non today's numpy).")
     print()
     print(_table(["init", "train accuracy", "test accuracy"],
-                 [[r.label, _percent(r.train_score), _percent(r.test_score)]
+                 [[r.label, _accuracy(r.train_score), _accuracy(r.test_score)]
                   for r in results]))
     if args.out:
         from fastnn import plots
-        print(f"saved {plots.loss_and_boundaries(results, data, args.out, 'circles: cost')}")
+        title = "the course's" if dataset == "course" else "fastnn's"
+        print("saved " + plots.loss_and_boundaries(results, data, args.out,
+                                                   f"{title} circles: cost"))
     return results
+
+
+def _circles_description(dataset, seed, iterations):
+    """What compare-init runs on the circles (dataset "course" or "fastnn")."""
+    if dataset == "course":
+        data = (f"the course's circles: scikit-learn's make_circles (noise 0.05, inner "
+                f"radius 0.8),\n300 training points after np.random.seed({seed + 1}) and "
+                f"100 test points after np.random.seed({seed + 2})")
+    else:
+        data = (f"fastnn's circles: fastnn.datasets.make_circles (noise 0.05, inner "
+                f"radius 0.5),\n300 training points with seed {seed + 1} and 100 test "
+                f"points with seed {seed + 2}")
+    return (f"{data};\nweights after np.random.seed({seed + 3}): randn(n[l], n[l-1]) "
+            f"times 10 (random x10) or sqrt(2 / n[l-1]) (he),\nzeros for zeros, biases 0; "
+            f"[2, 10, 5, 1] relu/sigmoid, full-batch gradient descent, lr 0.01, "
+            f"{iterations} iterations")
 
 
 def _compare_init_spiral(args):
@@ -555,14 +598,15 @@ def _demo_histograms(seed, path):
 
 def _demo_init_circles(seed, path):
     from fastnn import plots
-    print("compare-init (circles) ...", file=sys.stderr)
+    print("compare-init (the course's circles) ...", file=sys.stderr)
     results, data = experiments.compare_init_circles(seed=seed, progress=_progress)
-    plots.loss_and_boundaries(results, data, path("compare_init_circles.png"), "circles: cost")
-    summary = ["", "## Initialisation on circles (the course's exercise)", "",
+    plots.loss_and_boundaries(results, data, path("compare_init_circles.png"),
+                              "the course's circles: cost")
+    summary = ["", "## Initialisation on the course's circles (the course's exercise)", "",
                "![](compare_init_circles.png)", "", "| init | first cost | final cost | "
                "train | test |", "|---|---|---|---|---|"]
     return summary + [f"| {r.label} | {r.losses[0]:.4g} | {r.losses[-1]:.4g} | "
-                      f"{_percent(r.train_score)} | {_percent(r.test_score)} |"
+                      f"{_accuracy(r.train_score)} | {_accuracy(r.test_score)} |"
                       for r in results]
 
 
@@ -613,6 +657,49 @@ def _demo_dead_relu(seed, path):
                       for run in runs]
 
 
+def run_shapes(args):
+    """``fastnn shapes``: the notes' "check the matrix dimensions", layer by layer.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments: layer_sizes (the widths, input first) and m (samples).
+
+    Returns
+    -------
+    shapes : list of fastnn.experiments.LayerShapes
+        One per layer, as fastnn.experiments.layer_shapes returns them.
+    """
+    shapes = experiments.layer_shapes(args.layer_sizes, args.m)
+    n_in, m = args.layer_sizes[0], args.m
+    names = ["W", "b", "Z", "A", "dZ", "dW", "db"]
+    print(f"layer_sizes {args.layer_sizes}, m = {m}: dW and db have the shapes of W and "
+          f"b, dZ that of Z\n")
+    print(f"the notes' columns, one per sample: Z[l] = W[l] A[l-1] + b[l]; A[0] = X: "
+          f"{(n_in, m)}")
+    print(_table(["layer"] + [f"{name}[l]" for name in names] + ["parameters"],
+                 [[s.layer] + [s.columns[name] for name in names] + [s.parameters]
+                  for s in shapes]))
+    print(f"\nfastnn's rows, one per sample: Z = A_prev @ W.T + b; X: {(m, n_in)}")
+    print(_table(["layer"] + names, [[s.layer] + [s.rows[name] for name in names]
+                                     for s in shapes]))
+    print(f"\n{sum(s.parameters for s in shapes)} parameters in all. W is the same "
+          f"matrix in both conventions;\nfastnn's Z, A and dZ are the notes' transposed, "
+          f"and its b is the notes' b[l] flattened.")
+    return shapes
+
+
+class _LayerSizes(argparse.Action):
+    """shapes' widths: from 2 to MAX_LAYERS + 1 of them (each checked by its type)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if not 2 <= len(values) <= MAX_LAYERS + 1:
+            raise argparse.ArgumentError(
+                self, f"expected from 2 to {MAX_LAYERS + 1} widths, input first, such "
+                      f"as 2 10 5 1; got {len(values)}")
+        setattr(namespace, self.dest, values)
+
+
 def run_export(args):
     """``fastnn export``: write a model saved by MLP.save as an ONNX file.
 
@@ -648,16 +735,13 @@ def _parser():
     def command(name, run, help, out=_figure_path, out_help="save the figure here; the "
                 "extension picks the format: .png, .pdf, .svg, ...", out_required=False):
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--seed", type=_integer(0), default=0,
-                         help="random seed, >= 0 (default 0)")
+        sub.add_argument("--seed", type=_integer(0, experiments.MAX_SEED), default=0,
+                         help="random seed (default 0); at most "
+                              f"{experiments.MAX_SEED}")
         sub.add_argument("--out", type=out, metavar="PATH", help=out_help,
                          required=out_required)
         sub.set_defaults(run=run)
         return sub
-
-    def count(sub, option, high, default, help=None):
-        sub.add_argument(option, type=_integer(1, high), default=default,
-                         help=f"{help or f'default {default}'}; at most {high}")
 
     sub = command("histograms", run_histograms, "activation histograms of a deep random "
                   "network (Deep Learning from Scratch, 6.2)")
@@ -667,37 +751,62 @@ def _parser():
                      help=f"a std such as 1 or 0.01 (from {STD_RANGE[0]:g} to "
                           f"{STD_RANGE[1]:.0f}), or xavier, lecun, he (default 1)")
     sub.add_argument("--grid", action="store_true", help="the classic grid of seven cases")
-    count(sub, "--samples", MAX_SAMPLES, 1000)
-    count(sub, "--bins", MAX_BINS, 30)
+    _count(sub, "--samples", MAX_SAMPLES, 1000)
+    _count(sub, "--bins", MAX_BINS, 30)
 
-    sub = command("compare-init", run_compare_init, "zeros, random and He (circles), or "
-                  "std=0.01, Xavier and He (spiral) initialisation, trained side by side")
-    sub.add_argument("--dataset", choices=["circles", "spiral"], default="circles")
-    count(sub, "--iterations", MAX_STEPS, None,
-          "default 15000 (circles) or 2000 (spiral)")
+    sub = command("compare-init", run_compare_init, "zeros, random and He (the course's "
+                  "exercise on its circles), or std=0.01, Xavier and He (spiral) "
+                  "initialisation, trained side by side")
+    sub.add_argument("--dataset", choices=[*CIRCLE_DATASETS, "spiral"], default="circles",
+                     help="circles: the course's (default); fastnn-circles: fastnn's own "
+                          "circles; spiral: the book's deep comparison")
+    _count(sub, "--iterations", MAX_STEPS, None,
+           "default 15000 (circles) or 2000 (spiral)")
 
     sub = command("compare-activations", run_compare_activations,
                   "sigmoid, tanh, relu and leaky_relu hidden layers on one problem")
-    count(sub, "--epochs", MAX_STEPS, 100)
+    _count(sub, "--epochs", MAX_STEPS, 100)
 
     sub = command("vanishing", run_vanishing,
                   "gradient norm per layer: deep sigmoid against deep ReLU")
-    count(sub, "--depth", MAX_DEPTH, 10, "hidden layers (default 10)")
+    _count(sub, "--depth", MAX_DEPTH, 10, "hidden layers (default 10)")
 
     sub = command("dead-relu", run_dead_relu,
                   "dead ReLU units after training with a sensible and a too-large lr")
     sub.add_argument("--lr", type=_positive_number, default=0.01, help="default 0.01")
     sub.add_argument("--large-lr", type=_positive_number, default=3.0,
                      help="default 3; a run that diverges is reported in the table")
-    count(sub, "--epochs", MAX_STEPS, 30)
+    _count(sub, "--epochs", MAX_STEPS, 30)
 
     command("demo", run_demo, "all of the above, small, into a report folder of figures "
             "and a Markdown summary", out=_report_folder,
             out_help="the report folder (created if needed)", out_required=True)
+    _tool_commands(commands)
+    return parser
+
+
+def _count(sub, option, high, default, help=None):
+    """Add a count option to sub: an integer from 1 to high."""
+    sub.add_argument(option, type=_integer(1, high), default=default,
+                     help=f"{help or f'default {default}'}; at most {high}")
+
+
+def _tool_commands(commands):
+    """Add the commands that are not experiments, without --seed or --out: shapes and
+    export."""
+    sub = commands.add_parser("shapes", help="the shapes of every layer's arrays in the "
+                              "course notes' columns and fastnn's rows",
+                              description="the shapes of W, b, Z, A, dZ, dW and db of "
+                              "every layer, in the course notes' column convention and "
+                              "fastnn's row convention, and the parameter counts")
+    sub.add_argument("layer_sizes", nargs="+", type=_integer(1, MAX_WIDTH),
+                     action=_LayerSizes, help="the widths, input first, such as 2 10 5 1; "
+                     f"from 2 to {MAX_LAYERS + 1} of them, each at most {MAX_WIDTH}")
+    _count(sub, "--m", MAX_M, 300, "samples (default 300)")
+    sub.set_defaults(run=run_shapes)
     sub = commands.add_parser("export", help="write a saved model (.npz) as ONNX",
                               description="write a model saved by MLP.save as an ONNX "
                               "file (needs the onnx extra: pip install 'fastnn[onnx]')")
     sub.add_argument("model", help="the model file (.npz), from MLP.save")
     sub.add_argument("output", help="the ONNX file to write (.onnx)")
     sub.set_defaults(run=run_export)
-    return parser

@@ -1,15 +1,19 @@
 """Seeded toy data sets: X (n, 2) float64 and integer labels y (n,).
 
-All take ``seed`` (int, Generator, RandomState or None), like the rest of fastnn.
+All take ``seed`` (int, Generator, RandomState or None), like the rest of fastnn, except
+make_sklearn_circles, which reproduces scikit-learn's legacy RandomState draws and takes
+an int or a RandomState (or None).
 """
 import math
+import numbers
 
 import numpy as np
 
 from fastnn import _checks as check
 from fastnn.init import as_rng
 
-__all__ = ["make_circles", "make_moons", "make_spiral", "make_xor"]
+__all__ = ["make_circles", "make_sklearn_circles", "make_moons", "make_spiral",
+           "make_xor"]
 
 
 def _count(n_samples):
@@ -61,6 +65,78 @@ def make_circles(n_samples=300, noise=0.05, factor=0.5, seed=None):
     y = np.repeat([0, 1], [n_outer, n - n_outer])
     order = rng.permutation(n)
     return _noisy(X[order], noise, rng), y[order]
+
+
+def make_sklearn_circles(n_samples=100, noise=None, factor=0.8, seed=None):
+    """scikit-learn's make_circles, point for point, without scikit-learn.
+
+    The same points, the same legacy RandomState draws (the shuffle, then the noise)
+    in the same order and the same arithmetic as ``sklearn.datasets.make_circles(
+    n_samples, noise=noise, factor=factor, random_state=seed)``: equal bit for bit.
+    The course's ``np.random.seed(1); make_circles(n_samples=300, noise=.05)`` draws
+    from numpy's global RandomState, which ``np.random.seed(1)`` puts in the state of
+    a new ``RandomState(1)``: ``make_sklearn_circles(300, noise=0.05, seed=1)`` gives
+    its points, and leaves numpy's global state alone.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        Number of points, >= 2: n_samples // 2 on the outer circle (radius 1), the
+        rest on the inner one.
+    noise : float or None, default=None
+        Standard deviation of the Gaussian noise added to every coordinate, >= 0;
+        None adds none and draws none.
+    factor : float, default=0.8
+        Radius of the inner circle, in [0, 1).
+    seed : int, numpy.random.RandomState or None, default=None
+        An int from 0 to 2**32 - 1 seeds a new RandomState; a RandomState is drawn
+        from (and advanced); None draws from a new RandomState seeded from the OS,
+        never from numpy's global one (which scikit-learn uses for None).
+
+    Returns
+    -------
+    X : numpy.ndarray of shape (n_samples, 2)
+        The points (float64, C-contiguous), shuffled.
+    y : numpy.ndarray of shape (n_samples,)
+        Labels (np.intp): 0 on the outer circle, 1 on the inner one.
+
+    Raises
+    ------
+    TypeError
+        If n_samples is not an integer, noise or factor is not a real number, or seed
+        is not an int, a RandomState or None (a Generator draws differently).
+    ValueError
+        If n_samples < 2, noise is negative or not finite, factor is not in [0, 1),
+        or seed is an int outside [0, 2**32).
+    """
+    n, rng = _count(n_samples), _random_state(seed)
+    factor = check.real("factor", factor, 0, 1, high_open=True)
+    noise = None if noise is None else check.real("noise", noise, 0)
+    n_out = n // 2
+    outer = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    inner = np.linspace(0, 2 * np.pi, n - n_out, endpoint=False)
+    X = np.vstack([np.append(np.cos(outer), np.cos(inner) * factor),
+                   np.append(np.sin(outer), np.sin(inner) * factor)]).T
+    y = np.hstack([np.zeros(n_out, dtype=np.intp), np.ones(n - n_out, dtype=np.intp)])
+    order = np.arange(n)
+    rng.shuffle(order)  # sklearn.utils.shuffle
+    X, y = np.ascontiguousarray(X[order]), y[order]
+    if noise is not None:
+        X += rng.normal(scale=noise, size=X.shape)
+    return X, y
+
+
+def _random_state(seed):
+    """seed as a legacy RandomState: itself, or a new one seeded with it."""
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if seed is not None and (isinstance(seed, (bool, np.bool_))
+                             or not isinstance(seed, numbers.Integral)):
+        raise TypeError("seed must be None, an int or a numpy.random.RandomState (the "
+                        f"legacy draws of scikit-learn); got {type(seed).__name__}")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1; got {seed}")
+    return np.random.RandomState(seed)
 
 
 def make_moons(n_samples=300, noise=0.1, seed=None):

@@ -1,7 +1,8 @@
 """The experiments behind the classic lessons on initialisation and activations.
 
 Each function runs one experiment and returns its numbers (records, histories, the
-trained networks); fastnn.cli prints and plots them. Everything is seeded.
+trained networks), or, for layer_shapes, the notes' table of matrix dimensions;
+fastnn.cli prints and plots them. Everything is seeded.
 """
 import math
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ import numpy as np
 
 from fastnn import _checks as check
 from fastnn import datasets, diagnostics, init
-from fastnn.model import MLP, DivergenceError
+from fastnn.model import MLP, DivergenceError, inputs
 
-__all__ = ["HISTOGRAM_GRID", "histograms", "compare_init_circles", "compare_init_spiral",
-           "compare_activations", "vanishing", "dead_relu", "RunResult", "DeadReluRun"]
+__all__ = ["HISTOGRAM_GRID", "CIRCLES", "histograms", "compare_init_circles",
+           "compare_init_spiral", "compare_activations", "vanishing", "dead_relu",
+           "layer_shapes", "COURSE_INITS", "RunResult", "DeadReluRun", "LayerShapes"]
 
 #: The classic grid of "Deep Learning from Scratch" (activation, init) pairs.
 HISTOGRAM_GRID = [("sigmoid", 1.0), ("sigmoid", 0.01), ("sigmoid", "xavier"),
@@ -103,11 +105,31 @@ class RunResult:
     net: MLP
 
 
-def compare_init_circles(iterations=15_000, lr=0.01, seed=1, progress=None):
-    """The course's initialisation exercise: zeros, random x10 and He on the circles.
+#: The largest seed compare_init_circles takes: RandomState(seed + 3) draws its weights.
+MAX_SEED = 2**32 - 4
 
-    Circles (300 train, 100 test, noise 0.05), [2, 10, 5, 1] relu/sigmoid, full-batch
-    gradient descent. The losses are recorded at every iteration (before its update).
+#: The circles compare_init_circles runs on, each called as make(n, noise=0.05, seed=s):
+#: the course's (scikit-learn's make_circles, inner radius 0.8) and fastnn's own (0.5).
+CIRCLES = {"course": datasets.make_sklearn_circles, "fastnn": datasets.make_circles}
+
+
+#: The course's three initialisations: zeros, randn times 10, and He (randn times
+#: sqrt(2 / n[l-1])).
+COURSE_INITS = [("zeros", "zeros"),
+                ("random x10", lambda shape, rng, dtype: rng.standard_normal(shape) * 10),
+                ("he", "he")]
+
+
+def compare_init_circles(iterations=15_000, lr=0.01, dataset="course", seed=0,
+                         progress=None):
+    """The course's initialisation exercise: zeros, random x10 and He on its circles.
+
+    By default all is the course's: 300 training and 100 test points of scikit-learn's
+    make_circles (noise 0.05) after ``np.random.seed(1)`` and ``np.random.seed(2)``;
+    weights after ``np.random.seed(3)``, ``randn(n[l], n[l-1])`` times 10 (random x10)
+    or sqrt(2 / n[l-1]) (He) layer by layer, zeros for zeros, biases 0; [2, 10, 5, 1]
+    relu/sigmoid; full-batch gradient descent. The cost (mean cross-entropy) is kept
+    at every iteration before its update: losses[0] is that of the initial weights.
 
     Parameters
     ----------
@@ -115,9 +137,11 @@ def compare_init_circles(iterations=15_000, lr=0.01, seed=1, progress=None):
         Gradient descent steps per network, >= 1.
     lr : float, default=0.01
         Learning rate, > 0.
-    seed : int, default=1
-        Seed of the training data; the test data uses seed + 1000. The weights always
-        come from RandomState(3), as in the course.
+    dataset : {"course", "fastnn"}, default="course"
+        A key of CIRCLES: the course's circles or fastnn's own (inner radius 0.5).
+    seed : int, default=0
+        Offset of the course's seeds: the training data, the test data and the
+        weights come from seeds seed + 1, seed + 2 and RandomState(seed + 3).
     progress : callable or None, default=None
         Called as progress(label, done, total, loss) about ten times per network.
 
@@ -133,19 +157,24 @@ def compare_init_circles(iterations=15_000, lr=0.01, seed=1, progress=None):
     TypeError
         If iterations or seed is not an integer, or lr is not a real number.
     ValueError
-        If iterations < 1, lr <= 0 or not finite, or seed is negative.
+        If dataset is unknown, iterations < 1, lr <= 0 or not finite, or seed is
+        negative or above MAX_SEED.
     fastnn.DivergenceError
         If a network's loss stops being finite (lr too large).
     """
-    X, y = datasets.make_circles(300, noise=0.05, seed=seed)
-    Xt, yt = datasets.make_circles(100, noise=0.05, seed=seed + 1000)
-    schemes = [("zeros", "zeros"),
-               ("random x10", lambda shape, rng, dtype: rng.standard_normal(shape) * 10),
-               ("he", "he")]
+    if dataset not in CIRCLES:
+        raise ValueError(f"dataset must be one of {', '.join(map(repr, CIRCLES))}; "
+                         f"got {dataset!r}")
+    seed = check.integer("seed", seed, 0)
+    if seed > MAX_SEED:
+        raise ValueError(f"seed must be at most {MAX_SEED} (the weights come from "
+                         f"RandomState(seed + 3), below 2**32); got {seed}")
+    (X, y), (Xt, yt) = (CIRCLES[dataset](n, noise=0.05, seed=seed + k)
+                        for n, k in ((300, 1), (100, 2)))
     results = []
-    for label, scheme in schemes:
+    for label, scheme in COURSE_INITS:
         net = MLP([2, 10, 5, 1], activation="relu", output="sigmoid", init=scheme,
-                  seed=np.random.RandomState(3))
+                  seed=np.random.RandomState(seed + 3))
         net.fit(X, y, epochs=iterations, batch_size=None, lr=lr, shuffle=False,
                 callbacks=[_reporter(progress, label, iterations)])
         results.append(RunResult(label, net.history["loss"], net.score(X, y),
@@ -361,6 +390,64 @@ def dead_relu(lrs=(0.01, 3.0), epochs=30, seed=0, progress=None):
             diverged_at = _failing_step(net)
         runs.append(DeadReluRun(lr, _countable_dead_units(net, X), diverged_at, net))
     return runs
+
+
+@dataclass
+class LayerShapes:
+    """The shapes of one dense layer's arrays, in the notes' columns and fastnn's rows.
+
+    Parameters
+    ----------
+    layer : int
+        The layer's number l, 1 for the first.
+    columns : dict of str to tuple of int
+        "W", "b", "Z", "A", "dZ", "dW" and "db" in the notes' convention, one column
+        per sample: W[l] (n[l], n[l-1]), b[l] (n[l], 1), Z[l], A[l], dZ[l] (n[l], m).
+    rows : dict of str to tuple of int
+        The same arrays in fastnn's convention, one row per sample: W (n_out, n_in),
+        b (n_out,), Z, A, dZ (m, n_out).
+    parameters : int
+        The layer's weights and biases, n[l] n[l-1] + n[l].
+    """
+
+    layer: int
+    columns: dict
+    rows: dict
+    parameters: int
+
+
+def layer_shapes(layer_sizes, m=300):
+    """The notes' "check the matrix dimensions": every array of every layer.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        The widths n[0], ..., n[L], input first, as MLP takes them (at least two).
+    m : int, default=300
+        The number of samples, >= 1.
+
+    Returns
+    -------
+    shapes : list of LayerShapes
+        One per layer, layer 1 first. dW and db have the shapes of W and b; Z, A and
+        dZ share theirs.
+
+    Raises
+    ------
+    TypeError
+        If layer_sizes is not a sequence of integers or m is not an integer.
+    ValueError
+        If fewer than two widths are given, a width is below 1, or m is below 1.
+    """
+    sizes, m = inputs.layer_sizes(layer_sizes), check.integer("m", m, 1)
+    shapes = []
+    for layer, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), 1):
+        W, b, Z = (n_out, n_in), (n_out, 1), (n_out, m)
+        columns = {"W": W, "b": b, "Z": Z, "A": Z, "dZ": Z, "dW": W, "db": b}
+        rows = {"W": W, "b": (n_out,), "Z": (m, n_out), "A": (m, n_out),
+                "dZ": (m, n_out), "dW": W, "db": (n_out,)}
+        shapes.append(LayerShapes(layer, columns, rows, n_out * n_in + n_out))
+    return shapes
 
 
 def _failing_step(net):

@@ -195,7 +195,8 @@ def fuzz(max_examples):
         call(diagnostics.gradient_norms, extra, X, y)
 
     @config
-    @given(name=st.sampled_from(["make_circles", "make_moons", "make_spiral", "make_xor"]),
+    @given(name=st.sampled_from(["make_circles", "make_sklearn_circles", "make_moons",
+                                 "make_spiral", "make_xor"]),
            n=st.one_of(st.integers(-1, 50), anything()), noise=st.one_of(st.floats(),
                                                                        anything()),
            seed=anything())

@@ -16,7 +16,7 @@ COMMANDS = ["histograms", "compare-init", "compare-activations", "vanishing", "d
             "demo"]
 FIGURE_COMMANDS = COMMANDS[:-1]
 EXPERIMENTS = ["histograms", "compare_init_circles", "compare_init_spiral",
-               "compare_activations", "vanishing", "dead_relu"]
+               "compare_activations", "vanishing", "dead_relu", "layer_shapes"]
 
 
 def run(capsys, *argv):
@@ -112,6 +112,34 @@ def test_compare_init_prints_costs_and_accuracies(capsys):
     assert "he: 3000/3000" in err  # progress goes to standard error
 
 
+def test_compare_init_prints_the_courses_published_numbers(capsys):
+    status, out, _ = run(capsys, "compare-init")
+    assert status == 0
+    assert out.startswith("the course's circles: scikit-learn's make_circles")
+    costs, accuracies = tables(out)
+    by_iteration = {int(row[0]): row[1:] for row in costs}
+    assert list(by_iteration) == list(range(0, 15_000, 1000))
+    assert all(row[1] == "0.6931472" for row in costs)  # zeros: ln 2 throughout
+    assert [by_iteration[i][2] for i in (0, 1000, 14000)] == ["0.8830537", "0.6879826",
+                                                              "0.0735790"]
+    assert by_iteration[0][1] == "1773.5859549"
+    assert accuracies == [["zeros", "50%", "50%"], ["random x10", "83%", "86%"],
+                          ["he", "99.33%", "96%"]]
+    assert "The course printed inf at iteration 0 for random x10" in out
+    assert "gives the finite 1773.6." in out
+
+
+@pytest.mark.parametrize("argv,data", [
+    (["--dataset", "fastnn-circles"], "fastnn's circles: fastnn.datasets.make_circles"),
+    (["--seed", "1"], "after np.random.seed(2) and 100 test points after "
+                      "np.random.seed(3)"),
+])
+def test_compare_init_says_inf_only_of_the_courses_own_run(capsys, argv, data):
+    status, out, _ = run(capsys, "compare-init", "--iterations", "1", *argv)
+    assert status == 0 and data in out
+    assert "The course printed inf" not in out
+
+
 def test_compare_init_spiral_prints_one_row_per_iteration_shown(capsys):
     status, out, _ = run(capsys, "compare-init", "--dataset", "spiral",
                          "--iterations", "1")
@@ -157,6 +185,57 @@ def test_a_last_layer_without_gradient_gives_no_division_error(capsys, monkeypat
     assert "relu: first layer / last layer = inf" in out
 
 
+def test_shapes_prints_both_conventions_and_the_parameters(capsys):
+    status, out, _ = run(capsys, "shapes", "2", "10", "5", "1")
+    assert status == 0
+    notes, fastnn = tables(out)
+    assert notes == [
+        ["1", "(10, 2)", "(10, 1)", "(10, 300)", "(10, 300)", "(10, 300)", "(10, 2)",
+         "(10, 1)", "30"],
+        ["2", "(5, 10)", "(5, 1)", "(5, 300)", "(5, 300)", "(5, 300)", "(5, 10)", "(5, 1)",
+         "55"],
+        ["3", "(1, 5)", "(1, 1)", "(1, 300)", "(1, 300)", "(1, 300)", "(1, 5)", "(1, 1)", "6"]]
+    assert fastnn == [
+        ["1", "(10, 2)", "(10,)", "(300, 10)", "(300, 10)", "(300, 10)", "(10, 2)", "(10,)"],
+        ["2", "(5, 10)", "(5,)", "(300, 5)", "(300, 5)", "(300, 5)", "(5, 10)", "(5,)"],
+        ["3", "(1, 5)", "(1,)", "(300, 1)", "(300, 1)", "(300, 1)", "(1, 5)", "(1,)"]]
+    assert "A[0] = X: (2, 300)" in out and "X: (300, 2)" in out
+    assert "91 parameters in all" in out
+
+
+def test_shapes_at_the_limits(capsys):
+    sizes = [str(cli.MAX_WIDTH)] * (cli.MAX_LAYERS + 1)
+    status, out, _ = run(capsys, "shapes", *sizes, "--m", str(cli.MAX_M))
+    assert status == 0
+    notes, fastnn = tables(out)
+    assert len(notes) == len(fastnn) == cli.MAX_LAYERS
+    assert fastnn[-1][3] == f"({cli.MAX_M}, {cli.MAX_WIDTH})"
+    assert f"{cli.MAX_LAYERS * (cli.MAX_WIDTH ** 2 + cli.MAX_WIDTH)} parameters" in out
+
+
+@pytest.mark.parametrize("sizes,message", [
+    (["2"], "argument layer_sizes: expected from 2 to 1001 widths, input first, such as "
+            "2 10 5 1; got 1"),
+    (["3"] * 1002, "argument layer_sizes: expected from 2 to 1001 widths"),
+    (["2", "0"], "argument layer_sizes: expected an integer from 1 to 1000000; got '0'"),
+    (["2", "-1"], "argument layer_sizes: expected an integer from 1 to 1000000; got '-1'"),
+    (["2", "1.5"], "expected an integer from 1 to 1000000; got '1.5'"),
+    (["2", "ten"], "expected an integer from 1 to 1000000; got 'ten'"),
+    (["2", "1000001"], "expected an integer from 1 to 1000000; got '1000001'"),
+    ([], "the following arguments are required: layer_sizes"),
+])
+def test_bad_sizes_exit_2_with_one_line_before_any_work(capsys, no_work, sizes, message):
+    err = refused(capsys, ["shapes", *sizes])
+    assert err.startswith("fastnn shapes: error: ") and message in err
+
+
+def test_shapes_has_help_and_no_seed(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["shapes", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and "--m M" in out and "--seed" not in out
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_and_seed(capsys, command):
     with pytest.raises(SystemExit) as info:
@@ -198,6 +277,7 @@ def test_demo_writes_a_report(tmp_path, capsys):
                      "summary.md", "vanishing.png"]
     summary = (out / "summary.md").read_text()
     assert summary.count("![](") == 6 and "| zeros |" in summary
+    assert "| he | 0.8831 | 0.06" in summary and "| 99.33% | 96% |" in summary  # the course's
 
 
 # ------------------------------------------------------------------ bad options
@@ -220,7 +300,9 @@ BAD_OPTIONS = [
     ("dead-relu", "--lr", "nan"), ("dead-relu", "--lr", "1e-400"),
     ("dead-relu", "--large-lr", "1e309"), ("dead-relu", "--large-lr", "fast"),
     ("dead-relu", "--epochs", "0"), ("dead-relu", "--epochs", "100001"),
-] + [(command, "--seed", seed) for command in COMMANDS for seed in ("-1", "1.5", "x")]
+    ("shapes", "--m", "0"), ("shapes", "--m", str(cli.MAX_M + 1)), ("shapes", "--m", "3.0"),
+] + [(command, "--seed", seed) for command in COMMANDS
+     for seed in ("-1", "1.5", "x", str(experiments.MAX_SEED + 1))]
 
 
 @pytest.mark.parametrize("command,option,value", BAD_OPTIONS)
@@ -254,7 +336,8 @@ COUNTS = [("histograms", "--samples", cli.MAX_SAMPLES),
           ("compare-init", "--iterations", cli.MAX_STEPS),
           ("compare-activations", "--epochs", cli.MAX_STEPS),
           ("vanishing", "--depth", cli.MAX_DEPTH),
-          ("dead-relu", "--epochs", cli.MAX_STEPS)]
+          ("dead-relu", "--epochs", cli.MAX_STEPS),
+          ("shapes", "--m", cli.MAX_M)]
 
 
 @settings(max_examples=60, deadline=None,

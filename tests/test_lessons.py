@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from fastnn import experiments
+from fastnn import MLP, datasets, experiments
 
 
 def test_std_1_sigmoid_saturates_most_activations_in_every_layer():
@@ -29,12 +29,65 @@ def test_he_keeps_relu_spread_while_std_001_shrinks_it_layer_after_layer():
     assert all(b < 0.2 * a for a, b in zip(small, small[1:]))
 
 
-def test_zero_init_ends_at_chance_on_circles_and_he_learns_them():
-    results, _ = experiments.compare_init_circles()
+#: The course's published numbers (its initialization exercise): He's cost at iterations
+#: 0, 1000 and 14000, and the (train, test) accuracy of each init.
+COURSE_HE_COSTS = {0: 0.8830537463419761, 1000: 0.6879825919728063,
+                   14000: 0.07357895962677366}
+COURSE_ACCURACIES = {"zeros": (0.5, 0.5), "random x10": (0.83, 0.86),
+                     "he": (0.9933333333333333, 0.96)}
+
+
+def test_compare_init_gives_the_courses_published_numbers():
+    results, (X, y, X_test, y_test) = experiments.compare_init_circles()
     by_name = {r.label: r for r in results}
-    assert by_name["zeros"].train_score == 0.5 and by_name["zeros"].test_score == 0.5
-    assert by_name["zeros"].losses[-1] == pytest.approx(math.log(2), rel=1e-12)
-    assert by_name["he"].train_score > 0.9 and by_name["he"].test_score > 0.9
+    assert [r.label for r in results] == ["zeros", "random x10", "he"]
+    for i, cost in COURSE_HE_COSTS.items():
+        assert by_name["he"].losses[i] == pytest.approx(cost, rel=1e-9), i
+    for label, (train, test) in COURSE_ACCURACIES.items():
+        assert by_name[label].train_score == pytest.approx(train, abs=1e-12), label
+        assert by_name[label].test_score == pytest.approx(test, abs=1e-12), label
+    assert by_name["zeros"].losses == pytest.approx([math.log(2)] * 15_000, rel=1e-12)
+    # The course printed inf: its log(1 - sigmoid(z)) is log(0) on the outer circle.
+    assert by_name["random x10"].losses[0] == pytest.approx(1773.5859549373838, rel=1e-12)
+    assert len(X) == 300 and len(X_test) == 100
+
+
+def test_compare_init_keeps_fastnns_circles_behind_an_option():
+    results, (X, y, *_) = experiments.compare_init_circles(iterations=1, dataset="fastnn")
+    np.testing.assert_array_equal(X, datasets.make_circles(300, noise=0.05, seed=1)[0])
+    with pytest.raises(ValueError, match="dataset must be one of 'course', 'fastnn'"):
+        experiments.compare_init_circles(dataset="mnist")
+    with pytest.raises(ValueError, match="seed must be at most 4294967292"):
+        experiments.compare_init_circles(seed=2**32 - 3)
+
+
+@pytest.mark.parametrize("sizes,m", [([2, 10, 5, 1], 300), ([3, 1], 1), ([4, 7, 7, 3], 5)])
+def test_layer_shapes_are_those_of_a_real_network(sizes, m):
+    net = MLP(sizes, output="sigmoid", seed=0)
+    X = np.random.default_rng(0).standard_normal((m, sizes[0]))
+    y = np.zeros((m, sizes[-1]))
+    shapes = experiments.layer_shapes(sizes, m)
+    assert [s.layer for s in shapes] == list(range(1, len(sizes)))
+    A, gradients = X, net.gradients(X, y)
+    assert len(shapes) == len(net.layers) == len(gradients)
+    for s, layer, (dW, db) in zip(shapes, net.layers, gradients):
+        A = A @ layer.W.T + layer.b
+        assert s.rows == {"W": layer.W.shape, "b": layer.b.shape, "Z": A.shape,
+                          "A": A.shape, "dZ": A.shape, "dW": dW.shape, "db": db.shape}
+        n_out, n_in = layer.W.shape
+        assert s.columns == {"W": (n_out, n_in), "b": (n_out, 1), "Z": (n_out, m),
+                             "A": (n_out, m), "dZ": (n_out, m), "dW": (n_out, n_in),
+                             "db": (n_out, 1)}
+        assert s.parameters == layer.W.size + layer.b.size
+    assert sum(s.parameters for s in shapes) == net.engine.params.size
+
+
+@pytest.mark.parametrize("sizes,m,error", [([2], 1, ValueError), ([2, 0], 1, ValueError),
+                                            ([2, 1.5], 1, TypeError), ([2, 1], 0, ValueError),
+                                            ([2, 1], 2.0, TypeError)])
+def test_layer_shapes_refuses_bad_sizes(sizes, m, error):
+    with pytest.raises(error):
+        experiments.layer_shapes(sizes, m)
 
 
 @pytest.mark.slow  # 4 s with one BLAS thread (it took ~76 s with two on 2 cores)
