@@ -553,10 +553,11 @@ cdef class Engine:
             self._read_end(work)
         return loss
 
-    def predict(self, cnp.ndarray X, cnp.ndarray out=None):
+    def predict(self, cnp.ndarray X, cnp.ndarray out=None, intp first_row=0):
         """out (m, k) = the output (probabilities or values) for X (m, n_in); returns out,
         a new array when none is given. Thread-safe: each call has its own workspace.
-        ValueError if an output is not finite (the network's values overflowed)."""
+        ValueError if an output is not finite (the network's values overflowed), naming
+        its row as first_row + its index in X (X being rows of a larger matrix)."""
         cdef Batch batch
         cdef cnp.npy_intp dims[2]
         batch.m = _rows(&self.plan, self.params, self.single, X)
@@ -569,8 +570,8 @@ cdef class Engine:
         cdef intp bad = _first_nonfinite(cnp.PyArray_DATA(out), dims[0] * dims[1],
                                          self.single)
         if bad >= 0:
-            raise ValueError(f"the network's output for X[{bad // dims[1]}] is not "
-                             f"finite: its values overflow {self.params.dtype} (X or the "
+            raise ValueError(f"the network's output for X[{first_row + bad // dims[1]}] "
+                             f"is not finite: its values overflow {self.params.dtype} (X or the "
                              f"weights are too large)")
         return out
 

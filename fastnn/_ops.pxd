@@ -142,7 +142,7 @@ cdef inline void _activate(const floating* z, floating* a, intp n, int act,
         _tanh(z, a, n)
     elif act == RELU:
         for i in range(n):
-            a[i] = z[i] if z[i] > 0 else 0
+            a[i] = 0 if z[i] <= 0 else z[i]  # a NaN passes on, as NumPy's maximum
     else:
         for i in range(n):
             a[i] = z[i] * (1 if z[i] > 0 else slope)  # a select, not a branch

@@ -49,6 +49,18 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_positive)(FNN_V g, FNN_V x, FNN_V y) {
 #endif
 }
 
+/* g <= 0 ? 0 : x, lane by lane: relu's gate, which passes x where g is NaN (so that
+ * a NaN goes on, as NumPy's maximum passes it, instead of being hidden as 0) */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_relu_gate)(FNN_V g, FNN_V x) {
+#if defined(__GNUC__)
+    FNN_V zero = {0};
+    FNN_IV mask = (FNN_IV) (g <= zero);
+    return (FNN_V) ((FNN_IV) x & ~mask);
+#else
+    return g <= 0 ? 0 : x;
+#endif
+}
+
 /* v g'(z) for the activation act, from g = a = act(z) (sigmoid: a (1 - a), tanh:
  * 1 - a^2) or for relu and leaky_relu from g = z or g = a (a > 0 exactly when z > 0,
  * for a slope >= 0), as _activation_grad in _ops.pxd. With g = v, relu and
@@ -56,7 +68,7 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_positive)(FNN_V g, FNN_V x, FNN_V y) {
 FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_gate)(FNN_V v, FNN_V g, int act, FNN_T slope) {
     FNN_V zero = {0}, one = zero + 1;
     switch (act) {
-    case FNN_RELU: return FNN_NAME(fnn_positive)(g, v, zero);
+    case FNN_RELU: return FNN_NAME(fnn_relu_gate)(g, v);
     case FNN_LEAKY_RELU: return v * FNN_NAME(fnn_positive)(g, one, zero + slope);
     case FNN_SIGMOID: return v * (g * (1 - g));
     case FNN_TANH: return v * (1 - g * g);

@@ -123,3 +123,19 @@ def test_any_finite_targets_train_or_are_refused_by_index(targets):
     with pytest.raises(ValueError, match=rf"y\[{i}, {j}\] = "):
         net.fit(X32[:6], targets, epochs=1)
     assert unchanged(net, before)
+
+
+@pytest.mark.parametrize("m", [2, 40])  # the row path and the narrow feature-major one
+def test_relu_passes_a_nan_on_so_an_overflow_inside_is_refused(m):
+    """inf - inf inside the network is NaN: ReLU passes it on (as NumPy's maximum
+    does), so the prediction is refused rather than hidden as 0."""
+    net = MLP([1, 2, 1, 1], activation="relu", output="identity", init="zeros")
+    net.layers[0].W = np.array([[1e308], [1e308]])
+    net.layers[1].W = np.array([[1.0, -1.0]])
+    net.layers[2].W = np.array([[1.0]])
+    X = np.full((m, 1), 0.5)
+    X[1] = 10.0  # 1e309: inf in both units, then inf - inf
+    with pytest.raises(ValueError, match=r"output for X\[1\] is not finite"):
+        net.predict(X)
+    from fastnn import reference
+    assert np.isnan(reference.Engine.twin_of(net).predict(X)[1]).all()

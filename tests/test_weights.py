@@ -351,3 +351,55 @@ def test_weights_whose_sum_overflows_are_refused():
     T = as_targets(net, y, 6)
     with pytest.raises(ValueError, match="weights must have a finite sum"):
         net.engine.loss(X, T, np.full(6, 1e308))
+
+
+def test_sparse_duplicates_are_summed_and_checked_before_training():
+    """scipy adds up duplicate entries: two finite 1e308 at one place are inf, which is
+    refused naming that place before any step, not mid-epoch from a batch."""
+    rows, cols = np.r_[np.arange(600), 500], np.r_[np.zeros(600, int), 0]
+    values = np.r_[np.ones(600), 1e308]
+    values[500] = 1e308
+    duplicated = scipy.sparse.coo_matrix((values, (rows, cols)), shape=(600, 2)).tocsr()
+    net = MLP([2, 3, 1], seed=0)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"X\[500, 0\] = inf"):
+        net.fit(duplicated, np.ones(600), epochs=1, shuffle=False, optimizer="adam")
+    assert unchanged(net, before)
+
+
+def test_sparse_errors_name_the_place_in_the_matrix():
+    X = scipy.sparse.lil_matrix((600, 3))
+    X[:, 0] = 1.0
+    X[300, 1] = np.nan
+    net = MLP([3, 2, 1], seed=0)
+    for call in (lambda: net.predict(X), lambda: net.fit(X, np.ones(600), epochs=1),
+                 lambda: net.fit_lbfgs(X, np.ones(600))):
+        with pytest.raises(ValueError, match=r"X\[300, 1\] = nan"):
+            call()
+    big = scipy.sparse.csr_matrix(np.eye(600, 3) * 0 + (np.arange(600) == 300)[:, None])
+    for layer in net.layers:
+        layer.W = np.full(layer.W.shape, 1e200) * (-1.0) ** np.arange(layer.W.shape[1])
+    with pytest.raises(ValueError, match=r"output for X\[300\] is not finite"):
+        net.predict(big * 1e200)
+
+
+def test_ctrl_c_during_lbfgs_leaves_the_last_accepted_iterate(monkeypatch):
+    import fastnn.model.lbfgs as lbfgs
+    X, y = toy_problem("softmax", m=30)
+    net = _net("softmax")
+    real, calls, accepted = lbfgs._loss_and_gradients, [0], []
+
+    def interrupted(*args):
+        calls[0] += 1
+        if calls[0] == 12:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(lbfgs, "_loss_and_gradients", interrupted)
+    monkeypatch.setattr(net, "_lbfgs_iteration", lambda verbose: lambda loss: (
+        accepted.append((loss, net.engine.params.copy()))))
+    with pytest.raises(KeyboardInterrupt):
+        net.fit_lbfgs(X, y, max_iter=100)
+    assert accepted  # some iterations were accepted before the interrupt
+    monkeypatch.undo()
+    assert net.loss(X, y) == pytest.approx(accepted[-1][0], rel=1e-12)

@@ -258,7 +258,7 @@ def check_finite(name, array):
         the index and value of the first, e.g. "X[4, 1] = nan".
     """
     if isinstance(array, SparseRows):
-        array = array.data  # (the message then indexes the stored values)
+        return array.check_finite(name)
     if array.dtype.kind in "biu":
         return
     if array.dtype in check.FLOAT_DTYPES and array.flags.c_contiguous:
@@ -368,20 +368,25 @@ class SparseRows:
             raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}")
         if kind == "f":
             _same_float(X.dtype, dtype, name)
-        self.data = np.ascontiguousarray(X.data, dtype=dtype)
+        self.shape, self.dtype = X.shape, np.dtype(dtype)
         self.indices = np.ascontiguousarray(X.indices, dtype=np.intp)
         self.indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
-        self.shape, self.dtype = X.shape, np.dtype(dtype)
-        self._check_structure(name)
+        self._check_structure(name, len(X.data))  # before scipy reads it again
+        if not X.has_canonical_format:  # duplicates add up: sum them (in a copy) first,
+            X = X.copy()                # so that what is checked is what is gathered
+            X.sum_duplicates()
+            self.indices = np.ascontiguousarray(X.indices, dtype=np.intp)
+            self.indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
+        self.data = np.ascontiguousarray(X.data, dtype=dtype)
 
-    def _check_structure(self, name):
+    def _check_structure(self, name, n_values):
         """ValueError unless the CSR arrays describe a matrix of self.shape (checked
         here, not by scipy, whose check passes some structures and prunes others in
         place; the gathering kernel bounds what it reads as well)."""
         indptr, nnz = self.indptr, self.indptr[-1] if len(self.indptr) else -1
         if (len(indptr) != self.shape[0] + 1 or indptr[0] != 0
                 or (np.diff(indptr) < 0).any()
-                or not nnz <= min(len(self.indices), len(self.data))):
+                or not nnz <= min(len(self.indices), n_values)):
             raise ValueError(f"{name} is not a valid sparse matrix: its row pointers "
                              f"do not describe {self.shape[0]} rows of its values")
         columns = self.indices[:nnz]
@@ -391,6 +396,16 @@ class SparseRows:
 
     def __len__(self):
         return self.shape[0]
+
+    def check_finite(self, name):
+        """ValueError naming the first stored value that is NaN or infinite as
+        name[row, column]."""
+        bad = np.flatnonzero(~np.isfinite(self.data[:self.indptr[-1]]))
+        if bad.size:
+            row = int(np.searchsorted(self.indptr, bad[0], side="right")) - 1
+            raise ValueError(f"{name} must be finite: {bad.size} stored values are NaN "
+                             f"or infinite, the first is {name}[{row}, "
+                             f"{self.indices[bad[0]]}] = {self.data[bad[0]].item()!r}")
 
     def gather(self, rows, out):
         """out = the given rows, dense: (len(rows), n_features) of the model's dtype,

@@ -24,7 +24,8 @@ def minimize_lbfgs(engine, X, targets, weights, weight_decay, max_iter, max_fun,
     ----------
     engine : fastnn._engine.Engine
         The model's engine; its parameters are the starting point and receive the
-        result (each evaluation assigns scipy's point into the model's buffer).
+        result (each evaluation assigns scipy's point into the model's buffer; an
+        interrupt leaves the last iterate scipy accepted there).
     X : numpy.ndarray or inputs.SparseRows
         Checked, finite samples.
     targets : numpy.ndarray
@@ -54,11 +55,20 @@ def minimize_lbfgs(engine, X, targets, weights, weight_decay, max_iter, max_fun,
         loss = _loss_and_gradients(engine, X, targets, weights, grads, weight_decay)
         return loss, grads.astype(np.float64, copy=False)
 
+    accepted = [engine.params.copy()]  # the last iterate scipy accepted
+
+    def after_iteration(intermediate_result):
+        on_iteration(float(intermediate_result.fun))
+        accepted[0] = intermediate_result.x.astype(dtype)
+
     options = {"maxiter": max_iter, "maxfun": max_fun, "gtol": tol}
-    result = scipy.optimize.minimize(
-        objective, engine.params.astype(np.float64), method="L-BFGS-B", jac=True,
-        options=options, callback=lambda intermediate_result: on_iteration(
-            float(intermediate_result.fun)))
+    try:
+        result = scipy.optimize.minimize(
+            objective, engine.params.astype(np.float64), method="L-BFGS-B", jac=True,
+            options=options, callback=after_iteration)
+    except KeyboardInterrupt:  # not the point being tried: the last one accepted
+        engine.assign(accepted[0])
+        raise
     engine.assign(result.x.astype(dtype))  # the best point, not the last tried
     return result
 

@@ -216,9 +216,10 @@ class MLP(Training, LBFGS, Files):
             X = X if isinstance(X, inputs.SparseRows) else inputs.features(
                 self, X, sparse=True)
         if isinstance(X, inputs.SparseRows):
+            X.check_finite("X")
             out = np.empty((len(X), self.layer_sizes[-1]), self.dtype)
             for start, rows in X.chunks(_SPARSE_CHUNK):
-                self._engine.predict(rows, out[start:start + len(rows)])
+                self._engine.predict(rows, out[start:start + len(rows)], start)
         else:
             out = self._engine.predict(X)  # which checks shape, dtype and finiteness
         return out.reshape(-1) if self.layer_sizes[-1] == 1 else out
