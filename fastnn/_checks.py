@@ -92,14 +92,16 @@ def real(name, value, low=None, high=None, low_open=False, high_open=False):
     return value
 
 
-def integer(name, value, low=None):
-    """An int (Python or NumPy integer, not bool), at least low."""
+def integer(name, value, low=None, high=None):
+    """An int (Python or NumPy integer, not bool), at least low and at most high."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer; got {type(value).__name__} "
                         f"{value!r}")
     value = int(value)
     if low is not None and value < low:
         raise ValueError(f"{name} must be at least {low}; got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be at most {high}; got {value}")
     return value
 
 
@@ -171,3 +173,16 @@ def cast(name, value, dtype):
             raise ValueError(f"{name}{where} = {value[index].item()!r} is beyond the range "
                              f"of {np.dtype(dtype).name}, the model's dtype")
     return cast_value
+
+
+def representable(name, value, dtype, whose="the model's"):
+    """value (a float) as it is, if dtype holds it: refused when it overflows dtype
+    or, not 0 itself, becomes 0 in it; whose says whose dtype that is."""
+    with np.errstate(over="ignore", under="ignore"):
+        held = dtype.type(value)
+    if math.isinf(held):
+        raise ValueError(f"{name} = {value!r} is beyond the range of {dtype.name}, "
+                         f"{whose} dtype")
+    if value and held == 0:
+        raise ValueError(f"{name} = {value!r} is 0 in {dtype.name}, {whose} dtype")
+    return value

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from fastnn import _checks as check
-from fastnn import kernels
+from fastnn import _kernels, kernels
 from fastnn.model import MLP, inputs
 
 __all__ = ["activation_stats", "gradient_norms", "dead_units", "symmetry", "gradient_check",
@@ -77,9 +77,10 @@ def layer_outputs(net, X):
         the other precision.
     ValueError
         If X is not 2-D with n_features columns and at least one row, or is not
-        finite.
+        finite, or a layer's values overflow the model's dtype (the message names
+        the layer and the row of X).
     """
-    X = inputs.features(_model(net), X)
+    X = check.input_array("X", inputs.features(_model(net), X))
     out, A_prev = [], X
     for index, layer in enumerate(net.layers):
         n_out = layer.W.shape[0]
@@ -88,11 +89,24 @@ def layer_outputs(net, X):
         last = index == len(net.layers) - 1
         kernels.dense_forward(A_prev, layer.W, layer.b, Z, A,
                               "identity" if last else layer.activation, net.negative_slope)
+        _finite_layer(index, _layer_names(net)[index], Z, A)
         if last:
             A = net.predict_proba(X).reshape(Z.shape)
         out.append((Z, A))
         A_prev = A
     return out
+
+
+def _finite_layer(index, name, Z, A):
+    """ValueError naming the layer and the row of X when Z or A overflowed its dtype."""
+    for label, values in (("Z", Z), ("A", A)):
+        first = _kernels.first_nonfinite(values)
+        if first >= 0:
+            row, col = divmod(first, values.shape[1])
+            raise ValueError(
+                f"layer {index} ({name}) overflows {values.dtype} for X[{row}]: "
+                f"{label}[{row}, {col}] = {values[row, col]} (X or the weights are too "
+                f"large)")
 
 
 def _layer_names(net):
@@ -146,7 +160,8 @@ def activation_stats(net, X, bins=20, range=None):
         Number of histogram bins, >= 1.
     range : tuple of (float, float) or None, default=None
         (lo, hi) that every histogram spans; None: [0, 1] for sigmoid, [-1, 1] for
-        tanh and each layer's own range for the others.
+        tanh and each layer's own range for the others (widened around a layer
+        that is constant, or too nearly so for bins bins).
 
     Returns
     -------
@@ -156,17 +171,16 @@ def activation_stats(net, X, bins=20, range=None):
     Raises
     ------
     TypeError
-        If bins is not an integer, range's ends are not real numbers, or net or X is
-        refused as in :func:`layer_outputs`.
+        If bins is not an integer, range is not a pair or its ends are not real
+        numbers, or net or X is refused as in :func:`layer_outputs`.
     ValueError
-        If bins < 1, range's ends are not finite or not lo < hi, or X is refused as in
-        :func:`layer_outputs`.
+        If bins < 1, range does not hold two values, its ends are not finite or not
+        lo < hi, bins is too many for a histogram's range in the model's dtype (its
+        edges would not all differ), or X is refused as in :func:`layer_outputs`.
     """
     bins = check.integer("bins", bins, 1)
     if range is not None:
-        lo, hi = check.real("range[0]", range[0]), check.real("range[1]", range[1])
-        if not lo < hi:
-            raise ValueError(f"range must be (lo, hi) with lo < hi; got {range!r}")
+        range = _histogram_range(range)
     records = Records()
     for index, ((_, A), name) in enumerate(zip(layer_outputs(net, X), _layer_names(net))):
         if name == "sigmoid":
@@ -174,22 +188,76 @@ def activation_stats(net, X, bins=20, range=None):
         elif name == "tanh":
             saturated, span = float(np.mean(np.abs(A) > 0.99)), (-1.0, 1.0)
         else:
-            saturated, span = 0.0, _span(A)
-        counts, edges = np.histogram(A, bins=bins, range=span if range is None else range)
-        records.append(ActivationStats(index, name, float(A.mean()), float(A.std()),
+            saturated, span = 0.0, _span(A, bins)
+        span = span if range is None else range
+        if not _binnable(span, bins):
+            raise ValueError(f"bins={bins} is too many for the range {span} (layer "
+                             f"{index}): its bin edges would not all differ; ask for "
+                             f"fewer bins or a wider range")
+        counts, edges = _histogram(A, bins, span)
+        records.append(ActivationStats(index, name, *_moments(A),
                                        float(A.min()), float(A.max()), saturated,
                                        float(np.mean(A == 0)), (counts, edges)))
     return records
 
 
-def _span(A):
-    """(min, max) of A; around a constant A, +-0.5 as numpy.histogram would take, or
-    +-half its magnitude where 0.5 would vanish next to it (numpy then refuses)."""
-    lo, hi = float(A.min()), float(A.max())
-    if lo == hi:
-        half = 0.5 * max(1.0, abs(lo))
-        lo, hi = lo - half, hi + half
+def _moments(A):
+    """A's mean and standard deviation, computed on A scaled to [-1, 1] so that
+    neither the sum nor the squares overflow when A's values are near its dtype's
+    limit."""
+    scale = float(np.max(np.abs(A)))
+    if scale == 0:
+        return 0.0, 0.0
+    scaled = A.astype(np.float64) / scale
+    return float(scaled.mean()) * scale, float(scaled.std()) * scale
+
+
+def _histogram_range(value):
+    """range as (lo, hi): two finite real numbers with lo < hi."""
+    if not isinstance(value, (tuple, list, np.ndarray)):
+        raise TypeError(f"range must be a pair (lo, hi) of real numbers or None; got "
+                        f"{type(value).__name__} {value!r}")
+    if len(value) != 2:
+        raise ValueError(f"range must be a pair (lo, hi); got {len(value)} values: "
+                         f"{value!r}")
+    lo, hi = check.real("range[0]", value[0]), check.real("range[1]", value[1])
+    if not lo < hi:
+        raise ValueError(f"range must be (lo, hi) with lo < hi; got {value!r}")
     return lo, hi
+
+
+def _span(A, bins):
+    """(min, max) of A; where A is (nearly) constant, so that bins bins between its
+    ends would not all differ, its middle +-0.5, or +-half its magnitude where 0.5
+    would vanish next to it (within float64's range)."""
+    lo, hi = float(A.min()), float(A.max())
+    if not _binnable((lo, hi), bins):
+        middle = lo / 2 + hi / 2
+        half, limit = 0.5 * max(1.0, abs(middle)), float(np.finfo(np.float64).max)
+        lo, hi = max(middle - half, -limit), min(middle + half, limit)
+    return lo, hi
+
+
+def _exponent(span):
+    """e with both ends of span below 2**e in magnitude: scaling by 2**-e is exact and
+    leaves a span of width < 2, which neither overflows nor loses its bins."""
+    return int(np.frexp(max(abs(span[0]), abs(span[1])))[1])
+
+
+def _binnable(span, bins):
+    """Whether the bins + 1 edges over span all differ (numpy.histogram refuses
+    otherwise)."""
+    edges = np.linspace(*np.ldexp(span, -_exponent(span)), bins + 1)
+    return bool(np.all(edges[1:] > edges[:-1]))
+
+
+def _histogram(A, bins, span):
+    """numpy.histogram of A over span in float64, computed on A scaled by a power of
+    2 so that a span as wide as float64's range does not overflow."""
+    exponent = _exponent(span)
+    counts, edges = np.histogram(np.ldexp(A.astype(np.float64), -exponent), bins=bins,
+                                 range=tuple(np.ldexp(span, -exponent)))
+    return counts, np.ldexp(edges, exponent)
 
 
 @dataclass(frozen=True)
@@ -295,7 +363,8 @@ def dead_units(net, X):
     TypeError
         If net is not a fastnn.MLP or X has a dtype the model refuses.
     ValueError
-        If X is not (m, n_features) with m >= 1, or not finite.
+        If X is not (m, n_features) with m >= 1, or not finite, or a hidden layer
+        overflows, as in :func:`layer_outputs`.
     """
     records = Records()
     for index, (_, A) in enumerate(layer_outputs(net, X)[:-1]):
@@ -480,16 +549,24 @@ def _central_differences(net, X, y, analytic, eps, weight_decay):
     names, backprop, numeric = [], [], []
     for key, param, grad in _parameters(net, analytic):
         for i in np.ndindex(param.shape):
-            saved = param[i]
-            param[i] = saved + eps
-            up = objective()
-            param[i] = saved - eps
-            down = objective()
-            param[i] = saved
             names.append(f"{key}[{', '.join(map(str, i))}]")
             backprop.append(float(grad[i]))
-            numeric.append((up - down) / (2 * eps))
+            numeric.append(_central_difference(objective, param, i, eps))
     return names, backprop, numeric
+
+
+def _central_difference(objective, param, i, eps):
+    """(objective at param[i] + eps - at param[i] - eps) / 2 eps; param[i] is restored
+    exactly whatever happens (an exception or Ctrl-C in the objective included)."""
+    saved = param[i]
+    try:
+        param[i] = saved + eps
+        up = objective()
+        param[i] = saved - eps
+        down = objective()
+    finally:
+        param[i] = saved
+    return (up - down) / (2 * eps)
 
 
 def _verdict(names, backprop, numeric, threshold):

@@ -5,6 +5,7 @@ trained networks), or, for layer_shapes, the notes' table of matrix dimensions;
 fastnn.cli prints and plots them. Everything is seeded.
 """
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
 
@@ -60,24 +61,40 @@ def histograms(activation="sigmoid", init_scheme=1.0, n_samples=1000, width=100,
     Raises
     ------
     TypeError
-        If an argument is of the wrong type (MLP, as_rng and activation_stats check
-        them).
+        If init_scheme is neither a number nor a string, a count is not an integer,
+        or activation or seed is of the wrong type.
     ValueError
         If init_scheme is a string other than the three names or a negative number,
-        activation is unknown, or a count or seed is out of range.
+        activation is unknown, or a count (n_samples, width, n_layers, bins >= 1) or
+        seed is out of range.
     """
-    if isinstance(init_scheme, str) and init_scheme not in HISTOGRAM_INITS:
-        raise ValueError(f"init must be a std (a positive number) or one of "
-                         f"{', '.join(map(repr, HISTOGRAM_INITS))}; got {init_scheme!r}")
+    init_scheme = _histogram_init(init_scheme)
+    n_samples, width = check.integer("n_samples", n_samples, 1), check.integer("width", width, 1)
+    n_layers, bins = check.integer("n_layers", n_layers, 1), check.integer("bins", bins, 1)
     rng = init.as_rng(seed)
     net = MLP([width] * (n_layers + 1) + [1], activation=activation, output="identity",
               init=init_scheme, seed=rng)
-    X = rng.standard_normal((check.integer("n_samples", n_samples, 1), width))
+    X = rng.standard_normal((n_samples, width))
     records = diagnostics.activation_stats(net, X, bins=bins)[:n_layers]
     if activation in ("relu", "leaky_relu"):  # one range for all layers shows the spread
         span = (min(r.min for r in records), max(r.max for r in records))
         records = diagnostics.activation_stats(net, X, bins=bins, range=span)[:n_layers]
     return diagnostics.Records(records)
+
+
+def _histogram_init(init_scheme):
+    """init_scheme checked: a std (a real number >= 0) or a name of HISTOGRAM_INITS."""
+    names = ", ".join(map(repr, HISTOGRAM_INITS))
+    if isinstance(init_scheme, str):
+        if init_scheme not in HISTOGRAM_INITS:
+            raise ValueError(f"init_scheme must be a std (a number >= 0) or one of "
+                             f"{names}; got {init_scheme!r}")
+        return init_scheme
+    try:
+        return check.real("init_scheme", init_scheme, 0)
+    except TypeError:
+        raise TypeError(f"init_scheme must be a std (a number >= 0) or one of {names}; "
+                        f"got {type(init_scheme).__name__} {init_scheme!r}") from None
 
 
 @dataclass
@@ -155,7 +172,8 @@ def compare_init_circles(iterations=15_000, lr=0.01, dataset="course", seed=0,
     Raises
     ------
     TypeError
-        If iterations or seed is not an integer, or lr is not a real number.
+        If iterations or seed is not an integer, lr is not a real number, or
+        progress is neither None nor callable.
     ValueError
         If dataset is unknown, iterations < 1, lr <= 0 or not finite, or seed is
         negative or above MAX_SEED.
@@ -165,10 +183,8 @@ def compare_init_circles(iterations=15_000, lr=0.01, dataset="course", seed=0,
     if dataset not in CIRCLES:
         raise ValueError(f"dataset must be one of {', '.join(map(repr, CIRCLES))}; "
                          f"got {dataset!r}")
-    seed = check.integer("seed", seed, 0)
-    if seed > MAX_SEED:
-        raise ValueError(f"seed must be at most {MAX_SEED} (the weights come from "
-                         f"RandomState(seed + 3), below 2**32); got {seed}")
+    iterations, lr = check.integer("iterations", iterations, 1), _lr(lr)
+    seed, progress = _seed(seed, high=MAX_SEED), _progress(progress)
     (X, y), (Xt, yt) = (CIRCLES[dataset](n, noise=0.05, seed=seed + k)
                         for n, k in ((300, 1), (100, 2)))
     results = []
@@ -203,7 +219,7 @@ def compare_init_spiral(iterations=2000, batch_size=128, lr=0.01, n_classes=3,
     n_samples : int, default=1500
         Size of the spiral, >= 2.
     seed : int, default=0
-        Seed of the data, the batches and the weights.
+        Seed of the data, the batches and the weights, >= 0.
     progress : callable or None, default=None
         Callback progress(label, done, total, loss), about ten times per network.
 
@@ -217,12 +233,17 @@ def compare_init_spiral(iterations=2000, batch_size=128, lr=0.01, n_classes=3,
     Raises
     ------
     TypeError
-        If a count is not an integer, lr is not a real number, or seed is not a seed.
+        If a count or seed is not an integer, lr is not a real number, or progress is
+        neither None nor callable.
     ValueError
-        If a count, lr or seed is out of its range.
+        If a count (iterations >= 0, batch_size >= 1, ...), lr or seed (>= 0) is out
+        of its range.
     fastnn.DivergenceError
         If a network's loss or gradient stops being finite.
     """
+    iterations = check.integer("iterations", iterations, 0)
+    batch_size, lr = check.integer("batch_size", batch_size, 1), _lr(lr)
+    seed, progress = _seed(seed), _progress(progress)
     X, y = datasets.make_spiral(n_samples, n_classes, noise=0.2, seed=seed)
     batches = np.random.default_rng(seed).integers(0, len(X), (iterations, batch_size))
     results = []
@@ -267,12 +288,16 @@ def compare_activations(epochs=100, lr=0.1, batch_size=32, seed=0, progress=None
     Raises
     ------
     TypeError
-        If epochs, batch_size or seed is not an integer, or lr is not a number.
+        If epochs, batch_size or seed is not an integer, lr is not a number, or
+        progress is neither None nor callable.
     ValueError
         If epochs or batch_size < 1, lr <= 0 or not finite, or seed < 0.
     fastnn.DivergenceError
         If training diverges.
     """
+    epochs, lr = check.integer("epochs", epochs, 1), _lr(lr)
+    batch_size = check.integer("batch_size", batch_size, 1)
+    seed, progress = _seed(seed), _progress(progress)
     X, y = datasets.make_spiral(600, 3, noise=0.2, seed=seed)
     Xt, yt = datasets.make_spiral(300, 3, noise=0.2, seed=seed + 1000)
     results = []
@@ -314,8 +339,9 @@ def vanishing(depth=10, width=32, n_samples=500, seed=0):
     ValueError
         If depth, width or n_samples is too small, or seed is negative.
     """
+    depth, width = check.integer("depth", depth, 1), check.integer("width", width, 1)
     X, y = datasets.make_moons(n_samples, noise=0.1, seed=seed)
-    sizes = [2] + [width] * check.integer("depth", depth, 1) + [1]
+    sizes = [2] + [width] * depth + [1]
     return {activation: diagnostics.gradient_norms(
                 MLP(sizes, activation=activation, output="sigmoid", seed=seed), X, y)
             for activation in ("sigmoid", "relu")}
@@ -357,7 +383,7 @@ def dead_relu(lrs=(0.01, 3.0), epochs=30, seed=0, progress=None):
     Parameters
     ----------
     lrs : iterable of float, default=(0.01, 3.0)
-        The learning rates, each > 0.
+        The learning rates, each > 0; at least one.
     epochs : int, default=30
         Epochs per run, >= 1.
     seed : int, numpy.random.Generator, numpy.random.RandomState or None, default=0
@@ -373,11 +399,14 @@ def dead_relu(lrs=(0.01, 3.0), epochs=30, seed=0, progress=None):
     Raises
     ------
     TypeError
-        If epochs is not an integer, a learning rate is not a number, or seed is of
-        the wrong type.
+        If lrs is not an iterable, epochs is not an integer, a learning rate is not a
+        number, seed is of the wrong type, or progress is neither None nor callable.
     ValueError
-        If epochs < 1, a learning rate is not > 0 and finite, or seed is negative.
+        If lrs is empty, epochs < 1, a learning rate (named lrs[i]) is not > 0 and
+        finite, or seed is negative.
     """
+    lrs, epochs = _learning_rates(lrs), check.integer("epochs", epochs, 1)
+    progress = _progress(progress)
     X, y = datasets.make_spiral(600, 3, noise=0.2, seed=seed)
     runs = []
     for lr in lrs:
@@ -466,6 +495,40 @@ def _countable_dead_units(net, X):
         return diagnostics.dead_units(net, X)
     except ValueError:
         return None
+
+
+def _lr(lr):
+    """A learning rate: a finite real number > 0."""
+    return check.real("lr", lr, 0, low_open=True)
+
+
+def _learning_rates(lrs):
+    """lrs as a non-empty list of learning rates, each checked as lrs[i]."""
+    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Iterable):
+        raise TypeError(f"lrs must be an iterable of learning rates (numbers > 0); got "
+                        f"{type(lrs).__name__} {lrs!r}")
+    lrs = [check.real(f"lrs[{i}]", lr, 0, low_open=True) for i, lr in enumerate(lrs)]
+    if not lrs:
+        raise ValueError("lrs must hold at least one learning rate; got none")
+    return lrs
+
+
+def _seed(seed, high=None):
+    """An int seed >= 0 and, when high is given, at most high (the weights come from
+    RandomState(seed + 3), which takes seeds below 2**32)."""
+    seed = check.integer("seed", seed, 0)
+    if high is not None and seed > high:
+        raise ValueError(f"seed must be at most {high} (the weights come from "
+                         f"RandomState(seed + 3), below 2**32); got {seed}")
+    return seed
+
+
+def _progress(progress):
+    """progress as it is if it is None or callable; TypeError otherwise."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable (label, done, total, loss) or "
+                        f"None; got {type(progress).__name__} {progress!r}")
+    return progress
 
 
 def _reporter(progress, label, total):

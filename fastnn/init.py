@@ -65,16 +65,37 @@ def _fans(shape):
     return n_in, n_out
 
 
-def _normal(shape, std, rng, dtype):
+def _normal(shape, std, rng, dtype, name, value):
+    """One standard-normal draw of shape times std, as dtype (see :func:`_finite`)."""
     _fans(shape)
-    return check.cast("the drawn weights", as_rng(rng).standard_normal(tuple(shape)) * std,
-                      check.float_dtype(dtype))
+    dtype = check.float_dtype(dtype)
+    with np.errstate(over="ignore"):
+        W = as_rng(rng).standard_normal(tuple(shape)) * std
+    return _finite(W, dtype, name, value)
 
 
-def _uniform(shape, limit, rng, dtype):
+def _uniform(shape, limit, rng, dtype, name, value):
+    """One uniform draw of shape in [-limit, limit), as dtype (see :func:`_finite`)."""
     _fans(shape)
-    return check.cast("the drawn weights", as_rng(rng).uniform(-limit, limit, tuple(shape)),
-                      check.float_dtype(dtype))
+    dtype = check.float_dtype(dtype)
+    if not math.isfinite(2.0 * limit):
+        raise ValueError(f"{name}={value!r} makes the interval [-{limit!r}, {limit!r}) "
+                         f"of the uniform draw wider than float64 can hold")
+    return _finite(as_rng(rng).uniform(-limit, limit, tuple(shape)), dtype, name, value)
+
+
+def _finite(W, dtype, name, value):
+    """W (drawn and scaled in float64) as dtype; a ValueError naming the parameter
+    (name=value) that made a weight overflow float64 or dtype, with its index."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = W.astype(dtype)
+    bad = np.flatnonzero(~np.isfinite(cast))
+    if bad.size:
+        index = np.unravel_index(int(bad[0]), W.shape)
+        raise ValueError(f"{name}={value!r} draws weights beyond the range of "
+                         f"{dtype.name}: weights[{index[0]}, {index[1]}] = "
+                         f"{W[index].item()!r}")
+    return cast
 
 
 def zeros(shape, rng=None, dtype=np.float64):
@@ -131,10 +152,12 @@ def constant(shape, rng=None, dtype=np.float64, value=0.0):
     TypeError
         If value is not a real number, or dtype is not float32 or float64.
     ValueError
-        If shape is not (n_out, n_in) with both >= 1, or value is not finite.
+        If shape is not (n_out, n_in) with both >= 1, or value is not finite or
+        beyond the range of dtype.
     """
     _fans(shape)
-    return np.full(tuple(shape), check.real("value", value), check.float_dtype(dtype))
+    value = check.real("value", value)
+    return _finite(np.full(tuple(shape), value), check.float_dtype(dtype), "value", value)
 
 
 def normal(shape, rng=None, dtype=np.float64, std=0.01):
@@ -165,9 +188,11 @@ def normal(shape, rng=None, dtype=np.float64, std=0.01):
         float32 or float64.
     ValueError
         If shape is not (n_out, n_in) with both >= 1, std is negative or not finite,
-        or rng is a negative int.
+        or so large that a weight overflows float64 or dtype, or rng is a negative
+        int.
     """
-    return _normal(shape, check.real("std", std, 0), rng, dtype)
+    std = check.real("std", std, 0)
+    return _normal(shape, std, rng, dtype, "std", std)
 
 
 def uniform(shape, rng=None, dtype=np.float64, limit=0.05):
@@ -195,10 +220,12 @@ def uniform(shape, rng=None, dtype=np.float64, limit=0.05):
         If limit is not a real number, rng is of another kind than a seed or a
         generator, or dtype is not float32 or float64.
     ValueError
-        If shape is not a pair of integers >= 1, limit is negative or infinite, or rng
-        is a negative seed.
+        If shape is not a pair of integers >= 1, limit is negative or infinite, or so
+        large that the interval (2 limit) overflows float64 or a weight overflows
+        dtype, or rng is a negative seed.
     """
-    return _uniform(shape, check.real("limit", limit, 0), rng, dtype)
+    limit = check.real("limit", limit, 0)
+    return _uniform(shape, limit, rng, dtype, "limit", limit)
 
 
 def xavier_normal(shape, rng=None, dtype=np.float64, gain=1.0):
@@ -229,11 +256,12 @@ def xavier_normal(shape, rng=None, dtype=np.float64, gain=1.0):
         or float64.
     ValueError
         If shape is not (n_out, n_in) with both >= 1, gain is negative or not finite,
-        or rng is a negative integer.
+        or so large that a weight overflows dtype, or rng is a negative integer.
     """
     fan_in, fan_out = _fans(shape)
-    return _normal(shape, check.real("gain", gain, 0) * math.sqrt(2.0 / (fan_in + fan_out)),
-                   rng, dtype)
+    gain = check.real("gain", gain, 0)
+    return _normal(shape, gain * math.sqrt(2.0 / (fan_in + fan_out)), rng, dtype, "gain",
+                   gain)
 
 
 def xavier_uniform(shape, rng=None, dtype=np.float64, gain=1.0):
@@ -263,12 +291,14 @@ def xavier_uniform(shape, rng=None, dtype=np.float64, gain=1.0):
         If gain is no real number, rng is no seed or generator, or dtype is neither
         float32 nor float64.
     ValueError
-        If shape is not a pair of integers >= 1, gain is below 0 or infinite, or rng
-        is a seed below 0.
+        If shape is not a pair of integers >= 1, gain is below 0 or infinite, or so
+        large that the interval or a weight overflows (float64 or dtype), or rng is a
+        seed below 0.
     """
     fan_in, fan_out = _fans(shape)
-    return _uniform(shape, check.real("gain", gain, 0) * math.sqrt(6.0 / (fan_in + fan_out)),
-                    rng, dtype)
+    gain = check.real("gain", gain, 0)
+    return _uniform(shape, gain * math.sqrt(6.0 / (fan_in + fan_out)), rng, dtype, "gain",
+                    gain)
 
 
 def lecun_normal(shape, rng=None, dtype=np.float64):
@@ -299,7 +329,8 @@ def lecun_normal(shape, rng=None, dtype=np.float64):
         If shape is not (n_out, n_in) with both >= 1, or rng is a negative int.
     """
     fan_in, _ = _fans(shape)
-    return _normal(shape, math.sqrt(1.0 / fan_in), rng, dtype)
+    std = math.sqrt(1.0 / fan_in)
+    return _normal(shape, std, rng, dtype, "std", std)
 
 
 def lecun_uniform(shape, rng=None, dtype=np.float64):
@@ -327,7 +358,8 @@ def lecun_uniform(shape, rng=None, dtype=np.float64):
         If shape is not a pair of integers >= 1, or rng is a seed below 0.
     """
     fan_in, _ = _fans(shape)
-    return _uniform(shape, math.sqrt(3.0 / fan_in), rng, dtype)
+    limit = math.sqrt(3.0 / fan_in)
+    return _uniform(shape, limit, rng, dtype, "limit", limit)
 
 
 def _he_fan(shape, mode):
@@ -372,7 +404,8 @@ def he_normal(shape, rng=None, dtype=np.float64, mode="fan_in", negative_slope=0
     """
     fan = _he_fan(shape, mode)
     s = check.real("negative_slope", negative_slope)
-    return _normal(shape, math.sqrt(2.0 / ((1.0 + s * s) * fan)), rng, dtype)
+    return _normal(shape, math.sqrt(2.0 / ((1.0 + s * s) * fan)), rng, dtype,
+                   "negative_slope", s)
 
 
 def he_uniform(shape, rng=None, dtype=np.float64, mode="fan_in", negative_slope=0.0):
@@ -410,7 +443,8 @@ def he_uniform(shape, rng=None, dtype=np.float64, mode="fan_in", negative_slope=
     """
     fan = _he_fan(shape, mode)
     s = check.real("negative_slope", negative_slope)
-    return _uniform(shape, math.sqrt(6.0 / ((1.0 + s * s) * fan)), rng, dtype)
+    return _uniform(shape, math.sqrt(6.0 / ((1.0 + s * s) * fan)), rng, dtype,
+                    "negative_slope", s)
 
 
 def orthogonal(shape, rng=None, dtype=np.float64, gain=1.0):
@@ -443,7 +477,7 @@ def orthogonal(shape, rng=None, dtype=np.float64, gain=1.0):
         not float32 or float64.
     ValueError
         If shape is not (n_out, n_in) with both >= 1, gain is negative or not finite,
-        or rng is a negative integer.
+        or so large that a weight overflows dtype, or rng is a negative integer.
     """
     n_in, n_out = _fans(shape)
     a = as_rng(rng).standard_normal((n_out, n_in))
@@ -453,7 +487,8 @@ def orthogonal(shape, rng=None, dtype=np.float64, gain=1.0):
     q *= np.sign(np.diag(r))
     if n_out < n_in:
         q = q.T
-    return (check.real("gain", gain, 0) * q).astype(check.float_dtype(dtype), copy=False)
+    gain = check.real("gain", gain, 0)
+    return _finite(gain * q, check.float_dtype(dtype), "gain", gain)
 
 
 #: Schemes by name; "xavier", "lecun" and "he" are the normal variants.
@@ -498,7 +533,7 @@ def scheme_for(init, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
     activation_code(activation)
     if isinstance(init, numbers.Real) and not isinstance(init, bool):
         std = check.real("init", init, 0)
-        return lambda shape, rng, dtype: normal(shape, rng, dtype, std=std)
+        return lambda shape, rng, dtype: _normal(shape, std, rng, dtype, "init", std)
     if callable(init):
         return init
     if not isinstance(init, str):

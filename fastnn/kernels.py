@@ -6,8 +6,13 @@ inputs are made C-contiguous (a copy only when they are not), outputs must be
 C-contiguous and writeable and are written in place. Samples are rows: a dense
 layer holds W (n_out, n_in) and b (n_out,) and computes Z = A_prev W^T + b.
 Gradients are of the mean loss over the batch: the output kernels put the 1/m in
-dZ, and dense_backward adds none.
+dZ, and dense_backward adds none. Every scalar argument (lr, momentum, beta1, beta2,
+eps, weight_decay, negative_slope) is checked in the arrays' dtype too: a value that
+overflows it, or that is not 0 and becomes 0 in it, is refused with a ValueError
+naming the argument.
 """
+import ctypes
+
 from fastnn import _checks as check
 from fastnn import _kernels
 from fastnn.activations import DEFAULT_NEGATIVE_SLOPE, activation_code, check_negative_slope
@@ -18,12 +23,27 @@ __all__ = [
     "sgd_update", "momentum_update", "adam_update",
 ]
 
+#: The largest step count t that adam_update's compiled kernel takes (a C long).
+_C_LONG_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_long) - 1) - 1
+
 _DTYPE_NAMES = {check.FLOAT_DTYPES[0]: "float", check.FLOAT_DTYPES[1]: "double"}
 
 
 def _compiled(kernel, dtype):
     """The float or double specialisation of a fused kernel (no per-call dispatch)."""
     return kernel[_DTYPE_NAMES[dtype]]
+
+
+def _scalar(name, value, dtype, **bounds):
+    """A hyper-parameter checked by check.real (with its bounds), refused when the
+    arrays' dtype cannot hold it (it overflows, or is not 0 and becomes 0)."""
+    return check.representable(name, check.real(name, value, **bounds), dtype, "the arrays'")
+
+
+def _slope(negative_slope, dtype):
+    """Leaky ReLU's slope, checked as in fastnn.activations and in the arrays' dtype."""
+    return check.representable("negative_slope", check_negative_slope(negative_slope),
+                               dtype, "the arrays'")
 
 
 def _same_size_pair(names, first, second, outputs):
@@ -65,7 +85,7 @@ def activation_forward(Z, A, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
     check.output_array("A", A, Z.shape, Z.dtype)
     _compiled(_kernels.activation_forward, Z.dtype)(
         Z.reshape(-1), A.reshape(-1), activation_code(activation),
-        check_negative_slope(negative_slope))
+        _slope(negative_slope, Z.dtype))
 
 
 def activation_derivative(Z, A, out, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
@@ -100,7 +120,7 @@ def activation_derivative(Z, A, out, activation, negative_slope=DEFAULT_NEGATIVE
     Z, A = _same_size_pair(("Z", "A"), Z, A, [("out", out)])
     _compiled(_kernels.activation_derivative, Z.dtype)(
         Z.reshape(-1), A.reshape(-1), out.reshape(-1), activation_code(activation),
-        check_negative_slope(negative_slope))
+        _slope(negative_slope, Z.dtype))
 
 
 def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
@@ -146,8 +166,7 @@ def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=DEFAULT_NEGATIV
     check.output_array("Z", Z, (m, n_out), dtype)
     check.output_array("A", A, (m, n_out), dtype)
     _compiled(_kernels.dense_forward, dtype)(
-        A_prev, W, b, Z, A, activation_code(activation),
-        check_negative_slope(negative_slope))
+        A_prev, W, b, Z, A, activation_code(activation), _slope(negative_slope, dtype))
 
 
 def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
@@ -198,7 +217,7 @@ def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
     dA, Z, A, A_prev, W = _backward_arrays(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev)
     _compiled(_kernels.dense_backward, dA.dtype)(
         dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation_code(activation),
-        check_negative_slope(negative_slope))
+        _slope(negative_slope, dA.dtype))
 
 
 def _backward_arrays(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev):
@@ -399,9 +418,10 @@ def sgd_update(param, grad, lr, weight_decay=0.0):
         not finite, lr <= 0, weight_decay < 0, or either is not finite.
     """
     param, grad = _param_and_states(param, grad, [])
-    _compiled(_kernels.sgd_update, param.dtype)(
-        param.reshape(-1), grad.reshape(-1), check.real("lr", lr, 0, low_open=True),
-        check.real("weight_decay", weight_decay, 0))
+    dtype = param.dtype
+    _compiled(_kernels.sgd_update, dtype)(
+        param.reshape(-1), grad.reshape(-1), _scalar("lr", lr, dtype, low=0, low_open=True),
+        _scalar("weight_decay", weight_decay, dtype, low=0))
 
 
 def momentum_update(param, grad, velocity, lr, momentum=0.9, weight_decay=0.0,
@@ -441,10 +461,13 @@ def momentum_update(param, grad, velocity, lr, momentum=0.9, weight_decay=0.0,
         weight_decay is not finite or out of its range.
     """
     param, grad = _param_and_states(param, grad, [("velocity", velocity)])
-    _compiled(_kernels.momentum_update, param.dtype)(
+    dtype = param.dtype
+    _compiled(_kernels.momentum_update, dtype)(
         param.reshape(-1), grad.reshape(-1), velocity.reshape(-1),
-        check.real("lr", lr, 0, low_open=True), check.real("momentum", momentum, 0, 1),
-        check.real("weight_decay", weight_decay, 0), check.flag("nesterov", nesterov))
+        _scalar("lr", lr, dtype, low=0, low_open=True),
+        _scalar("momentum", momentum, dtype, low=0, high=1),
+        _scalar("weight_decay", weight_decay, dtype, low=0),
+        check.flag("nesterov", nesterov))
 
 
 def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -481,15 +504,17 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
         not an integer (bools refused), or a hyper-parameter is not a real number.
     ValueError
         If an array is empty or shaped unlike param, param, m or v is not C-contiguous
-        and writeable, grad is not finite, t < 1, or a hyper-parameter is not finite
-        or out of its range.
+        and writeable, grad is not finite, t < 1 or beyond a C long, or a
+        hyper-parameter is not finite, out of its range or not held by the arrays'
+        dtype.
     """
     param, grad = _param_and_states(param, grad, [("m", m), ("v", v)])
-    _compiled(_kernels.adam_update, param.dtype)(
+    dtype = param.dtype
+    _compiled(_kernels.adam_update, dtype)(
         param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
-        check.integer("t", t, 1), check.real("lr", lr, 0, low_open=True),
-        check.real("beta1", beta1, 0, 1, high_open=True),
-        check.real("beta2", beta2, 0, 1, high_open=True),
-        check.real("eps", eps, 0, low_open=True),
-        check.real("weight_decay", weight_decay, 0))
+        check.integer("t", t, 1, _C_LONG_MAX), _scalar("lr", lr, dtype, low=0, low_open=True),
+        _scalar("beta1", beta1, dtype, low=0, high=1, high_open=True),
+        _scalar("beta2", beta2, dtype, low=0, high=1, high_open=True),
+        _scalar("eps", eps, dtype, low=0, low_open=True),
+        _scalar("weight_decay", weight_decay, dtype, low=0))
 

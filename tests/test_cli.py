@@ -104,6 +104,17 @@ def test_histograms_report_the_extreme_stds(capsys, activation, std):
     assert all(len(mean) <= 10 for _, mean, *_ in rows)  # 1.234e+34, not 35 digits
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
+@pytest.mark.parametrize("samples", ["1", "3"])
+def test_histograms_of_nearly_constant_layers(capsys, activation, samples):
+    # a tiny init makes every layer (nearly) constant: its histogram spans its value
+    status, out, err = run(capsys, "histograms", "--activation", activation, "--init",
+                           "1e-40", "--samples", samples)
+    assert status == 0, err
+    (rows,) = tables(out)
+    assert [row[0] for row in rows] == ["1", "2", "3", "4", "5"]
+
+
 def test_compare_init_prints_costs_and_accuracies(capsys):
     status, out, err = run(capsys, "compare-init", "--iterations", "3000")
     assert status == 0

@@ -4,6 +4,7 @@ import pytest
 
 import fastnn
 from fastnn import MLP, datasets, diagnostics
+from helpers import Xnan
 
 X = np.random.default_rng(0).standard_normal((50, 3))
 y = (X[:, 0] > 0).astype(int)
@@ -97,3 +98,85 @@ def test_gradient_check_works_on_float32_models_through_a_float64_copy():
     X, y = datasets.make_moons(20, seed=5)
     net = MLP([2, 4, 1], activation="tanh", dtype="float32", seed=5)
     assert fastnn.diagnostics.gradient_check(net, X.astype(np.float32), y).passed
+
+
+@pytest.mark.parametrize("function", [diagnostics.layer_outputs,
+                                      diagnostics.activation_stats,
+                                      diagnostics.dead_units])
+@pytest.mark.parametrize("as_list", [False, True])
+def test_a_non_finite_X_is_named_X_with_its_index(function, as_list):
+    net = MLP([3, 4, 1], seed=0)
+    with pytest.raises(ValueError, match=r"X must be finite.* X\[4, 1\] = nan"):
+        function(net, Xnan.tolist() if as_list else Xnan)
+
+
+@pytest.mark.parametrize("function", [diagnostics.layer_outputs,
+                                      diagnostics.activation_stats,
+                                      diagnostics.dead_units])
+@pytest.mark.parametrize("dtype, layer, message", [
+    ("float64", 0, r"layer 0 \(relu\) overflows float64 for X\[2\]: Z\[2, "),
+    ("float32", 1, r"layer 1 \(tanh\) overflows float32 for X\[2\]: Z\[2, "),
+])
+def test_a_layer_that_overflows_is_named(function, dtype, layer, message):
+    net = MLP([3, 4, 4, 1], activation=["relu", "tanh"], init="zeros", dtype=dtype)
+    X = np.zeros((4, 3), dtype)
+    X[2] = 1
+    for weights in (layer.W for layer in net.layers):
+        weights[...] = 1.0
+    net.layers[layer].W[...] = np.finfo(dtype).max
+    with pytest.raises(ValueError, match=message):
+        function(net, X)
+
+
+@pytest.mark.parametrize("value, error, message", [
+    (5, TypeError, r"range must be a pair \(lo, hi\) of real numbers or None; got int 5"),
+    ((0, 1, 2), ValueError, r"range must be a pair \(lo, hi\); got 3 values"),
+    ((0,), ValueError, r"range must be a pair \(lo, hi\); got 1 values"),
+    (("a", 1), TypeError, r"range\[0\] must be a real number"),
+    ((0, np.inf), ValueError, r"range\[1\] must be finite"),
+    ((1, 1), ValueError, r"range must be \(lo, hi\) with lo < hi"),
+    ((1, 1 + 2 ** -52), ValueError, r"bins=20 is too many for the range"),
+])
+def test_activation_stats_checks_range(value, error, message):
+    with pytest.raises(error, match=message):
+        diagnostics.activation_stats(MLP([3, 4, 1], seed=0), X, range=value)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("weight, rows", [
+    (1.0, [[1.0], [1.0000000000000002]]),  # nearly constant: numpy has no 20 bins there
+    (1.0, [[1.0], [1.0]]),
+    ("max", [[1.0], [1.0]]),  # constant at the dtype's limit: widened within its range
+    ("max", [[1.0], [-1.0]]),  # the mean and std do not overflow either
+])
+def test_a_nearly_constant_layer_gets_a_histogram(dtype, weight, rows):
+    net = MLP([1, 1], output="identity", init="zeros", dtype=dtype)
+    net.layers[0].W[...] = np.finfo(dtype).max if weight == "max" else weight
+    (record,) = diagnostics.activation_stats(net, np.array(rows, dtype))
+    counts, edges = record.hist
+    assert counts.sum() == 2 and np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)
+    assert edges[0] <= record.min <= record.max <= edges[-1]
+    assert np.isfinite(record.mean) and np.isfinite(record.std)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("calls", [1, 2, 3, 10])
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_gradient_check_interrupted_leaves_the_weights_unchanged(monkeypatch, dtype,
+                                                                calls, error):
+    net = MLP([3, 2, 1], activation="tanh", dtype=dtype, seed=3)
+    before = {k: v.copy() for k, v in net.state_dict().items()}
+    loss, count = MLP.loss, [0]
+
+    def interrupted(self, *args, **kwargs):
+        count[0] += 1
+        if count[0] == calls:
+            raise error
+        return loss(self, *args, **kwargs)
+
+    monkeypatch.setattr(MLP, "loss", interrupted)
+    with pytest.raises(error):
+        diagnostics.gradient_check(net, X[:5].astype(dtype), y[:5])
+    assert count[0] == calls
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)

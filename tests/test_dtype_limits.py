@@ -70,7 +70,8 @@ def test_a_float64_dataframe_follows_the_rule_of_float64_arrays():
 @pytest.mark.parametrize("options, pattern", [
     (dict(bias_init=1e300), r"bias_init = 1e\+300 is beyond the range of float32"),
     (dict(negative_slope=1e300), r"negative_slope = 1e\+300"),
-    (dict(init=1e300), r"the drawn weights\[0, 0\] = "),
+    (dict(init=1e300),
+     r"init=1e\+300 draws weights beyond the range of float32: weights\[0, 0\] = "),
     (dict(init=lambda shape, rng, dtype: np.full(shape, 1e300)),
      r"init's weights for layer 0\[0, 0\] = 1e\+300"),
 ])

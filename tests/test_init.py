@@ -88,3 +88,43 @@ def test_leaky_relu_layers_get_he_with_their_slope():
 def test_bad_init_arguments(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: init.normal((100, 100), std=1e308),
+     r"std=1e\+308 draws weights beyond the range of float64: weights\[\d+, \d+\] = -?inf"),
+    (lambda: init.normal((3, 4), dtype=np.float32, std=1e300),
+     r"std=1e\+300 draws weights beyond the range of float32: weights\[0, 0\]"),
+    (lambda: init.constant((3, 4), dtype=np.float32, value=1e300),
+     r"value=1e\+300 draws weights beyond the range of float32: weights\[0, 0\] = 1e\+300"),
+    (lambda: init.constant((3, 4), dtype=np.float32, value=-1e39),
+     r"value=-1e\+39 draws weights beyond the range of float32"),
+    (lambda: init.orthogonal((3, 4), dtype=np.float32, gain=1e300),
+     r"gain=1e\+300 draws weights beyond the range of float32: weights\[0, 0\]"),
+    (lambda: init.uniform((3, 4), limit=1e308),
+     r"limit=1e\+308 makes the interval \[-1e\+308, 1e\+308\) of the uniform draw wider"),
+    (lambda: init.uniform((3, 4), dtype=np.float32, limit=1e300),
+     r"limit=1e\+300 draws weights beyond the range of float32: weights\[0, 0\]"),
+    (lambda: init.xavier_normal((3, 4), dtype=np.float32, gain=1e300),
+     r"gain=1e\+300 draws weights beyond the range of float32"),
+    (lambda: init.xavier_uniform((3, 4), gain=1e308), r"gain=1e\+308 makes the interval"),
+    (lambda: init.xavier_uniform((3, 4), dtype=np.float32, gain=1e300),
+     r"gain=1e\+300 draws weights beyond the range of float32"),
+    (lambda: MLP([3, 4, 1], dtype="float32", init=1e300),
+     r"init=1e\+300 draws weights beyond the range of float32: weights\[0, 0\] = "),
+    (lambda: MLP([100, 100, 1], init=1e308), r"init=1e\+308 draws weights beyond the range "
+                                         r"of float64: weights\["),
+])
+def test_draws_beyond_the_dtype_are_refused_naming_the_parameter(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: init.constant((3, 4), dtype=np.float32, value=3e38),
+    lambda: init.normal((3, 4), dtype=np.float32, std=1e37),
+    lambda: init.uniform((3, 4), limit=8e307),
+    lambda: init.orthogonal((3, 4), gain=1e300),
+])
+def test_large_draws_within_the_dtype_are_kept(call):
+    assert np.isfinite(call()).all()

@@ -189,3 +189,59 @@ def test_the_compiled_label_kernel_bounds_every_label_itself():
         loss = _kernels.softmax_cross_entropy_labels["double"](
             Z, np.array([0, bad, 1], np.intp), P, dZ)
         assert np.isnan(loss)
+
+
+def _f32(*shape, value=1.0):
+    return np.full(shape, value, np.float32)
+
+
+#: (call with float32 arrays and one scalar argument, its name, the scalar's repr)
+SCALAR_IN_DTYPE_CASES = [
+    (lambda x: kernels.sgd_update(_f32(3), _f32(3), lr=x), "lr", 1e300),
+    (lambda x: kernels.sgd_update(_f32(3), _f32(3), lr=x), "lr", 1e-50),
+    (lambda x: kernels.sgd_update(_f32(3), _f32(3), 0.1, weight_decay=x), "weight_decay", 1e39),
+    (lambda x: kernels.sgd_update(_f32(3), _f32(3), 0.1, weight_decay=x), "weight_decay", 1e-46),
+    (lambda x: kernels.momentum_update(_f32(3), _f32(3), _f32(3), lr=x), "lr", 1e300),
+    (lambda x: kernels.momentum_update(_f32(3), _f32(3), _f32(3), 0.1, momentum=x),
+     "momentum", 1e-50),
+    (lambda x: kernels.adam_update(_f32(3), _f32(3), _f32(3), _f32(3), 1, lr=x), "lr", 1e300),
+    (lambda x: kernels.adam_update(_f32(3), _f32(3), _f32(3), _f32(3), 1, beta1=x),
+     "beta1", 1e-50),
+    (lambda x: kernels.adam_update(_f32(3), _f32(3), _f32(3), _f32(3), 1, beta2=x),
+     "beta2", 1e-50),
+    (lambda x: kernels.adam_update(_f32(3), _f32(3), _f32(3), _f32(3), 1, eps=x), "eps", 1e-50),
+    (lambda x: kernels.adam_update(_f32(3), _f32(3), _f32(3), _f32(3), 1, weight_decay=x),
+     "weight_decay", 1e40),
+    (lambda x: kernels.activation_forward(_f32(3, value=-1), _f32(3), "leaky_relu", x),
+     "negative_slope", 1e300),
+    (lambda x: kernels.activation_forward(_f32(3, value=-1), _f32(3), "leaky_relu", x),
+     "negative_slope", -1e300),
+    (lambda x: kernels.activation_derivative(_f32(3), _f32(3), _f32(3), "leaky_relu", x),
+     "negative_slope", 1e-50),
+    (lambda x: kernels.dense_forward(_f32(2, 3), _f32(1, 3), _f32(1), _f32(2, 1), _f32(2, 1),
+                                     "leaky_relu", x), "negative_slope", 1e300),
+    (lambda x: kernels.dense_backward(_f32(2, 1), _f32(2, 1), _f32(2, 1), _f32(2, 3),
+                                      _f32(1, 3), _f32(2, 1), _f32(1, 3), _f32(1), None,
+                                      "leaky_relu", x), "negative_slope", 1e300),
+]
+
+
+@pytest.mark.parametrize("call, name, value", SCALAR_IN_DTYPE_CASES)
+def test_scalar_arguments_are_checked_in_the_arrays_dtype(call, name, value):
+    fate = "is 0 in" if abs(value) < 1 else "is beyond the range of"
+    with pytest.raises(ValueError, match=rf"^{name} = {re.escape(repr(value))} {fate} "
+                                         r"float32, the arrays' dtype$"):
+        call(value)
+    call(0.5)  # a value that float32 holds passes
+
+
+@pytest.mark.parametrize("t, error, pattern", [
+    (2 ** 63, ValueError, r"t must be at most \d+; got 9223372036854775808"),
+    (10 ** 30, ValueError, r"t must be at most \d+; got 10{30}"),
+    (np.uint64(2 ** 64 - 1), ValueError, r"t must be at most \d+; got 18446744073709551615"),
+])
+def test_adam_step_count_beyond_a_c_long_is_refused(t, error, pattern):
+    param = np.ones(3)
+    with pytest.raises(error, match=pattern):
+        kernels.adam_update(param, np.ones(3), np.zeros(3), np.zeros(3), t)
+    np.testing.assert_array_equal(param, 1.0)

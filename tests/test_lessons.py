@@ -128,3 +128,50 @@ def test_tanh_hidden_layers_train_further_than_sigmoid(seed):
     results, _ = experiments.compare_activations(seed=seed)
     final = {r.label: r.losses[-1] for r in results}
     assert final["tanh"] < final["sigmoid"]
+
+
+E = experiments
+BAD_EXPERIMENT_ARGUMENTS = [
+    (lambda: E.compare_init_circles(iterations=0), ValueError, r"iterations must be at least 1"),
+    (lambda: E.compare_init_circles(iterations=2.5), TypeError, r"iterations must be an integer"),
+    (lambda: E.compare_init_circles(lr=0), ValueError, r"lr must be in \(0, inf\]"),
+    (lambda: E.compare_init_circles(seed=None), TypeError, r"seed must be an integer; got NoneType"),
+    (lambda: E.compare_init_circles(seed=-1), ValueError, r"seed must be at least 0"),
+    (lambda: E.compare_init_circles(progress=5), TypeError, r"progress must be a callable .* got int 5"),
+    (lambda: E.compare_init_spiral(iterations=-1), ValueError, r"iterations must be at least 0"),
+    (lambda: E.compare_init_spiral(batch_size=0), ValueError, r"batch_size must be at least 1"),
+    (lambda: E.compare_init_spiral(lr=-1), ValueError, r"lr must be in \(0, inf\]"),
+    (lambda: E.compare_init_spiral(seed=None), TypeError, r"seed must be an integer"),
+    (lambda: E.compare_init_spiral(progress="x"), TypeError, r"progress must be a callable"),
+    (lambda: E.compare_activations(epochs=0), ValueError, r"epochs must be at least 1"),
+    (lambda: E.compare_activations(batch_size=0), ValueError, r"batch_size must be at least 1"),
+    (lambda: E.compare_activations(lr=math.inf), ValueError, r"lr must be finite"),
+    (lambda: E.compare_activations(seed=None), TypeError, r"seed must be an integer"),
+    (lambda: E.compare_activations(progress=5), TypeError, r"progress must be a callable"),
+    (lambda: E.dead_relu(lrs=0.01), TypeError, r"lrs must be an iterable of learning rates.* float 0.01"),
+    (lambda: E.dead_relu(lrs="0.01"), TypeError, r"lrs must be an iterable"),
+    (lambda: E.dead_relu(lrs=()), ValueError, r"lrs must hold at least one learning rate"),
+    (lambda: E.dead_relu(lrs=(0.01, -1)), ValueError, r"lrs\[1\] must be in \(0, inf\]; got -1.0"),
+    (lambda: E.dead_relu(lrs=(0.01, "a")), TypeError, r"lrs\[1\] must be a real number"),
+    (lambda: E.dead_relu(epochs=0), ValueError, r"epochs must be at least 1"),
+    (lambda: E.dead_relu(progress=5), TypeError, r"progress must be a callable"),
+    (lambda: E.vanishing(width=0), ValueError, r"width must be at least 1; got 0"),
+    (lambda: E.vanishing(depth=0), ValueError, r"depth must be at least 1; got 0"),
+    (lambda: E.histograms(width=0), ValueError, r"width must be at least 1; got 0"),
+    (lambda: E.histograms(n_layers=0), ValueError, r"n_layers must be at least 1; got 0"),
+    (lambda: E.histograms(n_samples=0), ValueError, r"n_samples must be at least 1; got 0"),
+    (lambda: E.histograms(bins=0), ValueError, r"bins must be at least 1; got 0"),
+    (lambda: E.histograms(init_scheme=-1), ValueError, r"init_scheme must be in \[0, inf\]"),
+    (lambda: E.histograms(init_scheme="glorot"), ValueError, r"init_scheme must be a std .* 'he'; got 'glorot'"),
+    (lambda: E.histograms(init_scheme=[1]), TypeError, r"init_scheme must be a std .* got list \[1\]"),
+]
+
+
+@pytest.mark.parametrize("call, error, pattern", BAD_EXPERIMENT_ARGUMENTS)
+def test_experiments_check_their_arguments_before_any_work(monkeypatch, call, error, pattern):
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network was built before the arguments were checked")
+
+    monkeypatch.setattr(experiments, "MLP", no_network)
+    with pytest.raises(error, match=pattern):
+        call()

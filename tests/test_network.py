@@ -171,6 +171,11 @@ def test_constructor_rejects(change, error, pattern):
 SOFTMAX_CASES = [
     (np.array([0, 1, 2, 3] * 2 + [0, 1]), ValueError, r"y must be class labels in \[0, 3\) for a softmax of 3 units; y\[3\] = 3"),
     (np.arange(10) % 3 + 0.5, ValueError, r"y must hold integer class labels"),
+    # float labels that are integers but out of range are reported as such, with their value
+    (np.where(np.arange(10) == 3, 1e20, np.arange(10) % 3), ValueError, r"y must be class labels in \[0, 3\) for a softmax of 3 units; y\[3\] = 1e\+20"),
+    (np.where(np.arange(10) == 3, -1e300, np.arange(10) % 3), ValueError, r"y\[3\] = -1e\+300"),
+    (np.where(np.arange(10) == 3, 3.0, np.arange(10) % 3), ValueError, r"y\[3\] = 3.0"),
+    (np.where(np.arange(10) == 3, 2**64 - 1, np.arange(10) % 3).astype(np.uint64), ValueError, r"y\[3\] = 18446744073709551615"),
     (np.eye(4)[np.arange(10) % 4], ValueError, r"y must be labels \(m,\) or one-hot rows \(m, 3\); got shape \(10, 4\)"),
     (np.full((10, 3), 0.5), ValueError, r"y's rows must be probabilities"),
 ]

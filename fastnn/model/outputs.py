@@ -148,16 +148,15 @@ class Softmax(Output):
     def targets(self, y, m, k, dtype, name):
         """Labels (m,) in [0, k) as np.intp, or probability rows (m, k) of dtype."""
         if y.ndim == 1:
-            labels = y.astype(np.intp)
-            if y.dtype.kind == "f" and (labels != y).any():
+            if y.dtype.kind == "f" and (np.floor(y) != y).any():
                 raise ValueError(f"{name} must hold integer class labels in "
                                  f"[0, {k}) or one-hot rows; got non-integer values")
-            outside = (labels < 0) | (labels >= k)
+            outside = (y < 0) | (y >= k)  # before the cast, which could wrap or overflow
             if outside.any():
                 first = int(np.flatnonzero(outside)[0])
                 raise ValueError(f"{name} must be class labels in [0, {k}) for a "
                                  f"softmax of {k} units; {name}[{first}] = {y[first]}")
-            return np.ascontiguousarray(labels)
+            return np.ascontiguousarray(y.astype(np.intp))
         if y.shape != (m, k):
             raise ValueError(f"{name} must be labels (m,) or one-hot rows (m, {k}); "
                              f"got shape {y.shape}")

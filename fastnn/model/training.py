@@ -152,10 +152,7 @@ def _representable(settings, dtype):
     values["weight_decay"] = settings.weight_decay
     for name, value in values.items():
         if isinstance(value, float):
-            check.cast(name, np.array(value), dtype)
-            if value and dtype.type(value) == 0:
-                raise ValueError(f"{name} = {value!r} is 0 in {dtype.name}, the model's "
-                                 f"dtype")
+            check.representable(name, value, dtype)
 
 
 def _validation(net, validation_data):
