@@ -152,13 +152,17 @@ class LBFGS:
             result = minimize_lbfgs(self._engine, X, targets, weights, weight_decay,
                                     *limits, after)
             if not (math.isfinite(result.fun) and np.isfinite(self._engine.params).all()):
-                self._engine.assign(start)
-                for key, values in self.history.items():
-                    del values[lengths[key]:]
+                self._lbfgs_undo(start, lengths)
                 raise DivergenceError(f"L-BFGS ended on a non-finite objective "
                                       f"({result.fun}); the model keeps the parameters "
                                       f"and history it started from")
             return result
+
+    def _lbfgs_undo(self, params, lengths):
+        """Put back the parameters and cut the history lists to their lengths."""
+        self._engine.assign(params)
+        for key, values in self.history.items():
+            del values[lengths[key]:]
 
     def _lbfgs_iteration(self, verbose):
         """What fit_lbfgs does after each iteration: record (and print) the objective."""

@@ -305,7 +305,7 @@ class Training:
         weight_decay : float, default=0.0
             L2 regularisation: loss + 0.5 wd sum ||W||^2, biases excluded.
         shuffle : bool, default=True
-            Reshuffle the rows every epoch, from the model's seed.
+            Reshuffle the rows every epoch (from the model's generator).
         validation_data : (X_val, y_val), optional
             Records val_loss and val_score after every epoch.
         patience : int, optional
@@ -330,10 +330,9 @@ class Training:
         TypeError, ValueError
             For a bad argument, before anything changes.
         DivergenceError
-            If the loss or a gradient stops being finite; the model keeps the last
-            finite weights.
+            If the loss, a gradient or an update stops being finite (see README).
         RuntimeError
-            If the model is being trained in another thread.
+            If the model is being trained (in another thread, or this fit's own).
         """
         epochs = check.integer("epochs", epochs, 1)
         return self._train(X, y, sample_weight, epochs, batch_size, lr, optimizer,
