@@ -282,11 +282,10 @@ class Training:
             callbacks=(), verbose=False, sample_weight=None, **optimizer_options):
         """Train by mini-batch gradient descent.
 
-        The optimizer's state (velocity, Adam's moments and step count) carries over
+        The optimizer's state (velocity, Adam's moments, step count) carries over
         between calls while the optimizer's kind stays the same. history["loss"] is
-        the epoch's mean training objective over its batches; once any epoch had
-        validation data, val_loss and val_score have one entry per epoch (NaN for the
-        epochs without).
+        each epoch's mean training objective; once an epoch had validation data,
+        val_loss and val_score have one entry per epoch (NaN for those without).
 
         Parameters
         ----------
