@@ -9,6 +9,8 @@ import json
 import os
 import pickle
 import stat
+import subprocess
+import sys
 import tempfile
 import tracemalloc
 import zipfile
@@ -404,6 +406,51 @@ def test_a_header_longer_than_load_reads_is_not_saved(tmp_path):
     with pytest.raises(ValueError, match="more than load reads .*; shorten its history"):
         net.save(tmp_path / "model.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- what is not a file
+
+#: What a subprocess prints of load(sys.argv[1]): the error's type and message.
+LOAD_SCRIPT = """
+import sys, fastnn
+try:
+    fastnn.load(sys.argv[1])
+except Exception as error:
+    print(type(error).__name__, error)
+"""
+
+
+def _limit_memory():
+    """In the child: at most 2 GiB of address space, so that reading /dev/zero whole
+    fails there with MemoryError instead of exhausting the machine."""
+    import resource  # (POSIX only)
+    resource.setrlimit(resource.RLIMIT_AS, (2**31, 2**31))
+
+
+def special_file(tmp_path, kind):
+    """A path to something that is not a regular file: /dev/zero, a FIFO (whose open
+    would block, with no writer), or a symbolic link to a FIFO."""
+    if kind == "/dev/zero":
+        return kind
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    if kind == "fifo":
+        return fifo
+    link = tmp_path / "link.npz"
+    link.symlink_to(fifo)
+    return link
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs /dev/zero and FIFOs")
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo", "link to a fifo"])
+def test_load_refuses_what_is_not_a_regular_file_before_reading(tmp_path, kind):
+    path = special_file(tmp_path, kind)
+    done = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(path)], text=True,
+                          capture_output=True, timeout=30, preexec_fn=_limit_memory)
+    assert done.stdout == f"OSError {path} is not a regular file (a device, pipe or " \
+                          f"socket); fastnn model files are regular files\n", done.stderr
+    with pytest.raises(IsADirectoryError):
+        fastnn.load(tmp_path)
 
 
 # ---------------------------------------------------------------- links, modes, interrupts

@@ -338,11 +338,19 @@ def load(path):
     ------
     OSError
         If the file cannot be opened (FileNotFoundError, IsADirectoryError,
-        PermissionError...).
+        PermissionError...) or is not a regular file (a device such as /dev/zero, a
+        pipe or a socket; refused before anything is read). Symbolic links are
+        followed.
     ValueError
         If the file is truncated, corrupted, tampered with or foreign.
     """
     path = os.fspath(path)
+    mode = os.stat(path).st_mode  # checked before open, where a FIFO would block
+    if not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        raise OSError(f"{path} is not a regular file (a device, pipe or socket); "
+                      f"fastnn model files are regular files")
     with open(path, "rb") as file:
         header, arrays = _read(file, path)
     return _restore(header, arrays, path)
