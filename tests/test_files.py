@@ -473,6 +473,15 @@ def test_saving_through_a_symbolic_link_replaces_its_target(tmp_path):
     assert dangling.is_symlink() and unchanged(fastnn.load(dangling), snapshot(first))
 
 
+def test_saving_into_a_missing_folder_names_the_path_not_a_temporary_file(tmp_path):
+    path = tmp_path / "nowhere" / "model.npz"
+    with pytest.raises(FileNotFoundError) as raised:
+        trained().save(path)
+    assert str(raised.value) == (f"[Errno 2] No such file or directory: cannot create a "
+                                 f"file in '{tmp_path / 'nowhere'}' to write '{path}'")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o600, 0o640, 0o444])
 def test_saving_over_a_file_keeps_its_mode(tmp_path, mode):
     path = tmp_path / "model.npz"

@@ -173,8 +173,12 @@ def test_a_path_that_cannot_be_written_raises_oserror_first(tmp_path, where):
     net, _ = network("sigmoid", 1)
     (tmp_path / "taken").mkdir()
     path = tmp_path / ("nowhere/model.onnx" if where == "missing folder" else "taken")
-    with pytest.raises(OSError):
+    message = (f"No such file or directory: cannot create a file in "
+               f"'{tmp_path / 'nowhere'}' to write '{path}'"
+               if where == "missing folder" else f"Is a directory: '{path}'")
+    with pytest.raises(OSError) as raised:
         net.to_onnx(path)
+    assert str(raised.value) == f"[Errno {raised.value.errno}] {message}"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["taken"]
 
 
@@ -300,7 +304,9 @@ def test_fastnn_export_writes_the_model(tmp_path, capsys):
     (["export", "model.npz"], "the following arguments are required: output"),
     (["export", "missing.npz", "m.onnx"], "No such file or directory"),
     (["export", "junk.npz", "m.onnx"], "is not a readable fastnn model file"),
-    (["export", "model.npz", "nowhere/m.onnx"], "No such file or directory"),
+    (["export", "model.npz", "nowhere/m.onnx"],
+     "No such file or directory: cannot create a file in"),
+    (["export", "model.npz", "nowhere/m.onnx"], "nowhere' to write 'nowhere/m.onnx'"),
 ])
 def test_fastnn_export_bad_arguments_exit_2_with_one_line(tmp_path, monkeypatch, capsys,
                                                           argv, message):

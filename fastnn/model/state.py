@@ -291,7 +291,8 @@ def write_atomically(path, write):
     ------
     OSError
         If path is a folder, or its folder is missing or not writable (raised before
-        anything is written), or writing fails; and anything write raises.
+        anything is written, naming path and the folder, never the temporary file),
+        or writing fails; and anything write raises.
     """
     target = os.path.realpath(path)
     if os.path.isdir(target):
@@ -302,7 +303,7 @@ def write_atomically(path, write):
         mode = None
     tmp = os.path.join(os.path.dirname(target), f".fastnn-{secrets.token_hex(8)}.tmp")
     try:
-        with open(tmp, "xb") as file:  # a new file, made as open() makes any
+        with _created(tmp, path) as file:
             if mode is not None:
                 os.chmod(tmp, mode)
             write(file)
@@ -313,6 +314,18 @@ def write_atomically(path, write):
         with contextlib.suppress(OSError):  # never made, already renamed, or stuck
             os.unlink(tmp)
         raise
+
+
+def _created(tmp, path):
+    """A new file tmp open for writing, made as open() makes any; an OSError saying
+    that no file can be made in its folder, naming that folder and path (the file the
+    caller asked for), if it cannot be made."""
+    try:
+        return open(tmp, "xb")
+    except OSError as error:
+        raise type(error)(error.errno, f"{error.strerror}: cannot create a file in "
+                                       f"{os.path.dirname(tmp)!r} to write "
+                                       f"{os.fspath(path)!r}") from None
 
 
 # ---------------------------------------------------------------- reading
