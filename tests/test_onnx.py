@@ -182,6 +182,21 @@ def test_a_path_that_cannot_be_written_raises_oserror_first(tmp_path, where):
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["taken"]
 
 
+def test_a_model_whose_weights_overflowed_is_refused_as_save_refuses_it(tmp_path):
+    net = fastnn.MLP([3, 2], output="identity", dtype="float32", seed=0)
+    X = np.ones((4, 3), np.float32)
+    with pytest.raises(fastnn.DivergenceError, match="no longer finite"):
+        net.fit(X, np.full((4, 2), 100, np.float32), epochs=1, lr=1e38)
+    message = (r"cannot export a model whose state is not finite, as training that "
+               r"diverged leaves it \(\d\.(weight|bias) must be finite.*\); "
+               r"re-initialise it \(a new MLP\) or load")
+    with pytest.raises(ValueError, match=message):
+        net.to_onnx(tmp_path / "model.onnx")
+    with pytest.raises(ValueError, match=message.replace("export", "save or pickle")):
+        net.save(tmp_path / "model.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
 @contextlib.contextmanager
 def not_root():
     """Run the block as nobody (the effective uid only) if this is root, whom no

@@ -30,8 +30,8 @@ from fastnn.model import inputs
 from fastnn.model.inputs import checked_like
 from fastnn.optim import OptimizerState, make_optimizer
 
-__all__ = ["Files", "load", "unpickle", "write_atomically", "FORMAT_VERSION",
-           "MAX_HEADER_CHARS"]
+__all__ = ["Files", "load", "unpickle", "write_atomically", "check_finite_state",
+           "FORMAT_VERSION", "MAX_HEADER_CHARS"]
 
 FORMAT_VERSION = 1
 
@@ -130,6 +130,9 @@ class Files:
             If onnx is not installed.
         TypeError
             If path is not a str or os.PathLike.
+        ValueError
+            If the weights are not finite (after training diverged), as save refuses
+            them.
         OSError
             If path cannot be written (before anything is written).
         """
@@ -221,7 +224,7 @@ def _state(net):
     with _reported_as("cannot save or pickle this model"):
         header, arrays = net._engine.read(lambda: _copied_state(net))
         _check_fields(header)
-    _check_finite(arrays)
+    check_finite_state(arrays)
     return header, arrays
 
 
@@ -254,9 +257,22 @@ def _history(history):
             for key in _HISTORY_KEYS}
 
 
-def _check_finite(arrays):
-    """ValueError, saying what to do, unless every saved array is finite: load
-    refuses a model that is not."""
+def check_finite_state(arrays, action="save or pickle"):
+    """ValueError, saying what to do, unless every array of a model's state is
+    finite: load refuses a model that is not, and an export of it would be useless.
+
+    Parameters
+    ----------
+    arrays : dict of str to numpy.ndarray
+        Arrays under state_dict's names, and the optimizer's state arrays.
+    action : str, default="save or pickle"
+        What is refused, for the message: "cannot {action} a model whose state...".
+
+    Raises
+    ------
+    ValueError
+        Naming the first array that is not finite and what to do about it.
+    """
     for name, array in arrays.items():
         try:
             inputs.check_finite(name, array)
@@ -264,8 +280,8 @@ def _check_finite(arrays):
             remedy = ("call reset_optimizer() first" if name.startswith("optimizer")
                       else "re-initialise it (a new MLP) or load the weights of a saved "
                            "model (fastnn.load, load_state_dict) first")
-            raise ValueError(f"cannot save or pickle a model whose state is not finite, "
-                             f"as training that diverged leaves it ({error}); {remedy}"
+            raise ValueError(f"cannot {action} a model whose state is not finite, as "
+                             f"training that diverged leaves it ({error}); {remedy}"
                              ) from None
 
 
