@@ -366,6 +366,37 @@ def test_a_non_finite_optimizer_state_is_refused_naming_reset_optimizer(tmp_path
         net.save(tmp_path / "model.npz")
 
 
+def test_a_negative_adam_second_moment_is_refused_as_damaged(tmp_path):
+    net = trained()
+    assert (net.optimizer_state.arrays[1] > 0).any()
+    _, (header, arrays) = net.__reduce__()
+    arrays["optimizer.state1"][3] = -1e-3  # training then makes the weights NaN
+    message = (r"a damaged or foreign fastnn model: Adam's second moment \(state array "
+               r"1\) holds a negative value, v\[3\] = -0.001, which training never "
+               r"leaves")
+    path = tmp_path / "model.npz"
+    np.savez(path, header=np.array(header), **arrays)
+    with pytest.raises(ValueError, match=f"^{path} is {message}"):
+        fastnn.load(path)
+    with pytest.raises(ValueError, match=f"^the pickled model is {message}"):
+        unpickle(header, arrays)
+    net.optimizer_state.arrays[1][3] = -1e-3
+    with pytest.raises(ValueError, match=r"^cannot save or pickle this model: Adam's "
+                                         r"second moment.*v\[3\] = -0.001.*; call "
+                                         r"reset_optimizer\(\) first$"):
+        pickle.dumps(net)
+    net.optimizer_state.arrays[0][3] = -1e-3  # a negative first moment is possible
+    net.optimizer_state.arrays[1][3] = 0
+    assert unchanged(pickle.loads(pickle.dumps(net)), snapshot(net))
+
+
+def test_any_finite_momentum_velocity_loads(tmp_path):
+    net = trained(optimizer="momentum")
+    net.optimizer_state.arrays[0][:] = -np.arange(net.engine.n_params)
+    net.save(tmp_path / "model.npz")
+    assert unchanged(fastnn.load(tmp_path / "model.npz"), snapshot(net))
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda net: net.history["loss"].append("0.5"), r"history\['loss'\]\[2\] must be of type "
                                                     r"float; got '0.5'"),

@@ -6,7 +6,8 @@ read back with allow_pickle=False; pickling and copying carry the same state. Ei
 way it is checked whole before a model is built: the header field by field (its JSON
 types, then the values a model takes), the arrays' names, shapes and dtypes against
 the architecture the header declares (for a file, from the zip directory and each
-member's .npy header, before any array is read), then every value. save and pickling
+member's .npy header, before any array is read), then every value (finite, and an
+optimizer state that training can leave). save and pickling
 check the state they write by the same rules, so they never write what load refuses.
 """
 import contextlib
@@ -158,7 +159,8 @@ class Files:
             If the file cannot be written.
         ValueError
             If load would refuse the model: its parameters or optimizer state are not
-            finite (after training diverged), its history holds anything but
+            finite (after training diverged), its optimizer state is one no training
+            leaves (a negative value in Adam's second moment), its history holds anything but
             numbers, its generator runs on a bit generator other than numpy's
             PCG64, PCG64DXSM, MT19937, Philox and SFC64, or its header would be
             longer than MAX_HEADER_CHARS.
@@ -216,6 +218,7 @@ def _state_name(index):
     return f"optimizer.state{index}"
 
 
+
 def _state(net):
     """(header, arrays): the model's state as save writes it and pickles carry it,
     copied between two training steps of whichever thread trains it (in a read
@@ -225,6 +228,14 @@ def _state(net):
         header, arrays = net._engine.read(lambda: _copied_state(net))
         _check_fields(header)
     check_finite_state(arrays)
+    if header["optimizer"] is not None:
+        optimizer = _optimizer(header["optimizer"])
+        try:
+            optimizer.check_state([arrays[_state_name(index)]
+                                   for index in range(optimizer.n_states)])
+        except ValueError as error:
+            raise ValueError(f"cannot save or pickle this model: {error}; call "
+                             f"reset_optimizer() first") from None
     return header, arrays
 
 
@@ -353,7 +364,7 @@ def load(path):
     field by field first; then the zip directory and each member's .npy header,
     against the architecture the header declares, before any array is read (so a
     small file cannot make load inflate more than that architecture needs); then every
-    array's values.
+    array's values: finite, and an optimizer state that training can leave.
 
     Parameters
     ----------
@@ -561,6 +572,7 @@ def _model(header, arrays):
         state = OptimizerState(optimizer, net.engine.n_params, net.dtype)
         state.arrays = [checked_like(_state_name(i), s, net.engine.params).copy()
                         for i, s in enumerate(states)]
+        optimizer.check_state(state.arrays)
         state.steps[0] = saved["t"]
         net._optimizer_state = state
     return net
