@@ -60,7 +60,9 @@ def main(argv=None):
     """Run the ``fastnn`` command line.
 
     Every option is checked before any work starts. Whatever fails during the work
-    is reported on one line of standard error, never as a traceback.
+    is reported on one line of standard error, never as a traceback; so is Ctrl-C
+    from the moment main is called, while the options are parsed and checked (which
+    imports matplotlib for --out) as during the work.
 
     Parameters
     ----------
@@ -81,20 +83,21 @@ def main(argv=None):
         For --help and --version (status 0), or a bad option (status 2, one line on
         standard error naming the option), before any work.
     """
-    args = _parser().parse_args(argv)
+    prog = "fastnn"  # until the command is known
     try:
+        args = _parser().parse_args(argv)  # which imports matplotlib for --out
+        prog = f"fastnn {args.command}"
         args.run(args)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no more writes
         return 1
     except KeyboardInterrupt:
-        print(f"fastnn {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # the work failed: one line, never a traceback
         message = " ".join(str(error).split())
-        print(f"fastnn {args.command}: error: {type(error).__name__}: {message}",
-              file=sys.stderr)
+        print(f"{prog}: error: {type(error).__name__}: {message}", file=sys.stderr)
         return 1
     return 0
 

@@ -48,7 +48,7 @@ except ImportError as error:
 
 from fastnn._version import __version__
 from fastnn.model import MLP
-from fastnn.model.state import write_atomically
+from fastnn.model.state import check_finite_state, write_atomically
 
 __all__ = ["export", "OPSET", "INPUT"]
 
@@ -87,6 +87,9 @@ def export(model, path=None):
         If model is none of these, or path is not a str or os.PathLike.
     sklearn.exceptions.NotFittedError
         If model is an estimator that has not been fitted.
+    ValueError
+        If the model's weights are not finite (after training diverged), as save
+        refuses them (before anything is written).
     OSError
         If path cannot be written: its folder is missing or not writable, or path is
         a folder (raised before anything is written).
@@ -181,7 +184,9 @@ def _model(graph_name, net, head):
 
 
 def _layers(graph, net):
-    """Every layer of net from the input: the output layer's values (N, k)."""
+    """Every layer of net from the input: the output layer's values (N, k).
+    ValueError, as save raises it, if the weights are not finite."""
+    check_finite_state(dict(net._named_parameters()), "export")
     a = INPUT
     for index, layer in enumerate(net.layers):
         z = graph.op("Gemm", [a, graph.constant(f"W{index}", layer.W),

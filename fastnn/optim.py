@@ -45,6 +45,21 @@ class SGD:
         """
         return ()
 
+    def check_state(self, arrays):
+        """Refuse state arrays that no training could have left (from a file or a
+        pickle); any finite velocity is possible, so this one refuses nothing.
+
+        Parameters
+        ----------
+        arrays : list of numpy.ndarray
+            The n_states state arrays, finite.
+
+        Raises
+        ------
+        ValueError
+            If the state is impossible for this optimizer.
+        """
+
 
 @dataclass(frozen=True)
 class Momentum(SGD):
@@ -143,6 +158,27 @@ class Adam(SGD):
             beta1, beta2 and eps, in that order.
         """
         return self.beta1, self.beta2, self.eps
+
+    def check_state(self, arrays):
+        """Refuse a second moment v (arrays[1]) with a negative value: a running
+        mean of squared gradients never is, and sqrt(v) would make the weights NaN.
+
+        Parameters
+        ----------
+        arrays : list of numpy.ndarray
+            m and v, finite.
+
+        Raises
+        ------
+        ValueError
+            Naming the first negative value of v.
+        """
+        negative = np.flatnonzero(arrays[1] < 0)
+        if negative.size:
+            index = negative[0]
+            raise ValueError(f"Adam's second moment (state array 1) holds a negative "
+                             f"value, v[{index}] = {arrays[1][index]:g}, which training "
+                             f"never leaves: it is a running mean of squared gradients")
 
 
 #: Optimizers by name; a name picks the class and its options.

@@ -640,6 +640,9 @@ class _MLPBase(_Solvers, BaseEstimator):
             If onnx is not installed.
         TypeError
             If path is not a str or os.PathLike.
+        ValueError
+            If model_'s weights are not finite (after training diverged), as save
+            refuses them.
         OSError
             If path cannot be written (before anything is written).
         """

@@ -2,9 +2,11 @@
 import errno
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -456,6 +458,53 @@ def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch):
         raise KeyboardInterrupt
     monkeypatch.setattr(experiments, "vanishing", interrupted)
     assert run(capsys, "vanishing") == (130, "", "fastnn vanishing: interrupted\n")
+
+
+def test_ctrl_c_while_matplotlib_is_imported_is_one_line_too(capsys, monkeypatch,
+                                                             tmp_path):
+    def interrupted():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "_matplotlib_filetypes", interrupted)
+    assert run(capsys, "histograms", "--out", str(tmp_path / "fig.png")) == (
+        130, "", "fastnn: interrupted\n")
+
+
+#: A child that runs the command once fastnn.cli is imported, and says so first.
+CHILD = """
+import sys
+import fastnn.cli
+print("ready", flush=True)
+sys.exit(fastnn.cli.main(sys.argv[1:]))
+"""
+
+
+def interrupted_run(argv, delay):
+    """(status, stderr) of a child running main(argv) that gets SIGINT delay seconds
+    after it is ready, or None if it finished before."""
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *argv], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        time.sleep(delay)
+        if child.poll() is not None:
+            return None
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    return child.returncode, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+def test_ctrl_c_in_the_first_moments_of_main_is_one_line_and_status_130(tmp_path):
+    argv = ["histograms", "--grid", "--out", str(tmp_path / "fig.png")]
+    results = [interrupted_run(argv, delay) for delay in (0.005, 0.05, 0.2, 0.4)]
+    hits = [result for result in results if result is not None]
+    assert len(hits) >= 2, results  # the first moments, parsing and imports, at least
+    for status, err in hits:
+        assert status == 130 and re.fullmatch(r"fastnn( histograms)?: interrupted\n",
+                                               err), (status, err)
 
 
 def test_a_closed_standard_output_ends_quietly(tmp_path):

@@ -9,6 +9,8 @@ import json
 import os
 import pickle
 import stat
+import subprocess
+import sys
 import tempfile
 import tracemalloc
 import zipfile
@@ -364,6 +366,37 @@ def test_a_non_finite_optimizer_state_is_refused_naming_reset_optimizer(tmp_path
         net.save(tmp_path / "model.npz")
 
 
+def test_a_negative_adam_second_moment_is_refused_as_damaged(tmp_path):
+    net = trained()
+    assert (net.optimizer_state.arrays[1] > 0).any()
+    _, (header, arrays) = net.__reduce__()
+    arrays["optimizer.state1"][3] = -1e-3  # training then makes the weights NaN
+    message = (r"a damaged or foreign fastnn model: Adam's second moment \(state array "
+               r"1\) holds a negative value, v\[3\] = -0.001, which training never "
+               r"leaves")
+    path = tmp_path / "model.npz"
+    np.savez(path, header=np.array(header), **arrays)
+    with pytest.raises(ValueError, match=f"^{path} is {message}"):
+        fastnn.load(path)
+    with pytest.raises(ValueError, match=f"^the pickled model is {message}"):
+        unpickle(header, arrays)
+    net.optimizer_state.arrays[1][3] = -1e-3
+    with pytest.raises(ValueError, match=r"^cannot save or pickle this model: Adam's "
+                                         r"second moment.*v\[3\] = -0.001.*; call "
+                                         r"reset_optimizer\(\) first$"):
+        pickle.dumps(net)
+    net.optimizer_state.arrays[0][3] = -1e-3  # a negative first moment is possible
+    net.optimizer_state.arrays[1][3] = 0
+    assert unchanged(pickle.loads(pickle.dumps(net)), snapshot(net))
+
+
+def test_any_finite_momentum_velocity_loads(tmp_path):
+    net = trained(optimizer="momentum")
+    net.optimizer_state.arrays[0][:] = -np.arange(net.engine.n_params)
+    net.save(tmp_path / "model.npz")
+    assert unchanged(fastnn.load(tmp_path / "model.npz"), snapshot(net))
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda net: net.history["loss"].append("0.5"), r"history\['loss'\]\[2\] must be of type "
                                                     r"float; got '0.5'"),
@@ -406,6 +439,51 @@ def test_a_header_longer_than_load_reads_is_not_saved(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+# ---------------------------------------------------------------- what is not a file
+
+#: What a subprocess prints of load(sys.argv[1]): the error's type and message.
+LOAD_SCRIPT = """
+import sys, fastnn
+try:
+    fastnn.load(sys.argv[1])
+except Exception as error:
+    print(type(error).__name__, error)
+"""
+
+
+def _limit_memory():
+    """In the child: at most 2 GiB of address space, so that reading /dev/zero whole
+    fails there with MemoryError instead of exhausting the machine."""
+    import resource  # (POSIX only)
+    resource.setrlimit(resource.RLIMIT_AS, (2**31, 2**31))
+
+
+def special_file(tmp_path, kind):
+    """A path to something that is not a regular file: /dev/zero, a FIFO (whose open
+    would block, with no writer), or a symbolic link to a FIFO."""
+    if kind == "/dev/zero":
+        return kind
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    if kind == "fifo":
+        return fifo
+    link = tmp_path / "link.npz"
+    link.symlink_to(fifo)
+    return link
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs /dev/zero and FIFOs")
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo", "link to a fifo"])
+def test_load_refuses_what_is_not_a_regular_file_before_reading(tmp_path, kind):
+    path = special_file(tmp_path, kind)
+    done = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(path)], text=True,
+                          capture_output=True, timeout=30, preexec_fn=_limit_memory)
+    assert done.stdout == f"OSError {path} is not a regular file (a device, pipe or " \
+                          f"socket); fastnn model files are regular files\n", done.stderr
+    with pytest.raises(IsADirectoryError):
+        fastnn.load(tmp_path)
+
+
 # ---------------------------------------------------------------- links, modes, interrupts
 
 def test_saving_through_a_symbolic_link_replaces_its_target(tmp_path):
@@ -424,6 +502,15 @@ def test_saving_through_a_symbolic_link_replaces_its_target(tmp_path):
     dangling.symlink_to(tmp_path / "models" / "v2.npz")
     first.save(dangling)
     assert dangling.is_symlink() and unchanged(fastnn.load(dangling), snapshot(first))
+
+
+def test_saving_into_a_missing_folder_names_the_path_not_a_temporary_file(tmp_path):
+    path = tmp_path / "nowhere" / "model.npz"
+    with pytest.raises(FileNotFoundError) as raised:
+        trained().save(path)
+    assert str(raised.value) == (f"[Errno 2] No such file or directory: cannot create a "
+                                 f"file in '{tmp_path / 'nowhere'}' to write '{path}'")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o600, 0o640, 0o444])

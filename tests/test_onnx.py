@@ -173,9 +173,28 @@ def test_a_path_that_cannot_be_written_raises_oserror_first(tmp_path, where):
     net, _ = network("sigmoid", 1)
     (tmp_path / "taken").mkdir()
     path = tmp_path / ("nowhere/model.onnx" if where == "missing folder" else "taken")
-    with pytest.raises(OSError):
+    message = (f"No such file or directory: cannot create a file in "
+               f"'{tmp_path / 'nowhere'}' to write '{path}'"
+               if where == "missing folder" else f"Is a directory: '{path}'")
+    with pytest.raises(OSError) as raised:
         net.to_onnx(path)
+    assert str(raised.value) == f"[Errno {raised.value.errno}] {message}"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["taken"]
+
+
+def test_a_model_whose_weights_overflowed_is_refused_as_save_refuses_it(tmp_path):
+    net = fastnn.MLP([3, 2], output="identity", dtype="float32", seed=0)
+    X = np.ones((4, 3), np.float32)
+    with pytest.raises(fastnn.DivergenceError, match="no longer finite"):
+        net.fit(X, np.full((4, 2), 100, np.float32), epochs=1, lr=1e38)
+    message = (r"cannot export a model whose state is not finite, as training that "
+               r"diverged leaves it \(\d\.(weight|bias) must be finite.*\); "
+               r"re-initialise it \(a new MLP\) or load")
+    with pytest.raises(ValueError, match=message):
+        net.to_onnx(tmp_path / "model.onnx")
+    with pytest.raises(ValueError, match=message.replace("export", "save or pickle")):
+        net.save(tmp_path / "model.npz")
+    assert list(tmp_path.iterdir()) == []
 
 
 @contextlib.contextmanager
@@ -300,7 +319,9 @@ def test_fastnn_export_writes_the_model(tmp_path, capsys):
     (["export", "model.npz"], "the following arguments are required: output"),
     (["export", "missing.npz", "m.onnx"], "No such file or directory"),
     (["export", "junk.npz", "m.onnx"], "is not a readable fastnn model file"),
-    (["export", "model.npz", "nowhere/m.onnx"], "No such file or directory"),
+    (["export", "model.npz", "nowhere/m.onnx"],
+     "No such file or directory: cannot create a file in"),
+    (["export", "model.npz", "nowhere/m.onnx"], "nowhere' to write 'nowhere/m.onnx'"),
 ])
 def test_fastnn_export_bad_arguments_exit_2_with_one_line(tmp_path, monkeypatch, capsys,
                                                           argv, message):

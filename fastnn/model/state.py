@@ -6,7 +6,8 @@ read back with allow_pickle=False; pickling and copying carry the same state. Ei
 way it is checked whole before a model is built: the header field by field (its JSON
 types, then the values a model takes), the arrays' names, shapes and dtypes against
 the architecture the header declares (for a file, from the zip directory and each
-member's .npy header, before any array is read), then every value. save and pickling
+member's .npy header, before any array is read), then every value (finite, and an
+optimizer state that training can leave). save and pickling
 check the state they write by the same rules, so they never write what load refuses.
 """
 import contextlib
@@ -30,8 +31,8 @@ from fastnn.model import inputs
 from fastnn.model.inputs import checked_like
 from fastnn.optim import OptimizerState, make_optimizer
 
-__all__ = ["Files", "load", "unpickle", "write_atomically", "FORMAT_VERSION",
-           "MAX_HEADER_CHARS"]
+__all__ = ["Files", "load", "unpickle", "write_atomically", "check_finite_state",
+           "FORMAT_VERSION", "MAX_HEADER_CHARS"]
 
 FORMAT_VERSION = 1
 
@@ -130,6 +131,9 @@ class Files:
             If onnx is not installed.
         TypeError
             If path is not a str or os.PathLike.
+        ValueError
+            If the weights are not finite (after training diverged), as save refuses
+            them.
         OSError
             If path cannot be written (before anything is written).
         """
@@ -155,7 +159,8 @@ class Files:
             If the file cannot be written.
         ValueError
             If load would refuse the model: its parameters or optimizer state are not
-            finite (after training diverged), its history holds anything but
+            finite (after training diverged), its optimizer state is one no training
+            leaves (a negative value in Adam's second moment), its history holds anything but
             numbers, its generator runs on a bit generator other than numpy's
             PCG64, PCG64DXSM, MT19937, Philox and SFC64, or its header would be
             longer than MAX_HEADER_CHARS.
@@ -213,6 +218,7 @@ def _state_name(index):
     return f"optimizer.state{index}"
 
 
+
 def _state(net):
     """(header, arrays): the model's state as save writes it and pickles carry it,
     copied between two training steps of whichever thread trains it (in a read
@@ -221,7 +227,15 @@ def _state(net):
     with _reported_as("cannot save or pickle this model"):
         header, arrays = net._engine.read(lambda: _copied_state(net))
         _check_fields(header)
-    _check_finite(arrays)
+    check_finite_state(arrays)
+    if header["optimizer"] is not None:
+        optimizer = _optimizer(header["optimizer"])
+        try:
+            optimizer.check_state([arrays[_state_name(index)]
+                                   for index in range(optimizer.n_states)])
+        except ValueError as error:
+            raise ValueError(f"cannot save or pickle this model: {error}; call "
+                             f"reset_optimizer() first") from None
     return header, arrays
 
 
@@ -254,9 +268,22 @@ def _history(history):
             for key in _HISTORY_KEYS}
 
 
-def _check_finite(arrays):
-    """ValueError, saying what to do, unless every saved array is finite: load
-    refuses a model that is not."""
+def check_finite_state(arrays, action="save or pickle"):
+    """ValueError, saying what to do, unless every array of a model's state is
+    finite: load refuses a model that is not, and an export of it would be useless.
+
+    Parameters
+    ----------
+    arrays : dict of str to numpy.ndarray
+        Arrays under state_dict's names, and the optimizer's state arrays.
+    action : str, default="save or pickle"
+        What is refused, for the message: "cannot {action} a model whose state...".
+
+    Raises
+    ------
+    ValueError
+        Naming the first array that is not finite and what to do about it.
+    """
     for name, array in arrays.items():
         try:
             inputs.check_finite(name, array)
@@ -264,8 +291,8 @@ def _check_finite(arrays):
             remedy = ("call reset_optimizer() first" if name.startswith("optimizer")
                       else "re-initialise it (a new MLP) or load the weights of a saved "
                            "model (fastnn.load, load_state_dict) first")
-            raise ValueError(f"cannot save or pickle a model whose state is not finite, "
-                             f"as training that diverged leaves it ({error}); {remedy}"
+            raise ValueError(f"cannot {action} a model whose state is not finite, as "
+                             f"training that diverged leaves it ({error}); {remedy}"
                              ) from None
 
 
@@ -291,7 +318,8 @@ def write_atomically(path, write):
     ------
     OSError
         If path is a folder, or its folder is missing or not writable (raised before
-        anything is written), or writing fails; and anything write raises.
+        anything is written, naming path and the folder, never the temporary file),
+        or writing fails; and anything write raises.
     """
     target = os.path.realpath(path)
     if os.path.isdir(target):
@@ -302,7 +330,7 @@ def write_atomically(path, write):
         mode = None
     tmp = os.path.join(os.path.dirname(target), f".fastnn-{secrets.token_hex(8)}.tmp")
     try:
-        with open(tmp, "xb") as file:  # a new file, made as open() makes any
+        with _created(tmp, path) as file:
             if mode is not None:
                 os.chmod(tmp, mode)
             write(file)
@@ -315,6 +343,18 @@ def write_atomically(path, write):
         raise
 
 
+def _created(tmp, path):
+    """A new file tmp open for writing, made as open() makes any; an OSError saying
+    that no file can be made in its folder, naming that folder and path (the file the
+    caller asked for), if it cannot be made."""
+    try:
+        return open(tmp, "xb")
+    except OSError as error:
+        raise type(error)(error.errno, f"{error.strerror}: cannot create a file in "
+                                       f"{os.path.dirname(tmp)!r} to write "
+                                       f"{os.fspath(path)!r}") from None
+
+
 # ---------------------------------------------------------------- reading
 
 def load(path):
@@ -324,7 +364,7 @@ def load(path):
     field by field first; then the zip directory and each member's .npy header,
     against the architecture the header declares, before any array is read (so a
     small file cannot make load inflate more than that architecture needs); then every
-    array's values.
+    array's values: finite, and an optimizer state that training can leave.
 
     Parameters
     ----------
@@ -338,11 +378,19 @@ def load(path):
     ------
     OSError
         If the file cannot be opened (FileNotFoundError, IsADirectoryError,
-        PermissionError...).
+        PermissionError...) or is not a regular file (a device such as /dev/zero, a
+        pipe or a socket; refused before anything is read). Symbolic links are
+        followed.
     ValueError
         If the file is truncated, corrupted, tampered with or foreign.
     """
     path = os.fspath(path)
+    mode = os.stat(path).st_mode  # checked before open, where a FIFO would block
+    if not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        raise OSError(f"{path} is not a regular file (a device, pipe or socket); "
+                      f"fastnn model files are regular files")
     with open(path, "rb") as file:
         header, arrays = _read(file, path)
     return _restore(header, arrays, path)
@@ -524,6 +572,7 @@ def _model(header, arrays):
         state = OptimizerState(optimizer, net.engine.n_params, net.dtype)
         state.arrays = [checked_like(_state_name(i), s, net.engine.params).copy()
                         for i, s in enumerate(states)]
+        optimizer.check_state(state.arrays)
         state.steps[0] = saved["t"]
         net._optimizer_state = state
     return net
