@@ -482,7 +482,9 @@ def interrupted_run(argv, delay):
     """(status, stderr) of a child running main(argv) that gets SIGINT delay seconds
     after it is ready, or None if it finished before."""
     child = subprocess.Popen([sys.executable, "-c", CHILD, *argv], text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             cwd=tempfile.gettempdir())  # the installed fastnn, not the
+                                                         # checkout python -c would see
     try:
         assert child.stdout.readline() == "ready\n"
         time.sleep(delay)

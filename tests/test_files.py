@@ -477,7 +477,8 @@ def special_file(tmp_path, kind):
 def test_load_refuses_what_is_not_a_regular_file_before_reading(tmp_path, kind):
     path = special_file(tmp_path, kind)
     done = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(path)], text=True,
-                          capture_output=True, timeout=30, preexec_fn=_limit_memory)
+                          capture_output=True, timeout=30, preexec_fn=_limit_memory,
+                          cwd=tmp_path)  # python -c imports from its folder: not the checkout
     assert done.stdout == f"OSError {path} is not a regular file (a device, pipe or " \
                           f"socket); fastnn model files are regular files\n", done.stderr
     with pytest.raises(IsADirectoryError):
