@@ -305,13 +305,21 @@ class _Solvers:
     def _fit_lbfgs(self, data):
         """L-BFGS on the full batch, with scikit-learn's tolerance and penalty."""
         s = self._scale()
-        total = len(data.targets) if data.weights is None else float(data.weights.sum())
         result = self.model_.fit_lbfgs(
             data.X, data.targets, max_iter=self.max_iter, max_fun=self.max_fun,
-            tol=s * self.tol, weight_decay=s * self.alpha / total,
+            tol=s * self.tol, weight_decay=self._engine_decay(data),
             sample_weight=data.weights, verbose=bool(self.verbose))
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         self.loss_ = result.fun / s
+
+    def _engine_decay(self, data):
+        """The engine's weight decay for alpha: s alpha per unit of sample weight for
+        sgd and adam (the step divides it by each batch's weight), s alpha over the
+        data's total weight for lbfgs (one full batch)."""
+        if self.solver != "lbfgs":
+            return self._scale() * self.alpha
+        total = len(data.targets) if data.weights is None else float(data.weights.sum())
+        return self._scale() * self.alpha / total
 
     def _engine_lr(self, learning_rate):
         """The engine's learning rate for scikit-learn's: Adam's steps do not scale
@@ -350,7 +358,7 @@ class _Solvers:
                 self._optimizer_state = state
             settings = TrainingSettings(
                 batch_size=batch_size, optimizer=state.optimizer,
-                weight_decay=self._scale() * self.alpha, shuffle=self.shuffle,
+                weight_decay=self._engine_decay(data), shuffle=self.shuffle,
                 decay_per_sample=True, state=state)
             batches = Batches(data.X, data.targets, batch_size, self.shuffle,
                               self.model_.rng, data.weights)
@@ -558,9 +566,7 @@ class _MLPBase(_Solvers, BaseEstimator):
         objective (see _objective_scale), it does not fit the model's dtype: infinite,
         or a positive step or epsilon that became 0."""
         s, dtype = self._scale(), self.model_.dtype
-        total = (len(data.targets) if data.weights is None
-                 else float(data.weights.sum()))
-        scaled = {"alpha": s * self.alpha / (total if self.solver == "lbfgs" else 1),
+        scaled = {"alpha": self._engine_decay(data),
                   "tol": s * self.tol,
                   "learning_rate_init": self._engine_lr(self.learning_rate_init),
                   "epsilon": s * self.epsilon}
