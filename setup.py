@@ -55,7 +55,7 @@ def extension(name, depends=HEADERS):
 
 
 extensions = [extension("_kernels"), extension("_gate", depends=["fastnn/_gate.pxd"]),
-              extension("_engine", depends=HEADERS + ["fastnn/_gate.pxd"])]
+              extension("_engine", depends=HEADERS + ["fastnn/_gate.pxd", "fastnn/_team.h"])]
 
 setup(
     cmdclass={"build_ext": BuildExt},

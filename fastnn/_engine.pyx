@@ -12,12 +12,18 @@ the GIL released on a workspace that grows only when a larger batch arrives.
 
 cimport numpy as cnp
 from cython cimport floating
+import threading
+
 import numpy as np
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.limits cimport INT_MAX
 from libc.math cimport INFINITY, NAN, isfinite
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
+from cpython.ref cimport PyObject
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from scipy.linalg.cython_blas cimport dgemm as _scipy_dgemm
 
 from fastnn._gate cimport Gate
 from fastnn._kernels import _nonfinite_message
@@ -180,19 +186,21 @@ cdef bint _backward(const Plan* plan, const floating* params, floating* grads,
 
 
 cdef bint _apply(const Plan* plan, const Optim* opt, floating* params,
-                 const floating* grads, floating** states) noexcept nogil:
-    """The optimizer's update of every layer (weight decay on W, not b); returns
-    whether it overflowed a parameter (tested layer by layer, while in cache)."""
-    cdef intp l, at, n_w
-    cdef bint overflowed = False
+                 const floating* grads, floating** states, intp lo, intp hi) noexcept nogil:
+    """The optimizer's update of params[lo:hi] (weight decay on W, not b); returns
+    whether it overflowed one of them."""
+    cdef intp l, at, b, end, first, last
     for l in range(plan.n_layers):
-        at, n_w = plan.at[l], plan.sizes[l + 1] * plan.sizes[l]
-        _update(opt, params + at, grads + at, states, at, n_w, opt.weight_decay)
-        _update(opt, params + at + n_w, grads + at + n_w, states, at + n_w,
-                plan.sizes[l + 1], 0)
-        if _first_nonfinite(params + at, plan.at[l + 1] - at, sizeof(floating) == 4) >= 0:
-            overflowed = True
-    return overflowed
+        at, end = plan.at[l], plan.at[l + 1]
+        b = at + plan.sizes[l + 1] * plan.sizes[l]  # where the layer's b starts
+        first, last = max(lo, at), min(hi, b)
+        if first < last:
+            _update(opt, params + first, grads + first, states, first, last - first,
+                    opt.weight_decay)
+        first, last = max(lo, b), min(hi, end)
+        if first < last:
+            _update(opt, params + first, grads + first, states, first, last - first, 0)
+    return _first_nonfinite(params + lo, hi - lo, sizeof(floating) == 4) >= 0
 
 
 cdef struct Batch:
@@ -213,33 +221,18 @@ cdef void _add_decay(const Plan* plan, const floating* params, floating* grads,
             grads[i] += (<floating> wd) * params[i]
 
 
-cdef double _step(const Plan* plan, floating* params, floating* grads, floating** states,
-                  const Batch* batch, floating* work, const Optim* opt, double wd,
-                  bint backward) noexcept nogil:
-    """Forward and the loss, plus 0.5 wd sum ||W||^2 (at the weights the step started
-    from); with backward, every layer's gradient into grads; with opt, the update of
-    every layer, its weight decay replacing wd (divided by the batch's total weight
-    when opt.decay_per_sample).
-
-    Returns that loss. When training and the loss or a gradient is not finite, the
-    update is not made and the return is that loss, or NaN: the parameters stay as
-    they were. When the update itself overflowed a parameter, the return is -inf (the
-    update was made).
-    """
+cdef double _forward_loss(const Plan* plan, const floating* params, const Batch* batch,
+                          floating* work, double wd, const floating** inputs) noexcept nogil:
+    """Forward and the loss on the batch's rows, sum_i w_i l_i / norm, plus 0.5 wd sum
+    ||W||^2 when wd is not 0; the output layer's dZ into the workspace, and in *inputs
+    the network's input as the backward pass reads it."""
     cdef intp L = plan.n_layers, k = plan.sizes[L], m = batch.m
     cdef floating* logits = work + m * plan.rows_at[L - 1]
     cdef floating* dz = work + m * plan.rows_at[L]
     cdef const floating* y = <const floating*> batch.y
     cdef const floating* w = <const floating*> batch.w
     cdef double loss
-    cdef Optim local
-    if opt != NULL:
-        local = opt[0]
-        if local.decay_per_sample:
-            local.weight_decay /= batch.norm
-        wd = local.weight_decay
-    cdef const floating* inputs = _forward(plan, params, <const floating*> batch.x, m,
-                                           work)
+    inputs[0] = _forward(plan, params, <const floating*> batch.x, m, work)
     if _feature_major(plan, m) and k > 1:  # the output kernels read rows: logits to
         _transpose(logits, dz + m * plan.max_width, k, m)  # rows, dZ back
         loss = _output_loss(plan.output, dz + m * plan.max_width, y, batch.labels, w,
@@ -250,15 +243,19 @@ cdef double _step(const Plan* plan, floating* params, floating* grads, floating*
                             logits + m * k, dz, m, k)
     if wd != 0:
         loss += 0.5 * wd * _sum_squared_weights(plan, params)
-    if not backward or (opt != NULL and not isfinite(loss)):
-        return loss
-    if _backward(plan, params, grads, inputs, m, work, opt != NULL):
-        return NAN
-    if opt == NULL:
+    return loss
+
+
+cdef double _loss_grads(const Plan* plan, const floating* params, floating* grads,
+                        const Batch* batch, floating* work, double wd,
+                        bint backward) noexcept nogil:
+    """The loss (as _forward_loss) and, with backward, its gradient into grads."""
+    cdef const floating* inputs
+    cdef double loss = _forward_loss(plan, params, batch, work, wd, &inputs)
+    if backward:
+        _backward(plan, params, grads, inputs, batch.m, work, False)
         if wd != 0:
             _add_decay(plan, params, grads, wd)
-    elif _apply(plan, &local, params, grads, states):
-        return -INFINITY
     return loss
 
 
@@ -274,10 +271,10 @@ cdef void _predict(const Plan* plan, const floating* params, const floating* x, 
     _output_activation(plan.output, logits, out, m, k)
 
 
-cdef double _run(const Plan* plan, bint single, void* params, void* grads, void** states,
-                 const Batch* batch, void* work, const Optim* opt, double wd,
-                 bint backward, void* out) noexcept nogil:
-    """_step, or _predict of batch.x when out is not NULL, in the model's dtype."""
+cdef double _run(const Plan* plan, bint single, const void* params, void* grads,
+                 const Batch* batch, void* work, double wd, bint backward,
+                 void* out) noexcept nogil:
+    """_loss_grads, or _predict of batch.x when out is not NULL, in the model's dtype."""
     if single and out != NULL:
         _predict(plan, <const float*> params, <const float*> batch.x, batch.m,
                  <float*> work, <float*> out)
@@ -285,12 +282,276 @@ cdef double _run(const Plan* plan, bint single, void* params, void* grads, void*
         _predict(plan, <const double*> params, <const double*> batch.x, batch.m,
                  <double*> work, <double*> out)
     elif single:
-        return _step(plan, <float*> params, <float*> grads, <float**> states, batch,
-                     <float*> work, opt, wd, backward)
+        return _loss_grads(plan, <const float*> params, <float*> grads, batch,
+                           <float*> work, wd, backward)
     else:
-        return _step(plan, <double*> params, <double*> grads, <double**> states, batch,
-                     <double*> work, opt, wd, backward)
+        return _loss_grads(plan, <const double*> params, <double*> grads, batch,
+                           <double*> work, wd, backward)
     return 0
+
+
+# ---------------------------------------------------------------- training
+
+cdef extern from "_team.h" nogil:
+    ctypedef struct fnn_barrier:
+        pass
+    ctypedef void (*fnn_job)(void* context, int member, int members,
+                             fnn_barrier* barrier) noexcept nogil
+    void fnn_barrier_wait(fnn_barrier* barrier)
+    void fnn_team_run(int wanted, fnn_job job, void* context)
+    void fnn_blas_find(const void* blas_function)
+    int fnn_blas_limit()
+    int fnn_cpu_count()
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals()
+    void PyErr_Fetch(PyObject** kind, PyObject** value, PyObject** traceback)
+    void PyErr_Restore(PyObject* kind, PyObject* value, PyObject* traceback)
+
+fnn_blas_find(<const void*> _scipy_dgemm)  # BLAS's thread controls, found once
+
+cdef enum:
+    MAX_PARTS = 64             # n_threads at most (and the team's size)
+    PART_MIN_ROWS = 8          # a step is split only into parts of this many rows
+    SIGNAL_EVERY_NS = 20000000  # the main thread looks for Ctrl-C this often
+
+
+cdef double PART_MIN_FLOPS = 1e6   # ... and of this much matrix-product work
+
+
+cdef inline int _parts(const Plan* plan, intp m, int n_threads) noexcept nogil:
+    """The parts a step on m rows is split into for n_threads: slices of the rows, each
+    with its own forward and backward, their gradients summed in part order. It
+    depends only on the plan, m and n_threads, never on the threads that run."""
+    cdef double flops = 6.0 * m * plan.at[plan.n_layers]
+    return <int> max(1, min(<intp> n_threads, m // PART_MIN_ROWS,
+                            <intp> (flops / PART_MIN_FLOPS)))
+
+
+cdef inline intp _part_rows(const Plan* plan, intp m, int n_threads) noexcept nogil:
+    """The rows of the largest part of a step on m rows."""
+    cdef int parts = _parts(plan, m, n_threads)
+    return m - m * (parts - 1) // parts
+
+
+cdef struct Epoch:
+    # what the steps read
+    const Plan* plan
+    bint single
+    void* params
+    void** grads            # a gradient buffer per part; grads[0] is the engine's
+    void** work             # a workspace per part
+    void** states
+    Optim opt               # the update's settings (its t and weight decay per step)
+    const void* x           # all the samples (m, n_in), their targets (m, k) or
+    const void* y           # labels (m,), their weights (m,) or NULL
+    const intp* labels
+    const void* w
+    const intp* order       # the rows in the epoch's order, or NULL: 0, 1, ..., m - 1
+    void* x_batch           # with order: the batch gathered, its targets, labels and
+    void* y_batch           # weights
+    intp* labels_batch
+    void* w_batch
+    intp m
+    intp batch_size
+    int n_threads
+    bint check_signals
+    # what a step's members tell each other
+    double part_loss[MAX_PARTS]
+    bint part_bad[MAX_PARTS]
+    bint grads_bad[MAX_PARTS]
+    bint overflowed[MAX_PARTS]
+    double penalty
+    bint interrupted
+    # the outcome: the update's counter and tally, written by member 0 after each step
+    int64_t* steps
+    long* batches
+    double* loss_total
+    double* weight_total
+    double last_loss        # the last step's return (as Engine.step's)
+    PyObject* error[3]      # what a signal handler raised
+    long long next_check    # when the main thread looks for signals next (ns)
+
+
+cdef double _batch_norm(const Epoch* ep, const floating* w, intp start,
+                        intp m) noexcept nogil:
+    """The total weight of the batch of m rows from position start (m without
+    weights), summed in row order as the checks of weights sum them."""
+    cdef intp i
+    cdef double total = 0
+    if w == NULL:
+        return m
+    for i in range(start, start + m):
+        total += w[ep.order[i] if ep.order != NULL else i]
+    return total
+
+
+cdef void _part_batch(const Epoch* ep, Batch* part, intp start, intp lo, intp hi,
+                      double norm, floating* dtype) noexcept nogil:
+    """part = rows lo..hi of the batch from position start (gathered into the batch
+    buffers when the epoch has an order), weighed against the batch's whole norm."""
+    cdef intp n_in = ep.plan.sizes[0], k = ep.plan.sizes[ep.plan.n_layers], r, row
+    cdef const floating* x = <const floating*> ep.x
+    cdef const floating* y = <const floating*> ep.y
+    cdef const floating* w = <const floating*> ep.w
+    cdef floating* x_batch = <floating*> ep.x_batch
+    cdef floating* y_batch = <floating*> ep.y_batch
+    cdef floating* w_batch = <floating*> ep.w_batch
+    part.m, part.norm = hi - lo, norm
+    part.y = part.w = NULL
+    part.labels = NULL
+    if ep.order == NULL:
+        part.x = x + (start + lo) * n_in
+        if ep.labels != NULL:
+            part.labels = ep.labels + start + lo
+        else:
+            part.y = y + (start + lo) * k
+        if w != NULL:
+            part.w = w + start + lo
+        return
+    for r in range(lo, hi):
+        row = ep.order[start + r]
+        memcpy(x_batch + r * n_in, x + row * n_in, n_in * sizeof(floating))
+        if ep.labels != NULL:
+            ep.labels_batch[r] = ep.labels[row]
+        else:
+            memcpy(y_batch + r * k, y + row * k, k * sizeof(floating))
+        if w != NULL:
+            w_batch[r] = w[row]
+    part.x = x_batch + lo * n_in
+    if ep.labels != NULL:
+        part.labels = ep.labels_batch + lo
+    else:
+        part.y = y_batch + lo * k
+    if w != NULL:
+        part.w = w_batch + lo
+
+
+cdef bint _any(const bint* flags, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        if flags[i]:
+            return True
+    return False
+
+
+cdef void _look_for_signals(Epoch* ep) noexcept nogil:
+    """Member 0 in the main thread, at most every SIGNAL_EVERY_NS: run Python's
+    signal handlers; what one raises (KeyboardInterrupt) stops the epoch."""
+    cdef timespec now
+    cdef long long ns
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    ns = now.tv_sec * 1000000000LL + now.tv_nsec
+    if ns < ep.next_check:
+        return
+    ep.next_check = ns + SIGNAL_EVERY_NS
+    with gil:
+        if PyErr_CheckSignals() != 0:
+            PyErr_Fetch(&ep.error[0], &ep.error[1], &ep.error[2])
+            ep.interrupted = True
+
+
+cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
+                 floating* params) noexcept nogil:
+    """One member's share of every step of the epoch (see Engine.epoch): the forward
+    and backward of its parts, then the sum of the parts' gradients and the update on
+    its range of the parameters, the members meeting at the barrier in between. Every
+    member takes the same decisions from the same shared values."""
+    cdef const Plan* plan = ep.plan
+    cdef intp n = plan.at[plan.n_layers], start, mb, lo, hi, i
+    cdef intp first = 0 if member == 0 else (n * member // members) & ~15
+    cdef intp last = n if member + 1 == members else (n * (member + 1) // members) & ~15
+    cdef int parts, p
+    cdef double norm, loss
+    cdef long t = ep.steps[0]
+    cdef bint bad
+    cdef Batch part
+    cdef Optim opt
+    cdef const floating* inputs
+    cdef floating* grads = <floating*> ep.grads[0]
+    cdef floating* other
+    for start from 0 <= start < ep.m by ep.batch_size:
+        mb = min(ep.batch_size, ep.m - start)
+        norm = _batch_norm(ep, <const floating*> ep.w, start, mb)
+        if norm == 0:  # nothing to learn from: counted, not stepped
+            if member == 0:
+                ep.batches[0] += 1
+                ep.last_loss = 0.0
+            continue
+        parts = _parts(plan, mb, ep.n_threads)
+        t += 1
+        opt = ep.opt
+        opt.t = t
+        if opt.decay_per_sample:
+            opt.weight_decay /= norm
+        # 1. the loss and gradient of each of this member's parts of the batch
+        for p from member <= p < parts by members:
+            lo, hi = mb * p // parts, mb * (p + 1) // parts
+            _part_batch(ep, &part, start, lo, hi, norm, params)
+            ep.part_loss[p] = _forward_loss(plan, params, &part, <floating*> ep.work[p],
+                                            0, &inputs)
+            ep.part_bad[p] = isfinite(ep.part_loss[p]) and _backward(
+                plan, params, <floating*> ep.grads[p], inputs, part.m,
+                <floating*> ep.work[p], True)
+        if member == 0:
+            ep.penalty = 0.5 * opt.weight_decay * _sum_squared_weights(plan, params) \
+                if opt.weight_decay != 0 else 0
+        fnn_barrier_wait(barrier)
+        loss = ep.part_loss[0]
+        for p in range(1, parts):
+            loss += ep.part_loss[p]
+        loss += ep.penalty
+        if not isfinite(loss) or _any(ep.part_bad, parts):
+            if member == 0:  # nothing was updated
+                ep.last_loss = loss if not isfinite(loss) else NAN
+            return
+        # 2. the parts' gradients summed in part order, on this member's range
+        if parts > 1:
+            for p in range(1, parts):
+                other = <floating*> ep.grads[p]
+                for i in range(first, last):
+                    grads[i] += other[i]
+            ep.grads_bad[member] = _first_nonfinite(grads + first, last - first,
+                                                    sizeof(floating) == 4) >= 0
+            fnn_barrier_wait(barrier)
+            if _any(ep.grads_bad, members):
+                if member == 0:
+                    ep.last_loss = NAN
+                return
+        # 3. the update of this member's range
+        ep.overflowed[member] = _apply(plan, &opt, params, grads, <floating**> ep.states,
+                                       first, last)
+        if member == 0 and ep.check_signals:
+            _look_for_signals(ep)
+        fnn_barrier_wait(barrier)
+        if member == 0:
+            ep.steps[0] = t  # the update was made
+            ep.last_loss = loss
+            if not _any(ep.overflowed, members):
+                ep.batches[0] += 1
+                ep.loss_total[0] += loss * norm
+                ep.weight_total[0] += norm
+        if _any(ep.overflowed, members):
+            if member == 0:
+                ep.last_loss = -INFINITY
+            return
+        if ep.interrupted:
+            return
+
+
+cdef void _epoch_job(void* context, int member, int members,
+                     fnn_barrier* barrier) noexcept nogil:
+    cdef Epoch* ep = <Epoch*> context
+    if ep.single:
+        _steps(ep, member, members, barrier, <float*> ep.params)
+    else:
+        _steps(ep, member, members, barrier, <double*> ep.params)
+
+
+cdef int _reraise(PyObject** error) except -1:
+    """Raise what a signal handler raised during the epoch."""
+    PyErr_Restore(error[0], error[1], error[2])
+    return -1
 
 
 # ---------------------------------------------------------------- the Python side
@@ -547,8 +808,7 @@ cdef class Engine:
         cdef void* work = self._read_begin(batch.m)
         try:
             with nogil:
-                loss = _run(&self.plan, self.single, p, g, NULL, batch, work, NULL, wd,
-                            g != NULL, o)
+                loss = _run(&self.plan, self.single, p, g, batch, work, wd, g != NULL, o)
         finally:
             self._read_end(work)
         return loss
@@ -658,30 +918,103 @@ cdef class Engine:
         update was made and overflowed a parameter. A batch whose weights sum to 0
         changes nothing but the tally's batch count and returns 0.0.
         """
+        return self._train(X, Y, update, cnp.PyArray_DIMS(X)[0] if X.ndim else 1,
+                           None, weights, 1, False)
+
+    def epoch(self, cnp.ndarray X, Y, Update update not None, intp batch_size,
+              order=None, weights=None, int n_threads=1):
+        """Steps over (X, Y) in batches of batch_size rows (the last one shorter), in
+        one compiled call with the GIL released; each step is the one `step` takes on
+        that batch. Returns the last step's return, as `step`'s: a non-finite one
+        stops the epoch there (the steps before it stand).
+
+        order: None (the rows in order), or np.intp (m,) row numbers: the batches are
+        then gathered in that order into buffers of the call. n_threads (1 to 64) splits
+        each step with enough work into up to n_threads slices of its rows, run on
+        fastnn's own threads (as many as the CPUs free from other fastnn calls allow),
+        BLAS on one thread meanwhile; the gradients of the slices are summed in slice
+        order, so the result depends on n_threads, never on the threads that ran it.
+
+        In the main thread, signal handlers run every 20 ms or so, between two steps:
+        what they raise (KeyboardInterrupt) is raised once the step is whole, and the
+        update's tally counts the steps taken. No prediction or read runs during the
+        call (it holds the engine as the writer)."""
+        return self._train(X, Y, update, batch_size, order, weights, n_threads,
+                           threading.current_thread() is threading.main_thread())
+
+    cdef double _train(self, cnp.ndarray X, Y, Update update, intp batch_size, order,
+                       weights, int n_threads, bint check_signals) except? -2:
         if update.engine is not self:
             raise ValueError("this Update was made by another engine's updater")
-        cdef Batch batch
-        _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &batch)
-        if batch.norm == 0:
-            update.batches += 1
-            return 0.0
-        cdef void* p = cnp.PyArray_DATA(self.params)
-        cdef void* g = cnp.PyArray_DATA(self.grads)
-        cdef double loss
-        cdef void* work
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        if not 1 <= n_threads <= MAX_PARTS:
+            raise ValueError(f"n_threads must be in [1, {MAX_PARTS}]; got {n_threads}")
+        cdef Batch data
+        cdef Epoch ep
+        cdef cnp.ndarray rows
+        cdef intp i, m, n_in = self.plan.sizes[0], k = self.plan.sizes[self.plan.n_layers]
+        cdef intp n = self.plan.at[self.plan.n_layers], item = 4 if self.single else 8
+        _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &data)
+        m = data.m
+        memset(&ep, 0, sizeof(Epoch))
+        if order is not None:
+            rows = order
+            if cnp.PyArray_TYPE(rows) != cnp.NPY_INTP or cnp.PyArray_NDIM(rows) != 1 \
+                    or cnp.PyArray_DIMS(rows)[0] != m \
+                    or not cnp.PyArray_IS_C_CONTIGUOUS(rows):
+                raise ValueError(f"order must be a C-contiguous np.intp array of {m} row "
+                                 f"numbers")
+            ep.order = <const intp*> cnp.PyArray_DATA(rows)
+            for i in range(m):
+                if not 0 <= ep.order[i] < m:
+                    raise ValueError(f"order must hold row numbers in [0, {m}); "
+                                     f"order[{i}] = {ep.order[i]}")
+        batch_size = min(batch_size, m)
+        cdef intp last = m - (m - 1) // batch_size * batch_size  # the last batch's rows
+        cdef int p, parts = max(_parts(&self.plan, batch_size, n_threads),
+                                _parts(&self.plan, last, n_threads))
+        cdef intp rows_max = max(_part_rows(&self.plan, batch_size, n_threads),
+                                 _part_rows(&self.plan, last, n_threads))
+        ep.plan, ep.single, ep.m, ep.batch_size = &self.plan, self.single, m, batch_size
+        ep.n_threads, ep.check_signals = n_threads, check_signals
+        ep.params = cnp.PyArray_DATA(self.params)
+        ep.states, ep.opt = update.states, update.opt
+        ep.x, ep.y, ep.labels, ep.w = data.x, data.y, data.labels, data.w
+        ep.steps, ep.batches = update.steps, &update.batches
+        ep.loss_total, ep.weight_total = &update.loss_total, &update.weight_total
+        cdef size_t work_bytes = self._work_bytes(rows_max)
+        ep.grads = <void**> calloc(parts, sizeof(void*))
+        ep.work = <void**> calloc(parts, sizeof(void*))
         self.gate.write_begin()
         try:
-            work = self._workspace(batch.m)
+            if ep.grads == NULL or ep.work == NULL:
+                raise MemoryError()
+            ep.grads[0], ep.work[0] = cnp.PyArray_DATA(self.grads), self._workspace(rows_max)
+            for p in range(1, parts):
+                ep.grads[p], ep.work[p] = malloc(n * item), malloc(work_bytes)
+                if ep.grads[p] == NULL or ep.work[p] == NULL:
+                    raise MemoryError()
+            if ep.order != NULL:
+                ep.x_batch = malloc(batch_size * n_in * item)
+                ep.y_batch = malloc(batch_size * k * item)
+                ep.labels_batch = <intp*> malloc(batch_size * sizeof(intp))
+                ep.w_batch = malloc(batch_size * item)
+                if not (ep.x_batch and ep.y_batch and ep.labels_batch and ep.w_batch):
+                    raise MemoryError()
             with nogil:
-                update.opt.t = update.steps[0] + 1
-                loss = _run(&self.plan, self.single, p, g, update.states, &batch, work,
-                            &update.opt, 0, True, NULL)
-                if isfinite(loss) or loss == -INFINITY:
-                    update.steps[0] += 1  # the update was made
-                if isfinite(loss):
-                    update.batches += 1
-                    update.loss_total += loss * batch.norm
-                    update.weight_total += batch.norm
+                fnn_team_run(parts, _epoch_job, &ep)
         finally:
             self.gate.write_end()
-        return loss
+            for p in range(1, parts if ep.grads != NULL and ep.work != NULL else 0):
+                free(ep.grads[p])
+                free(ep.work[p])
+            free(ep.grads)
+            free(ep.work)
+            free(ep.x_batch)
+            free(ep.y_batch)
+            free(ep.labels_batch)
+            free(ep.w_batch)
+        if ep.error[0] != NULL:
+            _reraise(ep.error)
+        return ep.last_loss

@@ -1,0 +1,224 @@
+/* fastnn's own threads, included through _engine.pyx: a team of threads that runs one
+ * job (an epoch of training steps) together, meeting at spinning barriers, and the
+ * control of BLAS's threads while it does.
+ *
+ *   - The helpers of every team in the process come from one budget: the CPUs the
+ *     process may use, less one (the calling thread is the user's), so teams started
+ *     from many threads at once never add up to more threads than cores; a team that
+ *     finds the budget spent runs with fewer helpers, down to none.
+ *   - BLAS (scipy's OpenBLAS, which fastnn's products call) runs on one thread while any
+ *     team runs: the team's threads are the parallelism. Its limit before the first
+ *     team (what OMP_NUM_THREADS, OPENBLAS_NUM_THREADS or threadpoolctl set) is put back
+ *     when the last team ends, and is what fnn_blas_limit() reports meanwhile.
+ *
+ * POSIX threads; on other systems every team runs on the calling thread alone.
+ */
+#ifndef FASTNN_TEAM_H
+#define FASTNN_TEAM_H
+
+#include <stddef.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#define FNN_THREADS 1
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+#endif
+
+/* ------------------------------------------------------------------ barrier */
+
+/* n threads meet: each call returns once all n have called it. Spins (the members
+ * of a team are busy with short steps), yielding the CPU after a while so that an
+ * oversubscribed machine still makes progress. */
+typedef struct {
+    int n;
+    int arrived;
+    int phase;
+} fnn_barrier;
+
+static void fnn_barrier_init(fnn_barrier* b, int n) { b->n = n; b->arrived = 0; b->phase = 0; }
+
+static void fnn_barrier_wait(fnn_barrier* b) {
+    if (b->n <= 1) return;
+#ifdef FNN_THREADS
+    int phase = __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->arrived, 1, __ATOMIC_ACQ_REL) == b->n) {
+        __atomic_store_n(&b->arrived, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->phase, phase + 1, __ATOMIC_RELEASE);
+        return;
+    }
+    for (unsigned spins = 0; __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE) == phase;) {
+        if (++spins < 20000) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+#endif
+}
+
+/* ------------------------------------------------------------------ budget */
+
+#ifdef FNN_THREADS
+static pthread_mutex_t fnn_team_lock = PTHREAD_MUTEX_INITIALIZER;
+#define FNN_LOCK() pthread_mutex_lock(&fnn_team_lock)
+#define FNN_UNLOCK() pthread_mutex_unlock(&fnn_team_lock)
+#else
+#define FNN_LOCK()
+#define FNN_UNLOCK()
+#endif
+static int fnn_helpers_busy = 0;
+
+/* The CPUs this process may use (its affinity mask on Linux). */
+static int fnn_cpu_count(void) {
+#if defined(__linux__) && defined(CPU_COUNT)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+#endif
+#ifdef FNN_THREADS
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int) n : 1;
+#else
+    return 1;
+#endif
+}
+
+/* ------------------------------------------------------------------ BLAS threads */
+
+typedef void (*fnn_set_threads_fn)(int);
+typedef int (*fnn_get_threads_fn)(void);
+static fnn_set_threads_fn fnn_blas_set = NULL;
+static fnn_get_threads_fn fnn_blas_get = NULL;
+static int fnn_blas_users = 0, fnn_blas_saved = 0;
+
+/* Finds the thread controls of the OpenBLAS that the shared library holding
+ * blas_function (scipy's cython_blas) is linked to; without them (another BLAS),
+ * fastnn leaves BLAS's threads alone. Called once, at import. */
+static void fnn_blas_find(const void* blas_function) {
+#ifdef FNN_THREADS
+    static const char* names[][2] = {
+        {"scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"},
+        {"scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"},
+        {"openblas_set_num_threads", "openblas_get_num_threads"},
+        {"openblas_set_num_threads64_", "openblas_get_num_threads64_"}};
+    Dl_info info;
+    void* library;
+    if (!dladdr(blas_function, &info) || info.dli_fname == NULL) return;
+    library = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);  /* already loaded */
+    if (library == NULL) return;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        void* set = dlsym(library, names[i][0]);  /* searches its dependencies too */
+        void* get = dlsym(library, names[i][1]);
+        if (set != NULL && get != NULL) {
+            fnn_blas_set = (fnn_set_threads_fn) set;
+            fnn_blas_get = (fnn_get_threads_fn) get;
+            return;
+        }
+    }
+#else
+    (void) blas_function;
+#endif
+}
+
+/* BLAS's thread limit as the caller set it (while teams run, the one they put back
+ * at the end); 0 when fastnn cannot see BLAS's threads. */
+static int fnn_blas_limit(void) {
+    int limit;
+    if (fnn_blas_get == NULL) return 0;
+    FNN_LOCK();
+    limit = fnn_blas_users > 0 ? fnn_blas_saved : fnn_blas_get();
+    FNN_UNLOCK();
+    return limit;
+}
+
+static void fnn_blas_single_begin(void) {
+    if (fnn_blas_get == NULL) return;
+    FNN_LOCK();
+    if (fnn_blas_users++ == 0) {
+        fnn_blas_saved = fnn_blas_get();
+        if (fnn_blas_saved != 1) fnn_blas_set(1);
+    }
+    FNN_UNLOCK();
+}
+
+static void fnn_blas_single_end(void) {
+    if (fnn_blas_get == NULL) return;
+    FNN_LOCK();
+    if (--fnn_blas_users == 0 && fnn_blas_saved != 1) fnn_blas_set(fnn_blas_saved);
+    FNN_UNLOCK();
+}
+
+/* ------------------------------------------------------------------ team */
+
+/* job(context, member, members, barrier): member 0 is the calling thread; the
+ * barrier is for the members */
+typedef void (*fnn_job)(void* context, int member, int members, fnn_barrier* barrier);
+
+typedef struct {
+    fnn_job job;
+    void* context;
+    int member;
+    int* members;  /* set, with the barrier and then *ready, once every helper started */
+    fnn_barrier* barrier;
+    int* ready;
+} fnn_seat;
+
+#ifdef FNN_THREADS
+static void* fnn_helper_main(void* argument) {
+    fnn_seat* seat = (fnn_seat*) argument;
+    while (!__atomic_load_n(seat->ready, __ATOMIC_ACQUIRE)) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    seat->job(seat->context, seat->member, *seat->members, seat->barrier);
+    return NULL;
+}
+#endif
+
+#define FNN_MAX_TEAM 64
+
+/* Runs job on the calling thread and up to wanted - 1 helpers (as many as the budget
+ * and the system give), with BLAS on one thread; returns when all are done. The job
+ * learns how many members there are; what it computes must not depend on that. */
+static void fnn_team_run(int wanted, fnn_job job, void* context) {
+    int helpers = 0, members = 1, ready = 0;
+    fnn_barrier barrier;
+    fnn_blas_single_begin();
+#ifdef FNN_THREADS
+    pthread_t threads[FNN_MAX_TEAM];
+    fnn_seat seats[FNN_MAX_TEAM];
+    if (wanted > FNN_MAX_TEAM) wanted = FNN_MAX_TEAM;
+    if (wanted > 1) {
+        FNN_LOCK();
+        helpers = fnn_cpu_count() - 1 - fnn_helpers_busy;
+        if (helpers > wanted - 1) helpers = wanted - 1;
+        if (helpers < 0) helpers = 0;
+        fnn_helpers_busy += helpers;
+        FNN_UNLOCK();
+    }
+    for (int i = 0; i < helpers; i++) {
+        seats[i] = (fnn_seat) {job, context, members, &members, &barrier, &ready};
+        if (pthread_create(&threads[i], NULL, fnn_helper_main, &seats[i]) != 0) break;
+        members++;
+    }
+    fnn_barrier_init(&barrier, members);
+    __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+    job(context, 0, members, &barrier);
+    for (int i = 0; i < members - 1; i++) pthread_join(threads[i], NULL);
+    FNN_LOCK();
+    fnn_helpers_busy -= helpers;
+    FNN_UNLOCK();
+#else
+    (void) wanted;
+    fnn_barrier_init(&barrier, members);
+    job(context, 0, members, &barrier);
+#endif
+    fnn_blas_single_end();
+}
+
+#endif
