@@ -548,6 +548,15 @@ cdef void _epoch_job(void* context, int member, int members,
         _steps(ep, member, members, barrier, <double*> ep.params)
 
 
+def default_threads():
+    """fit's n_threads when none is given: BLAS's thread limit as the process set it
+    (threadpoolctl, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS; while fastnn's teams hold
+    BLAS at one thread, the limit they put back), at most the CPUs the process may use;
+    1 when fastnn cannot see BLAS's threads (a BLAS other than OpenBLAS)."""
+    cdef int limit = fnn_blas_limit()
+    return max(1, min(limit, fnn_cpu_count())) if limit > 0 else 1
+
+
 cdef int _reraise(PyObject** error) except -1:
     """Raise what a signal handler raised during the epoch."""
     PyErr_Restore(error[0], error[1], error[2])

@@ -44,7 +44,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from fastnn.init import SCHEMES
 from fastnn.model import MLP, TrainingSettings, inputs
-from fastnn.model.training import Batches, run_epoch
+from fastnn.model.training import Batches, run_epoch, threads
 from fastnn.optim import Adam, Momentum, OptimizerState
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -175,7 +175,12 @@ _PARAMETERS = """
         otherwise), a name of fastnn.init.SCHEMES, a std, or a callable
         (shape, rng, dtype) -> array (see fastnn.MLP).
     negative_slope : float, default=0.01
-        leaky_relu's slope for z < 0."""
+        leaky_relu's slope for z < 0.
+    n_threads : int or None, default=None
+        fastnn's threads per training step (1 to 64; see fastnn.MLP.fit): None
+        follows BLAS's thread limit (threadpoolctl, OMP_NUM_THREADS), at most the CPUs
+        the process may use. The same n_threads and random_state give the same
+        model, bit for bit."""
 
 _ATTRIBUTES = """
     loss_ : float
@@ -359,7 +364,7 @@ class _Solvers:
             settings = TrainingSettings(
                 batch_size=batch_size, optimizer=state.optimizer,
                 weight_decay=self._engine_decay(data), shuffle=self.shuffle,
-                decay_per_sample=True, state=state)
+                decay_per_sample=True, n_threads=threads(self.n_threads), state=state)
             batches = Batches(data.X, data.targets, batch_size, self.shuffle,
                               self.model_.rng, data.weights)
             try:
@@ -378,7 +383,7 @@ class _Solvers:
         for _ in range(self.max_iter):
             update.start_epoch()
             objective = run_epoch(engine, update, batches, self.n_iter_ + 1,
-                                  state.optimizer.lr)
+                                  state.optimizer.lr, settings.n_threads)
             self._record_epoch(objective / self._scale(), batches.m)
             learning_rate = self._learning_rate
             stop = self._after_epoch(validation)
@@ -493,6 +498,7 @@ class _MLPBase(_Solvers, BaseEstimator):
         "init": [StrOptions({"auto", *SCHEMES}), Interval(Real, 0, None, closed="left"),
                  callable],
         "negative_slope": [Interval(Real, None, None, closed="neither")],
+        "n_threads": [Interval(Integral, 1, 64, closed="both"), None],
     }
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -718,7 +724,7 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  n_iter_no_change=10, max_fun=15000, init="auto", negative_slope=0.01,
-                 class_weight=None):
+                 n_threads=None, class_weight=None):
         _store(self, locals())
 
     @available_if(_stochastic)
@@ -874,7 +880,7 @@ class MLPRegressor(RegressorMixin, _MLPBase):
                  warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, max_fun=15000, init="auto",
-                 negative_slope=0.01):
+                 negative_slope=0.01, n_threads=None):
         _store(self, locals())
 
     @available_if(_stochastic)

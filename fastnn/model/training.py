@@ -13,11 +13,12 @@ import numpy as np
 
 from fastnn import _checks as check
 from fastnn import _layout
+from fastnn._engine import default_threads
 from fastnn.model import inputs
 from fastnn.optim import SGD, OptimizerState, make_optimizer
 
 __all__ = ["Training", "TrainingSettings", "DivergenceError", "Batches", "run_epoch",
-           "run_epochs", "epoch_complete"]
+           "run_epochs", "epoch_complete", "threads"]
 
 
 class DivergenceError(FloatingPointError):
@@ -52,6 +53,9 @@ class TrainingSettings:
         Callables (net, epoch, logs) run after every epoch.
     verbose : bool
         Print a line per epoch.
+    n_threads : int
+        The slices each step (with enough work) is split into, run on fastnn's own
+        threads (see Engine.epoch).
     state : OptimizerState or None
         The optimizer's state the steps update; set by fit when training starts.
     """
@@ -65,11 +69,13 @@ class TrainingSettings:
     patience: object = None
     callbacks: tuple = ()
     verbose: bool = False
+    n_threads: int = 1
     state: object = None
 
     @classmethod
     def checked(cls, net, epochs, batch_size, lr, optimizer, weight_decay, shuffle,
-                validation_data, patience, callbacks, verbose, optimizer_options):
+                validation_data, patience, callbacks, verbose, n_threads,
+                optimizer_options):
         """The settings of fit's arguments, each checked (see MLP.fit).
 
         Parameters
@@ -95,6 +101,8 @@ class TrainingSettings:
         callbacks : callable or iterable of callables
         verbose : bool
             Kept as given, unchecked.
+        n_threads : int or None
+            1 to 64, or None for threads(None).
         optimizer_options : dict
             Keyword options of the optimizer (momentum; beta1, beta2, eps).
 
@@ -120,12 +128,22 @@ class TrainingSettings:
             shuffle=check.flag("shuffle", shuffle),
             validation=_validation(net, validation_data),
             patience=None if patience is None else check.integer("patience", patience, 1),
-            verbose=verbose)
+            verbose=verbose, n_threads=threads(n_threads))
         if settings.patience is not None and settings.validation is None:
             raise ValueError("patience (early stopping) needs validation_data")
         _representable(settings, net.dtype)
         settings.callbacks = _callbacks(callbacks)
         return settings
+
+
+def threads(n_threads):
+    """n_threads checked (an int in [1, 64]), or for None the default: BLAS's thread
+    limit as the process set it (threadpoolctl, OMP_NUM_THREADS or
+    OPENBLAS_NUM_THREADS), at most the CPUs the process may use; 1 when fastnn cannot
+    see BLAS's threads."""
+    if n_threads is None:
+        return default_threads()
+    return check.integer("n_threads", n_threads, 1, 64)
 
 
 def _callbacks(callbacks):
@@ -279,7 +297,8 @@ class Training:
 
     def fit(self, X, y, epochs=100, batch_size=32, lr=None, optimizer="sgd",
             weight_decay=0.0, shuffle=True, validation_data=None, patience=None,
-            callbacks=(), verbose=False, sample_weight=None, **optimizer_options):
+            callbacks=(), verbose=False, sample_weight=None, n_threads=None,
+            **optimizer_options):
         """Train by mini-batch gradient descent.
 
         The optimizer's state (velocity, Adam's moments, step count) carries over
@@ -316,6 +335,12 @@ class Training:
             Print a line per epoch.
         sample_weight : array-like of shape (m,), optional
             Weights >= 0, not all 0: each batch's loss is sum_i w_i l_i / sum_i w_i.
+        n_threads : int, optional
+            Threads per step (1 to 64): a step with enough work is split into
+            n_threads slices of the batch, run on fastnn's own threads with BLAS on one
+            thread, their gradients summed in a fixed order, so that the same
+            n_threads and seed give the same bits every run. None: BLAS's thread limit
+            (threadpoolctl, OMP_NUM_THREADS), at most the CPUs the process may use.
         **optimizer_options
             momentum; or beta1, beta2, eps.
 
@@ -336,15 +361,15 @@ class Training:
         epochs = check.integer("epochs", epochs, 1)
         return self._train(X, y, sample_weight, epochs, batch_size, lr, optimizer,
                            weight_decay, shuffle, validation_data, patience, callbacks,
-                           verbose, optimizer_options)
+                           verbose, n_threads, optimizer_options)
 
     def partial_fit(self, X, y, batch_size=32, lr=None, optimizer="sgd", weight_decay=0.0,
-                    shuffle=True, sample_weight=None, **optimizer_options):
+                    shuffle=True, sample_weight=None, n_threads=None, **optimizer_options):
         """One pass (one epoch) over (X, y), continuing from the current state.
 
         Parameters
         ----------
-        X, y, batch_size, lr, optimizer, weight_decay, shuffle, sample_weight
+        X, y, batch_size, lr, optimizer, weight_decay, shuffle, sample_weight, n_threads
             As for fit.
         **optimizer_options
             As for fit.
@@ -360,7 +385,7 @@ class Training:
             As fit.
         """
         return self._train(X, y, sample_weight, 1, batch_size, lr, optimizer, weight_decay,
-                           shuffle, None, None, (), False, optimizer_options)
+                           shuffle, None, None, (), False, n_threads, optimizer_options)
 
     def _train(self, X, y, sample_weight, *arguments):
         # every argument is checked before anything changes
@@ -432,7 +457,7 @@ def run_epochs(net, X, targets, settings, update, weights=None):
         update.start_epoch()  # before the try: a tally of the last epoch is never read
         try:
             logs = {"loss": run_epoch(engine, update, batches, epoch,
-                                      settings.optimizer.lr)}
+                                      settings.optimizer.lr, settings.n_threads)}
             if settings.validation is not None:
                 logs["val_loss"] = engine.loss(*settings.validation)
                 logs["val_score"] = net._score(*settings.validation)
@@ -454,8 +479,9 @@ def run_epochs(net, X, targets, settings, update, weights=None):
     return net.history
 
 
-def run_epoch(engine, update, batches, epoch, lr):
-    """One pass of steps over the batches.
+def run_epoch(engine, update, batches, epoch, lr, n_threads=1):
+    """One pass of steps over the batches: one compiled call (Engine.epoch) for dense
+    X, a call per batch for sparse X.
 
     Parameters
     ----------
@@ -470,6 +496,8 @@ def run_epoch(engine, update, batches, epoch, lr):
         The epoch's number, for the messages.
     lr : float
         The learning rate, for the messages.
+    n_threads : int, default=1
+        Threads per step (see MLP.fit).
 
     Returns
     -------
@@ -482,19 +510,27 @@ def run_epoch(engine, update, batches, epoch, lr):
     DivergenceError
         If a step's loss or gradient is not finite, or an update overflowed.
     """
-    for X_in, t_in, w_in in batches:
-        loss = engine.step(X_in, t_in, update, w_in)
-        if loss == -math.inf:
-            raise DivergenceError(
-                f"training diverged in epoch {epoch}: an update overflowed the weights "
-                f"(lr={lr:g}), which are no longer finite; use a smaller learning rate "
-                f"and re-initialise or load the model.")
-        if not math.isfinite(loss):
-            raise DivergenceError(
-                f"training diverged in epoch {epoch}: the loss or its gradient became "
-                f"{loss} (lr={lr:g}); try a smaller learning rate. The model keeps the "
-                f"weights from before that step.")
+    if isinstance(batches.X, inputs.SparseRows):
+        for X_in, t_in, w_in in batches:
+            _check_step(engine.step(X_in, t_in, update, w_in), epoch, lr)
+    else:
+        _check_step(engine.epoch(batches.X, batches.targets, update, batches.size,
+                                 batches.order(), batches.weights, n_threads), epoch, lr)
     return update.epoch_loss
+
+
+def _check_step(loss, epoch, lr):
+    """DivergenceError for a step's non-finite return."""
+    if loss == -math.inf:
+        raise DivergenceError(
+            f"training diverged in epoch {epoch}: an update overflowed the weights "
+            f"(lr={lr:g}), which are no longer finite; use a smaller learning rate "
+            f"and re-initialise or load the model.")
+    if not math.isfinite(loss):
+        raise DivergenceError(
+            f"training diverged in epoch {epoch}: the loss or its gradient became "
+            f"{loss} (lr={lr:g}); try a smaller learning rate. The model keeps the "
+            f"weights from before that step.")
 
 
 def epoch_complete(update, batches):
@@ -505,10 +541,11 @@ def epoch_complete(update, batches):
 
 
 class Batches:
-    """The batches of one epoch, iterated afresh each epoch: in order, or each epoch
-    in a new permutation drawn from rng, gathered into buffers made once (where the
-    step reads them from cache; no shuffled copy of the data is made). A sparse X
-    is always gathered, into a dense buffer, one batch at a time.
+    """The batches of one epoch, afresh each epoch: in order, or each epoch in a new
+    permutation drawn from rng (order()). run_epoch hands a dense X and the order to
+    Engine.epoch, which gathers each batch itself; iterating gathers them in Python
+    (run_epoch does so for a sparse X, into a dense buffer, one batch at a time), into
+    buffers made on the first iteration.
 
     Each batch is a triple (X rows, their targets, their weights or None) of
     batch_size rows, the last one shorter when batch_size does not divide m. In
@@ -544,18 +581,26 @@ class Batches:
         self.size = self.m if batch_size is None else min(batch_size, self.m)
         self.count = -(-self.m // self.size)
         self.buffers = None
-        if shuffle or isinstance(X, inputs.SparseRows):
-            self.buffers = [np.empty((self.size,) + a.shape[1:], a.dtype)
-                            for a in (X, targets, weights) if a is not None]
+
+    def order(self):
+        """The epoch's order of the rows: a new permutation (np.intp) drawn from rng
+        when shuffling, else None (in order). Iterating draws it itself."""
+        return None if self.rng is None else self.rng.permutation(self.m).astype(
+            np.intp, copy=False)
 
     def __iter__(self):
         X, targets, weights, size = self.X, self.targets, self.weights, self.size
-        if self.buffers is None:
+        if self.rng is None and not isinstance(X, inputs.SparseRows):
             for start in range(0, self.m, size):
                 part = slice(start, start + size)
                 yield X[part], targets[part], None if weights is None else weights[part]
             return
-        order = np.arange(self.m) if self.rng is None else self.rng.permutation(self.m)
+        order = self.order()
+        if order is None:
+            order = np.arange(self.m)
+        if self.buffers is None:
+            self.buffers = [np.empty((self.size,) + a.shape[1:], a.dtype)
+                            for a in (X, targets, weights) if a is not None]
         X_batch, t_batch = self.buffers[:2]
         for start in range(0, self.m, size):
             rows = order[start:start + size]
