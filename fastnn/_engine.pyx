@@ -557,6 +557,12 @@ def default_threads():
     return max(1, min(limit, fnn_cpu_count())) if limit > 0 else 1
 
 
+def cpu_count():
+    """The CPUs this process may use (its affinity mask on Linux): the budget of every
+    team's threads together."""
+    return fnn_cpu_count()
+
+
 cdef int _reraise(PyObject** error) except -1:
     """Raise what a signal handler raised during the epoch."""
     PyErr_Restore(error[0], error[1], error[2])

@@ -482,19 +482,19 @@ cdef inline void _adam(floating* p, const floating* g, floating* m1, floating* m
     """Adam (Kingma and Ba) with bias correction at step t >= 1, PyTorch's arithmetic:
 
     m1 = b1 m1 + (1 - b1) g';  m2 = b2 m2 + (1 - b2) g'^2;
-    p -= (lr / (1 - b1^t)) m1 / (sqrt(m2) / sqrt(1 - b2^t) + eps).
+    p -= (lr / (1 - b1^t)) m1 / (sqrt(m2) (1 / sqrt(1 - b2^t)) + eps).
     """
     cdef intp i
     cdef floating gi
     cdef floating b1 = beta1, b2 = beta2, c1 = 1 - beta1, c2 = 1 - beta2
     cdef floating step = lr / (1 - beta1 ** t)
-    cdef floating root_bc2 = sqrt(1 - beta2 ** t)
+    cdef floating inv_root_bc2 = 1 / sqrt(1 - beta2 ** t)  # one division per element
     cdef floating fuzz = eps
     for i in range(n):
         gi = g[i] + wd * p[i]
         m1[i] = b1 * m1[i] + c1 * gi
         m2[i] = b2 * m2[i] + c2 * (gi * gi)
-        p[i] -= step * m1[i] / (_sqrt(m2[i]) / root_bc2 + fuzz)
+        p[i] -= step * m1[i] / (_sqrt(m2[i]) * inv_root_bc2 + fuzz)
 
 
 

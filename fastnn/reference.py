@@ -393,7 +393,7 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
     """Adam at step t >= 1 with bias correction (PyTorch's arithmetic), in NumPy.
 
     g = grad + wd param;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
-    param -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    param -= lr / (1 - beta1^t) * m / (sqrt(v) (1 / sqrt(1 - beta2^t)) + eps).
     The twin of fastnn.kernels.adam_update, without its argument checks.
 
     Parameters
@@ -427,7 +427,7 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
     v *= beta2
     v += (1 - beta2) * (g * g)
     denom = np.sqrt(v)
-    denom /= math.sqrt(1 - beta2 ** t)
+    denom *= 1 / math.sqrt(1 - beta2 ** t)
     denom += eps
     param -= (lr / (1 - beta1 ** t)) * m / denom
 

@@ -1,0 +1,211 @@
+"""fastnn's own threads: an epoch in one compiled call (Engine.epoch), its steps split
+into slices of the batch on a team of threads, BLAS on one thread meanwhile.
+
+The truths: the same steps taken one call each (Engine.step) and by the NumPy twin,
+the same bits for the same n_threads whatever else runs, BLAS's limit put back, and
+on scikit-learn's digits the same accuracy from one thread or two."""
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import fastnn
+from fastnn import MLP, reference
+from fastnn._engine import default_threads
+from fastnn.model.inputs import targets
+from fastnn.model.training import TrainingSettings
+from fastnn.optim import Adam, OptimizerState
+
+#: wide enough that a step of 256 rows splits into slices (see _engine._parts)
+SIZES = [64, 128, 10]
+
+
+def _data(m=600, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, SIZES[0]))
+    return X, rng.integers(0, SIZES[-1], m)
+
+
+def _adam(engine, weight_decay=0.0):
+    optimizer = Adam(1e-3)
+    return engine.updater(TrainingSettings(optimizer=optimizer, weight_decay=weight_decay,
+                                           state=OptimizerState(optimizer,
+                                                                len(engine.params),
+                                                                engine.params.dtype)))
+
+
+def _scipy_blas_threads():
+    return next(lib["num_threads"] for lib in threadpool_info()
+                if lib["user_api"] == "blas" and "scipy.libs" in lib["filepath"])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_an_epoch_takes_the_steps_that_step_takes_one_by_one(dtype, weighted):
+    X, y = _data()
+    X = X.astype(dtype)
+    weights = np.random.default_rng(1).uniform(0, 2, len(X)).astype(dtype) \
+        if weighted else None
+    order = np.random.default_rng(2).permutation(len(X)).astype(np.intp)
+    whole, stepped = (MLP(SIZES, output="softmax", dtype=dtype, seed=0) for _ in range(2))
+    T = targets(whole, y, len(X))
+    update = _adam(whole.engine, weight_decay=0.01)
+    update.start_epoch()
+    last = whole.engine.epoch(X, T, update, 100, order, weights)
+    one_by_one = _adam(stepped.engine, weight_decay=0.01)
+    one_by_one.start_epoch()
+    for start in range(0, len(X), 100):
+        rows = order[start:start + 100]
+        loss = stepped.engine.step(X[rows], T[rows], one_by_one,
+                                   None if weights is None else weights[rows])
+    assert np.array_equal(whole.engine.params, stepped.engine.params)
+    assert last == loss and update.epoch_loss == one_by_one.epoch_loss
+    assert update.batches == one_by_one.batches == 6
+
+
+@pytest.mark.parametrize("n_threads", [2, 3, 64])
+def test_a_step_in_slices_matches_the_twin(n_threads, assert_close):
+    X, y = _data()
+    net = MLP(SIZES, output="softmax", seed=0)
+    twin = reference.Engine.twin_of(net)
+    T = targets(net, y, len(X))
+    update, twin_update = _adam(net.engine, 0.01), _adam(twin, 0.01)
+    net.engine.epoch(X, T, update, 256, None, None, n_threads)
+    for start in range(0, len(X), 256):
+        twin.step(X[start:start + 256], T[start:start + 256], twin_update)
+    assert_close(net.engine.params, twin.params, np.float64)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_the_same_n_threads_and_seed_give_the_same_bits(n_threads):
+    X, y = _data()
+    runs = []
+    for _ in range(3):
+        net = MLP(SIZES, output="softmax", seed=0)
+        net.fit(X, y, epochs=3, batch_size=256, optimizer="adam", n_threads=n_threads)
+        runs.append((net.engine.params.copy(), net.history["loss"]))
+    assert all(np.array_equal(p, runs[0][0]) and h == runs[0][1] for p, h in runs)
+
+
+def test_fits_from_many_threads_at_once_give_the_bits_of_one_fit():
+    """Eight fits of two threads each on a 2-core machine: the helpers' budget runs
+    out, slices then run on fewer threads, and the bits stay those of n_threads."""
+    X, y = _data()
+
+    def fit(out, index):
+        net = MLP(SIZES, output="softmax", seed=0)
+        net.fit(X, y, epochs=2, batch_size=256, optimizer="adam", n_threads=2)
+        out[index] = net.engine.params
+
+    alone = [None]
+    fit(alone, 0)
+    results = [None] * 8
+    threads = [threading.Thread(target=fit, args=(results, i)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(np.array_equal(r, alone[0]) for r in results)
+
+
+def test_blas_threads_are_put_back_and_set_the_default():
+    X, y = _data(300)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert default_threads() == min(2, fastnn._engine.cpu_count())
+        MLP(SIZES, output="softmax", seed=0).fit(X, y, epochs=1, n_threads=2)
+        assert _scipy_blas_threads() == 2
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert default_threads() == 1
+        MLP(SIZES, output="softmax", seed=0).fit(X, y, epochs=1, n_threads=2)
+        assert _scipy_blas_threads() == 1
+
+
+def test_one_thread_or_two_reach_the_same_accuracy_on_digits():
+    sklearn = pytest.importorskip("sklearn")  # noqa: F841
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X / 16, y, random_state=0)
+    scores = {}
+    for n_threads in (1, 2):
+        model = fastnn.MLPClassifier(hidden_layer_sizes=(100,), batch_size=200, max_iter=60,
+                                     random_state=0, n_threads=n_threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter is reached
+            scores[n_threads] = model.fit(X_train, y_train).score(X_test, y_test)
+    assert scores[1] > 0.95 and abs(scores[1] - scores[2]) <= 0.02
+
+
+def test_a_diverging_step_in_slices_keeps_the_weights_from_before_it():
+    X, y = _data()
+    net = MLP(SIZES, output="softmax", seed=0)
+    before = net.engine.params.copy()
+    with pytest.raises(fastnn.DivergenceError):
+        net.fit(X * 1e306, y, epochs=1, batch_size=256, n_threads=2)  # logits overflow
+    assert np.array_equal(net.engine.params, before) and net.step_count == 0
+
+
+def test_a_fit_diverging_in_slices_stops_where_it_does_on_one_thread():
+    X, y = _data()
+    steps = {}
+    for n_threads in (1, 2):
+        net = MLP(SIZES, output="softmax", seed=0)
+        with pytest.raises(fastnn.DivergenceError, match="became nan"):
+            net.fit(X, y, epochs=1, batch_size=256, lr=1e308, n_threads=n_threads)
+        assert np.isfinite(net.engine.params).all()  # those from before that step
+        steps[n_threads] = net.step_count
+    assert steps[1] == steps[2] >= 1
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (dict(n_threads=0), ValueError, "n_threads must be at least 1; got 0"),
+    (dict(n_threads=65), ValueError, "n_threads must be at most 64; got 65"),
+    (dict(n_threads=1.5), TypeError, "n_threads must be an integer"),
+    (dict(n_threads=True), TypeError, "n_threads must be an integer"),
+])
+def test_fit_checks_n_threads(bad, error, match):
+    X, y = _data(50)
+    net = MLP(SIZES, output="softmax", seed=0)
+    before = net.engine.params.copy()
+    with pytest.raises(error, match=match):
+        net.fit(X, y, epochs=1, **bad)
+    with pytest.raises(error, match=match):
+        net.partial_fit(X, y, **bad)
+    assert np.array_equal(net.engine.params, before)
+
+
+@pytest.mark.parametrize("order, batch_size, n_threads, match", [
+    (np.arange(49), 10, 1, "order must be a C-contiguous np.intp array of 50"),
+    (np.arange(50, dtype=np.int32), 10, 1, "order must be a C-contiguous np.intp"),
+    (np.arange(100)[::2], 10, 1, "order must be a C-contiguous np.intp"),
+    (np.r_[np.arange(49), 50], 10, 1, r"order\[49\] = 50"),
+    (np.r_[-1, np.arange(49)], 10, 1, r"order\[0\] = -1"),
+    (None, 0, 1, "batch_size must be >= 1; got 0"),
+    (None, 10, 0, r"n_threads must be in \[1, 64\]; got 0"),
+    (None, 10, 65, r"n_threads must be in \[1, 64\]; got 65"),
+])
+def test_epoch_checks_its_arguments(order, batch_size, n_threads, match):
+    X, y = _data(50)
+    net = MLP(SIZES, output="softmax", seed=0)
+    update = _adam(net.engine)
+    before = net.engine.params.copy()
+    with pytest.raises(ValueError, match=match):
+        net.engine.epoch(X, targets(net, y, 50), update, batch_size, order, None,
+                         n_threads)
+    assert np.array_equal(net.engine.params, before) and update.batches == 0
+
+
+def test_the_estimators_take_n_threads():
+    sklearn = pytest.importorskip("sklearn")  # noqa: F841
+    X, y = _data(300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter is reached
+        fits = [fastnn.MLPClassifier(hidden_layer_sizes=(128,), batch_size=256,
+                                     max_iter=2, random_state=0, n_threads=2).fit(X, y)
+                for _ in range(2)]
+    assert np.array_equal(fits[0].model_.engine.params, fits[1].model_.engine.params)
+    with pytest.raises(ValueError, match="n_threads"):
+        fastnn.MLPRegressor(n_threads=0).fit(X, y.astype(float))
