@@ -811,8 +811,7 @@ cdef class Engine:
         cdef void* g = NULL
         cdef void* o = NULL
         cdef double loss
-        if out is not None:
-            _check_output(out, "out", batch.m * k, 2, self.params)
+        if out is not None:  # checked by the caller
             o = cnp.PyArray_DATA(out)
         if grads is not None:
             _check_output(grads, "grads", self.plan.at[self.plan.n_layers], 1, self.params)
@@ -833,13 +832,35 @@ cdef class Engine:
         a new array when none is given. Thread-safe: each call has its own workspace.
         ValueError if an output is not finite (the network's values overflowed), naming
         its row as first_row + its index in X (X being rows of a larger matrix)."""
+        return self._predict(X, out, 2, first_row)
+
+    def predict_ready(self, X):
+        """predict(X), flattened to (m,) for an output of one unit, when X is already
+        what the engine reads: a C-contiguous 2-D ndarray of the model's dtype and
+        width with rows; else None, for the caller to convert X first. The fast path
+        of MLP.predict_proba, with no Python code between its call and the work."""
+        if type(X) is not np.ndarray:
+            return None
+        cdef cnp.ndarray arr = <cnp.ndarray> X
+        if cnp.PyArray_TYPE(arr) != (cnp.NPY_FLOAT32 if self.single else cnp.NPY_FLOAT64) \
+                or cnp.PyArray_NDIM(arr) != 2 or cnp.PyArray_DIMS(arr)[0] < 1 \
+                or cnp.PyArray_DIMS(arr)[1] != self.plan.sizes[0] \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+            return None
+        return self._predict(arr, None, 1 if self.plan.sizes[self.plan.n_layers] == 1
+                             else 2, 0)
+
+    cdef object _predict(self, cnp.ndarray X, cnp.ndarray out, int ndim, intp first_row):
+        """predict, into out (checked: (m, k)) or a new array of ndim dimensions."""
         cdef Batch batch
         cdef cnp.npy_intp dims[2]
         batch.m = _rows(&self.plan, self.params, self.single, X)
         batch.x = cnp.PyArray_DATA(X)
         dims[0], dims[1] = batch.m, self.plan.sizes[self.plan.n_layers]
-        if out is None:
-            out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32 if self.single
+        if out is not None:
+            _check_output(out, "out", dims[0] * dims[1], 2, self.params)
+        else:
+            out = cnp.PyArray_EMPTY(ndim, dims, cnp.NPY_FLOAT32 if self.single
                                     else cnp.NPY_FLOAT64, 0)
         self._read(&batch, None, out, 0)
         cdef intp bad = _first_nonfinite(cnp.PyArray_DATA(out), dims[0] * dims[1],

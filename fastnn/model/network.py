@@ -210,11 +210,10 @@ class MLP(Training, LBFGS, Files):
         TypeError, ValueError
             If X has the wrong dtype or shape, or is not finite.
         """
-        if not (type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2
-                and X.shape[1] == self.layer_sizes[0] and X.shape[0]
-                and X.flags.c_contiguous):  # the fast path skips only what it has seen
-            X = X if isinstance(X, inputs.SparseRows) else inputs.features(
-                self, X, sparse=True)
+        out = self._engine.predict_ready(X)  # None unless X needs no conversion
+        if out is not None:
+            return out
+        X = X if isinstance(X, inputs.SparseRows) else inputs.features(self, X, sparse=True)
         if isinstance(X, inputs.SparseRows):
             X.check_finite("X")
             out = np.empty((len(X), self.layer_sizes[-1]), self.dtype)
