@@ -39,6 +39,18 @@ cdef extern from "_vector.h" nogil:
                                    double* db, intp n_out, intp n_in, intp m)
     void fnn_narrow_weight_grads_f(const float* dz, const float* a, float* dw, float* db,
                                    intp n_out, intp n_in, intp m)
+    void fnn_thin_dots_d(const double* L, const double* R, const double* bias, double* C,
+                         intp m, intp K, intp J)
+    void fnn_thin_dots_f(const float* L, const float* R, const float* bias, float* C,
+                         intp m, intp K, intp J)
+    void fnn_thin_gram_d(const double* L, const double* R, double* G, intp m, intp J,
+                         intp N, int transposed)
+    void fnn_thin_gram_f(const float* L, const float* R, float* G, intp m, intp J, intp N,
+                         int transposed)
+    void fnn_thin_combine_d(const double* L, const double* R, intp r_row, intp r_col,
+                            const double* bias, double* C, intp m, intp K, intp N)
+    void fnn_thin_combine_f(const float* L, const float* R, intp r_row, intp r_col,
+                            const float* bias, float* C, intp m, intp K, intp N)
     bint fnn_any_nonfinite_d(const double* x, intp n)
     bint fnn_any_nonfinite_f(const float* x, intp n)
     void fnn_sigmoid_d(const double* z, double* a, double* e, intp n)
@@ -178,35 +190,83 @@ cdef inline void _activation_grad(const floating* da, const floating* z, const f
 
 # ---------------------------------------------------------------- dense layer
 
+cdef enum:
+    THIN_UNITS = 16  # a layer with at most this many outputs or inputs is thin
+
+
+cdef inline void _thin_dots(const floating* L, const floating* R, const floating* bias,
+                            floating* C, intp m, intp K, intp J) noexcept nogil:
+    """C (m, J) = L (m, K) R^T + bias for R (J, K), J small (_vector.h)."""
+    if floating is float:
+        fnn_thin_dots_f(L, R, bias, C, m, K, J)
+    else:
+        fnn_thin_dots_d(L, R, bias, C, m, K, J)
+
+
+cdef inline void _thin_gram(const floating* L, const floating* R, floating* G, intp m,
+                            intp J, intp N, bint transposed) noexcept nogil:
+    """G (J, N) = L^T R for L (m, J), J small; stored (N, J) when transposed."""
+    if floating is float:
+        fnn_thin_gram_f(L, R, G, m, J, N, transposed)
+    else:
+        fnn_thin_gram_d(L, R, G, m, J, N, transposed)
+
+
+cdef inline void _thin_combine(const floating* L, const floating* R, intp r_row, intp r_col,
+                               const floating* bias, floating* C, intp m, intp K,
+                               intp N) noexcept nogil:
+    """C (m, N) = L (m, K) R + bias, R[k][c] at k r_row + c r_col, K <= THIN_UNITS."""
+    if floating is float:
+        fnn_thin_combine_f(L, R, r_row, r_col, bias, C, m, K, N)
+    else:
+        fnn_thin_combine_d(L, R, r_row, r_col, bias, C, m, K, N)
+
+
 cdef inline void _dense_forward(const floating* a_prev, const floating* w, const floating* b,
                          floating* z, floating* a, intp m, intp n_in, intp n_out,
                          int act, floating slope) noexcept nogil:
-    """Z = A_prev W^T + b by GEMM, then the bias and the activation over Z."""
+    """Z = A_prev W^T + b, then the activation over Z: GEMM, then the bias, or for a
+    thin layer (few outputs or few inputs) register-blocked vector loops."""
     cdef intp i, j
     cdef floating* row
-    gemm(False, True, <int> m, <int> n_out, <int> n_in, <floating> 1, a_prev,
-         <int> n_in, w, <int> n_in, <floating> 0, z, <int> n_out)
-    for i in range(m):
-        row = z + i * n_out
-        for j in range(n_out):
-            row[j] += b[j]
+    if n_out <= THIN_UNITS:  # dot products along n_in
+        _thin_dots(a_prev, w, b, z, m, n_in, n_out)
+    elif n_in <= THIN_UNITS:  # sums of the n_in rows of W^T
+        _thin_combine(a_prev, w, 1, n_in, b, z, m, n_in, n_out)
+    else:
+        gemm(False, True, <int> m, <int> n_out, <int> n_in, <floating> 1, a_prev,
+             <int> n_in, w, <int> n_in, <floating> 0, z, <int> n_out)
+        for i in range(m):
+            row = z + i * n_out
+            for j in range(n_out):
+                row[j] += b[j]
     _activate(z, a, m * n_out, act, slope)
 
 
 cdef inline void _dense_backward(const floating* dz, const floating* a_prev, const floating* w,
                           floating* dw, floating* db, floating* da_prev,
                           intp m, intp n_in, intp n_out) noexcept nogil:
-    """dW = dZ^T A_prev, db = column sums of dZ, dA_prev = dZ W (skipped if NULL)."""
+    """dW = dZ^T A_prev, db = column sums of dZ, dA_prev = dZ W (skipped if NULL); a
+    thin layer's products in vector loops (dA_prev of a layer of few inputs by GEMM)."""
     cdef intp i, j
     cdef const floating* row
-    gemm(True, False, <int> n_out, <int> n_in, <int> m, <floating> 1, dz,
-         <int> n_out, a_prev, <int> n_in, <floating> 0, dw, <int> n_in)
+    if n_out <= THIN_UNITS:
+        _thin_gram(dz, a_prev, dw, m, n_out, n_in, False)
+    elif n_in <= THIN_UNITS:  # dW^T = A_prev^T dZ, stored transposed
+        _thin_gram(a_prev, dz, dw, m, n_in, n_out, True)
+    else:
+        gemm(True, False, <int> n_out, <int> n_in, <int> m, <floating> 1, dz,
+             <int> n_out, a_prev, <int> n_in, <floating> 0, dw, <int> n_in)
     memset(db, 0, n_out * sizeof(floating))
     for i in range(m):
         row = dz + i * n_out
         for j in range(n_out):
             db[j] += row[j]
-    if da_prev != NULL:
+    if da_prev == NULL:
+        return
+    if n_out <= THIN_UNITS:
+        _thin_combine(dz, w, n_in, 1, NULL, da_prev, m, n_out, n_in)
+    else:
         gemm(False, False, <int> m, <int> n_in, <int> n_out, <floating> 1, dz,
              <int> n_out, w, <int> n_in, <floating> 0, da_prev, <int> n_in)
 

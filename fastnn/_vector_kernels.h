@@ -220,6 +220,145 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
     }
 }
 
+/* ---- thin layers in the samples-are-rows layout: products where one dimension is a
+ * few units (FNN_THIN_GROUP or more are taken a group at a time), so that GEMM's packing
+ * would cost more than the multiplying. Sums run in a fixed order. */
+
+#define FNN_THIN_GROUP 4
+
+/* C (m, J) = L (m, K) R^T + bias for R (J, K), rows contiguous: every value a dot
+ * product along K, two rows of L and four rows of R at a time (eight accumulators). */
+FNN_TARGET
+static void FNN_NAME(fnn_thin_dots)(const FNN_T* L, const FNN_T* R, const FNN_T* bias,
+                                    FNN_T* C, ptrdiff_t m, ptrdiff_t K, ptrdiff_t J) {
+    ptrdiff_t i, j, k, n, q;
+    for (i = 0; i < m; i += 2) {
+        const FNN_T* l0 = L + i * K;
+        const FNN_T* l1 = i + 1 < m ? l0 + K : l0;  /* an odd last row: computed twice */
+        for (j = 0; j < J; j += FNN_THIN_GROUP) {
+            const FNN_T* r[FNN_THIN_GROUP];
+            FNN_V a0[FNN_THIN_GROUP], a1[FNN_THIN_GROUP];
+            for (q = 0; q < FNN_THIN_GROUP; q++) {  /* rows past J repeat the last */
+                r[q] = R + (j + q < J ? j + q : J - 1) * K;
+                a0[q] = a1[q] = (FNN_V) {0};
+            }
+            for (k = 0; k < K; k += n) {
+                n = K - k < FNN_LANES ? K - k : FNN_LANES;
+                FNN_V x0 = FNN_NAME(fnn_load)(l0 + k, n), x1 = FNN_NAME(fnn_load)(l1 + k, n);
+                for (q = 0; q < FNN_THIN_GROUP; q++) {
+                    FNN_V v = FNN_NAME(fnn_load)(r[q] + k, n);
+                    a0[q] += x0 * v;
+                    a1[q] += x1 * v;
+                }
+            }
+            for (q = 0; q < FNN_THIN_GROUP && j + q < J; q++) {
+                FNN_T b = bias ? bias[j + q] : 0;
+                C[i * J + j + q] = b + FNN_NAME(fnn_lanes_sum)(a0[q]);
+                if (i + 1 < m)
+                    C[(i + 1) * J + j + q] = b + FNN_NAME(fnn_lanes_sum)(a1[q]);
+            }
+        }
+    }
+}
+
+/* G (J, N) = L^T R for L (m, J) and R (m, N): G[j][c] = sum_i L[i][j] R[i][c], four
+ * values of j and two vectors of c at a time, the rows i in order; with transposed,
+ * G is stored as (N, J). */
+FNN_TARGET
+static void FNN_NAME(fnn_thin_gram)(const FNN_T* L, const FNN_T* R, FNN_T* G, ptrdiff_t m,
+                                    ptrdiff_t J, ptrdiff_t N, int transposed) {
+    ptrdiff_t c, j, i, q, t, n0, n1;
+    for (c = 0; c < N; c += 2 * FNN_LANES) {
+        n0 = N - c < FNN_LANES ? N - c : FNN_LANES;
+        n1 = N - c - n0 < FNN_LANES ? N - c - n0 : FNN_LANES;
+        for (j = 0; j < J; j += FNN_THIN_GROUP) {
+            FNN_V a0[FNN_THIN_GROUP], a1[FNN_THIN_GROUP];
+            ptrdiff_t col[FNN_THIN_GROUP];
+            for (q = 0; q < FNN_THIN_GROUP; q++) {
+                col[q] = j + q < J ? j + q : J - 1;
+                a0[q] = a1[q] = (FNN_V) {0};
+            }
+            for (i = 0; i < m; i++) {
+                const FNN_T* row = R + i * N + c;
+                FNN_V v0 = FNN_NAME(fnn_load)(row, n0);
+                FNN_V v1 = n1 > 0 ? FNN_NAME(fnn_load)(row + FNN_LANES, n1) : (FNN_V) {0};
+                for (q = 0; q < FNN_THIN_GROUP; q++) {
+                    FNN_T l = L[i * J + col[q]];
+                    a0[q] += l * v0;
+                    a1[q] += l * v1;
+                }
+            }
+            for (q = 0; q < FNN_THIN_GROUP && j + q < J; q++) {
+                if (!transposed) {
+                    FNN_NAME(fnn_store)(G + (j + q) * N + c, a0[q], n0);
+                    if (n1 > 0) FNN_NAME(fnn_store)(G + (j + q) * N + c + FNN_LANES, a1[q], n1);
+                    continue;
+                }
+                FNN_T lanes[2 * FNN_LANES];
+                memcpy(lanes, &a0[q], sizeof(FNN_V));
+                memcpy(lanes + FNN_LANES, &a1[q], sizeof(FNN_V));
+                for (t = 0; t < n0; t++)
+                    G[(c + t) * J + j + q] = lanes[t];
+                for (t = 0; t < n1; t++)
+                    G[(c + FNN_LANES + t) * J + j + q] = lanes[FNN_LANES + t];
+            }
+        }
+    }
+}
+
+/* C (m, N) = L (m, K) R + bias for R (K, N) with row stride r_row and column stride
+ * r_col (1, or R given as the transpose of a row-major (N, K) array): each row of C
+ * a sum of K rows of R weighted by a row of L, four rows and two vectors of columns at
+ * a time, the K terms in order. Columns are taken 64 at a time, their rows of R first
+ * copied together (so that a transposed R is read with vector loads). */
+#define FNN_THIN_COLUMNS 64
+FNN_TARGET
+static void FNN_NAME(fnn_thin_combine)(const FNN_T* L, const FNN_T* R, ptrdiff_t r_row,
+                                       ptrdiff_t r_col, const FNN_T* bias, FNN_T* C,
+                                       ptrdiff_t m, ptrdiff_t K, ptrdiff_t N) {
+    FNN_T strip[FNN_THIN_COLUMNS * 16];  /* K <= 16 rows of up to 64 columns */
+    ptrdiff_t c0, width, c, i, k, q, n0, n1;
+    for (c0 = 0; c0 < N; c0 += FNN_THIN_COLUMNS) {
+        width = N - c0 < FNN_THIN_COLUMNS ? N - c0 : FNN_THIN_COLUMNS;
+        for (k = 0; k < K; k++)  /* the strip, zero past width up to a whole pair */
+            for (c = 0; c < FNN_THIN_COLUMNS && (c < width || c % (2 * FNN_LANES)); c++)
+                strip[k * FNN_THIN_COLUMNS + c] = c < width ? R[k * r_row + (c0 + c) * r_col]
+                                                            : 0;
+        for (i = 0; i < m; i += FNN_THIN_GROUP) {
+            ptrdiff_t row[FNN_THIN_GROUP];
+            for (q = 0; q < FNN_THIN_GROUP; q++)  /* rows past m repeat the last */
+                row[q] = i + q < m ? i + q : m - 1;
+            for (c = 0; c < width; c += 2 * FNN_LANES) {
+                FNN_V a0[FNN_THIN_GROUP], a1[FNN_THIN_GROUP];
+                n0 = width - c < FNN_LANES ? width - c : FNN_LANES;
+                n1 = width - c - n0 < FNN_LANES ? width - c - n0 : FNN_LANES;
+                FNN_V b0 = bias ? FNN_NAME(fnn_load)(bias + c0 + c, n0) : (FNN_V) {0};
+                FNN_V b1 = bias && n1 > 0 ? FNN_NAME(fnn_load)(bias + c0 + c + FNN_LANES, n1)
+                                          : (FNN_V) {0};
+                for (q = 0; q < FNN_THIN_GROUP; q++) {
+                    a0[q] = b0;
+                    a1[q] = b1;
+                }
+                for (k = 0; k < K; k++) {
+                    const FNN_T* s = strip + k * FNN_THIN_COLUMNS + c;
+                    FNN_V v0 = FNN_NAME(fnn_load)(s, FNN_LANES);  /* the strip has room */
+                    FNN_V v1 = FNN_NAME(fnn_load)(s + FNN_LANES, FNN_LANES);
+                    for (q = 0; q < FNN_THIN_GROUP; q++) {
+                        FNN_T l = L[row[q] * K + k];
+                        a0[q] += l * v0;
+                        a1[q] += l * v1;
+                    }
+                }
+                for (q = 0; q < FNN_THIN_GROUP && i + q < m; q++) {
+                    FNN_NAME(fnn_store)(C + (i + q) * N + c0 + c, a0[q], n0);
+                    if (n1 > 0)
+                        FNN_NAME(fnn_store)(C + (i + q) * N + c0 + c + FNN_LANES, a1[q], n1);
+                }
+            }
+        }
+    }
+}
+
 /* 1 when any of the size values is NaN or infinite, else 0: x * 0 is 0 for finite x
  * and NaN otherwise, so the sum of those products is 0 exactly when all are finite. */
 FNN_TARGET

@@ -1,6 +1,8 @@
 """The vector kernels of fastnn/_vector.h, in both of their builds: the narrow,
 feature-major path of the engine against the NumPy twin on both sides of every
-threshold, and the sigmoid's exp and the binary cross-entropy's log1p against libm."""
+threshold, the thin layers (few outputs or few inputs, samples as rows) against the
+twin's matmuls, and the sigmoid's exp and the binary cross-entropy's log1p against
+libm."""
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from fastnn import ACTIVATIONS
 from fastnn._kernels import first_nonfinite, vector_build
 from fastnn.optim import Momentum
 from helpers import step_settings
+from fastnn import kernels
 from fastnn.kernels import activation_forward, sigmoid_binary_cross_entropy
 
 # (widths without the output, batch): the path each takes, per dtype. Batches of 37
@@ -196,6 +199,32 @@ def test_finiteness_scan_finds_the_first_nan_or_infinity(dtype, size):
             values[where] = value
             values[size - 1] = value  # a later one does not hide the first
             assert first_nonfinite(values) == where
+
+
+# (m, n_in, n_out) of thin layers (at most 16 outputs, or at most 16 inputs): odd
+# rows, partial vectors, groups of outputs cut short, more than 64 columns
+THIN_SHAPES = [(1, 64, 10), (7, 100, 10), (33, 256, 1), (32, 30, 16), (5, 3, 17),
+               (32, 10, 64), (9, 16, 130), (2, 1, 200), (31, 13, 65), (4, 17, 16)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m, n_in, n_out", THIN_SHAPES)
+def test_thin_layers_match_the_twin(m, n_in, n_out, dtype, assert_close):
+    rng = np.random.default_rng(m * n_in + n_out)
+    A_prev, W, b, dA = (rng.standard_normal(shape).astype(dtype) for shape in
+                        ((m, n_in), (n_out, n_in), (n_out,), (m, n_out)))
+    results = []
+    for impl in (kernels, reference):
+        Z, A = np.empty((m, n_out), dtype), np.empty((m, n_out), dtype)
+        impl.dense_forward(A_prev, W, b, Z, A, "relu")
+        dZ, dW, db = np.empty_like(Z), np.empty_like(W), np.empty_like(b)
+        dA_prev = np.empty_like(A_prev)
+        impl.dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, "relu")
+        results.append((Z, A, dW, db, dA_prev))
+    magnitude = (np.abs(A_prev) @ np.abs(W).T, None, np.abs(dA).T @ np.abs(A_prev), None,
+                 np.abs(dA) @ np.abs(W))
+    for actual, expected, scale in zip(*results, magnitude):
+        assert_close(actual, expected, dtype, scale)
 
 
 @pytest.mark.skipif(vector_build() == "base", reason="the baseline build already runs")
