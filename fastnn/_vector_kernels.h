@@ -221,45 +221,57 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
 }
 
 /* ---- thin layers in the samples-are-rows layout: products where one dimension is a
- * few units (FNN_THIN_GROUP or more are taken a group at a time), so that GEMM's packing
- * would cost more than the multiplying. Sums run in a fixed order. */
-
-#define FNN_THIN_GROUP 4
+ * few units (taken four at a time), so that GEMM's packing would cost more than the
+ * multiplying. Sums run in a fixed order. */
 
 /* C (m, J) = L (m, K) R^T + bias for R (J, K), rows contiguous: every value a dot
- * product along K, two rows of L and four rows of R at a time (eight accumulators). */
+ * product along K, two rows of L and four rows of R at a time (eight accumulators,
+ * named, so that they stay in registers). */
+#define FNN_DOTS_STEP(n) do { \
+        FNN_V x0 = FNN_NAME(fnn_load)(l0 + k, n), x1 = FNN_NAME(fnn_load)(l1 + k, n), v; \
+        v = FNN_NAME(fnn_load)(r0 + k, n); s00 += x0 * v; s10 += x1 * v; \
+        v = FNN_NAME(fnn_load)(r1 + k, n); s01 += x0 * v; s11 += x1 * v; \
+        v = FNN_NAME(fnn_load)(r2 + k, n); s02 += x0 * v; s12 += x1 * v; \
+        v = FNN_NAME(fnn_load)(r3 + k, n); s03 += x0 * v; s13 += x1 * v; \
+    } while (0)
 FNN_TARGET
 static void FNN_NAME(fnn_thin_dots)(const FNN_T* L, const FNN_T* R, const FNN_T* bias,
                                     FNN_T* C, ptrdiff_t m, ptrdiff_t K, ptrdiff_t J) {
-    ptrdiff_t i, j, k, n, q;
+    ptrdiff_t i, j, k, q;
     for (i = 0; i < m; i += 2) {
         const FNN_T* l0 = L + i * K;
         const FNN_T* l1 = i + 1 < m ? l0 + K : l0;  /* an odd last row: computed twice */
-        for (j = 0; j < J; j += FNN_THIN_GROUP) {
-            const FNN_T* r[FNN_THIN_GROUP];
-            FNN_V a0[FNN_THIN_GROUP], a1[FNN_THIN_GROUP];
-            for (q = 0; q < FNN_THIN_GROUP; q++) {  /* rows past J repeat the last */
-                r[q] = R + (j + q < J ? j + q : J - 1) * K;
-                a0[q] = a1[q] = (FNN_V) {0};
-            }
-            for (k = 0; k < K; k += n) {
-                n = K - k < FNN_LANES ? K - k : FNN_LANES;
-                FNN_V x0 = FNN_NAME(fnn_load)(l0 + k, n), x1 = FNN_NAME(fnn_load)(l1 + k, n);
-                for (q = 0; q < FNN_THIN_GROUP; q++) {
-                    FNN_V v = FNN_NAME(fnn_load)(r[q] + k, n);
-                    a0[q] += x0 * v;
-                    a1[q] += x1 * v;
-                }
-            }
-            for (q = 0; q < FNN_THIN_GROUP && j + q < J; q++) {
+        for (j = 0; j < J; j += 4) {  /* rows of R past J repeat the last */
+            const FNN_T* r0 = R + j * K;
+            const FNN_T* r1 = R + (j + 1 < J ? j + 1 : J - 1) * K;
+            const FNN_T* r2 = R + (j + 2 < J ? j + 2 : J - 1) * K;
+            const FNN_T* r3 = R + (j + 3 < J ? j + 3 : J - 1) * K;
+            FNN_V s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0};
+            FNN_V s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+            for (k = 0; k + FNN_LANES <= K; k += FNN_LANES)
+                FNN_DOTS_STEP(FNN_LANES);
+            if (k < K)
+                FNN_DOTS_STEP(K - k);
+            FNN_T d0[4] = {FNN_NAME(fnn_lanes_sum)(s00), FNN_NAME(fnn_lanes_sum)(s01),
+                           FNN_NAME(fnn_lanes_sum)(s02), FNN_NAME(fnn_lanes_sum)(s03)};
+            FNN_T d1[4] = {FNN_NAME(fnn_lanes_sum)(s10), FNN_NAME(fnn_lanes_sum)(s11),
+                           FNN_NAME(fnn_lanes_sum)(s12), FNN_NAME(fnn_lanes_sum)(s13)};
+            for (q = 0; q < 4 && j + q < J; q++) {
                 FNN_T b = bias ? bias[j + q] : 0;
-                C[i * J + j + q] = b + FNN_NAME(fnn_lanes_sum)(a0[q]);
+                C[i * J + j + q] = b + d0[q];
                 if (i + 1 < m)
-                    C[(i + 1) * J + j + q] = b + FNN_NAME(fnn_lanes_sum)(a1[q]);
+                    C[(i + 1) * J + j + q] = b + d1[q];
             }
         }
     }
 }
+#undef FNN_DOTS_STEP
+
+/* acc0..acc3 (two vectors each) += the four values of L times two vectors of R */
+#define FNN_FOUR_TERMS(la, lb, lc, ld, v0, v1) do { \
+        a00 += (la) * v0; a01 += (la) * v1; a10 += (lb) * v0; a11 += (lb) * v1; \
+        a20 += (lc) * v0; a21 += (lc) * v1; a30 += (ld) * v0; a31 += (ld) * v1; \
+    } while (0)
 
 /* G (J, N) = L^T R for L (m, J) and R (m, N): G[j][c] = sum_i L[i][j] R[i][c], four
  * values of j and two vectors of c at a time, the rows i in order; with transposed,
@@ -271,32 +283,38 @@ static void FNN_NAME(fnn_thin_gram)(const FNN_T* L, const FNN_T* R, FNN_T* G, pt
     for (c = 0; c < N; c += 2 * FNN_LANES) {
         n0 = N - c < FNN_LANES ? N - c : FNN_LANES;
         n1 = N - c - n0 < FNN_LANES ? N - c - n0 : FNN_LANES;
-        for (j = 0; j < J; j += FNN_THIN_GROUP) {
-            FNN_V a0[FNN_THIN_GROUP], a1[FNN_THIN_GROUP];
-            ptrdiff_t col[FNN_THIN_GROUP];
-            for (q = 0; q < FNN_THIN_GROUP; q++) {
-                col[q] = j + q < J ? j + q : J - 1;
-                a0[q] = a1[q] = (FNN_V) {0};
-            }
-            for (i = 0; i < m; i++) {
-                const FNN_T* row = R + i * N + c;
-                FNN_V v0 = FNN_NAME(fnn_load)(row, n0);
-                FNN_V v1 = n1 > 0 ? FNN_NAME(fnn_load)(row + FNN_LANES, n1) : (FNN_V) {0};
-                for (q = 0; q < FNN_THIN_GROUP; q++) {
-                    FNN_T l = L[i * J + col[q]];
-                    a0[q] += l * v0;
-                    a1[q] += l * v1;
+        for (j = 0; j < J; j += 4) {  /* columns of L past J repeat the last */
+            ptrdiff_t j1 = j + 1 < J ? j + 1 : J - 1, j2 = j + 2 < J ? j + 2 : J - 1;
+            ptrdiff_t j3 = j + 3 < J ? j + 3 : J - 1;
+            FNN_V a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0};
+            FNN_V a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+            if (n1 == FNN_LANES) {
+                for (i = 0; i < m; i++) {
+                    const FNN_T* l = L + i * J;
+                    FNN_V v0 = FNN_NAME(fnn_load)(R + i * N + c, FNN_LANES);
+                    FNN_V v1 = FNN_NAME(fnn_load)(R + i * N + c + FNN_LANES, FNN_LANES);
+                    FNN_FOUR_TERMS(l[j], l[j1], l[j2], l[j3], v0, v1);
+                }
+            } else {
+                for (i = 0; i < m; i++) {
+                    const FNN_T* l = L + i * J;
+                    FNN_V v0 = FNN_NAME(fnn_load)(R + i * N + c, n0);
+                    FNN_V v1 = n1 > 0 ? FNN_NAME(fnn_load)(R + i * N + c + FNN_LANES, n1)
+                                      : (FNN_V) {0};
+                    FNN_FOUR_TERMS(l[j], l[j1], l[j2], l[j3], v0, v1);
                 }
             }
-            for (q = 0; q < FNN_THIN_GROUP && j + q < J; q++) {
+            FNN_V first[4] = {a00, a10, a20, a30}, second[4] = {a01, a11, a21, a31};
+            for (q = 0; q < 4 && j + q < J; q++) {
                 if (!transposed) {
-                    FNN_NAME(fnn_store)(G + (j + q) * N + c, a0[q], n0);
-                    if (n1 > 0) FNN_NAME(fnn_store)(G + (j + q) * N + c + FNN_LANES, a1[q], n1);
+                    FNN_NAME(fnn_store)(G + (j + q) * N + c, first[q], n0);
+                    if (n1 > 0)
+                        FNN_NAME(fnn_store)(G + (j + q) * N + c + FNN_LANES, second[q], n1);
                     continue;
                 }
                 FNN_T lanes[2 * FNN_LANES];
-                memcpy(lanes, &a0[q], sizeof(FNN_V));
-                memcpy(lanes + FNN_LANES, &a1[q], sizeof(FNN_V));
+                memcpy(lanes, &first[q], sizeof(FNN_V));
+                memcpy(lanes + FNN_LANES, &second[q], sizeof(FNN_V));
                 for (t = 0; t < n0; t++)
                     G[(c + t) * J + j + q] = lanes[t];
                 for (t = 0; t < n1; t++)
@@ -310,13 +328,13 @@ static void FNN_NAME(fnn_thin_gram)(const FNN_T* L, const FNN_T* R, FNN_T* G, pt
  * r_col (1, or R given as the transpose of a row-major (N, K) array): each row of C
  * a sum of K rows of R weighted by a row of L, four rows and two vectors of columns at
  * a time, the K terms in order. Columns are taken 64 at a time, their rows of R first
- * copied together (so that a transposed R is read with vector loads). */
+ * copied together (so that a transposed R is read with vector loads). K <= 16. */
 #define FNN_THIN_COLUMNS 64
 FNN_TARGET
 static void FNN_NAME(fnn_thin_combine)(const FNN_T* L, const FNN_T* R, ptrdiff_t r_row,
                                        ptrdiff_t r_col, const FNN_T* bias, FNN_T* C,
                                        ptrdiff_t m, ptrdiff_t K, ptrdiff_t N) {
-    FNN_T strip[FNN_THIN_COLUMNS * 16];  /* K <= 16 rows of up to 64 columns */
+    FNN_T strip[FNN_THIN_COLUMNS * 16];  /* K rows of up to 64 columns */
     ptrdiff_t c0, width, c, i, k, q, n0, n1;
     for (c0 = 0; c0 < N; c0 += FNN_THIN_COLUMNS) {
         width = N - c0 < FNN_THIN_COLUMNS ? N - c0 : FNN_THIN_COLUMNS;
@@ -324,40 +342,37 @@ static void FNN_NAME(fnn_thin_combine)(const FNN_T* L, const FNN_T* R, ptrdiff_t
             for (c = 0; c < FNN_THIN_COLUMNS && (c < width || c % (2 * FNN_LANES)); c++)
                 strip[k * FNN_THIN_COLUMNS + c] = c < width ? R[k * r_row + (c0 + c) * r_col]
                                                             : 0;
-        for (i = 0; i < m; i += FNN_THIN_GROUP) {
-            ptrdiff_t row[FNN_THIN_GROUP];
-            for (q = 0; q < FNN_THIN_GROUP; q++)  /* rows past m repeat the last */
-                row[q] = i + q < m ? i + q : m - 1;
+        for (i = 0; i < m; i += 4) {  /* rows past m repeat the last */
+            const FNN_T* l0 = L + i * K;
+            const FNN_T* l1 = L + (i + 1 < m ? i + 1 : m - 1) * K;
+            const FNN_T* l2 = L + (i + 2 < m ? i + 2 : m - 1) * K;
+            const FNN_T* l3 = L + (i + 3 < m ? i + 3 : m - 1) * K;
             for (c = 0; c < width; c += 2 * FNN_LANES) {
-                FNN_V a0[FNN_THIN_GROUP], a1[FNN_THIN_GROUP];
                 n0 = width - c < FNN_LANES ? width - c : FNN_LANES;
                 n1 = width - c - n0 < FNN_LANES ? width - c - n0 : FNN_LANES;
                 FNN_V b0 = bias ? FNN_NAME(fnn_load)(bias + c0 + c, n0) : (FNN_V) {0};
                 FNN_V b1 = bias && n1 > 0 ? FNN_NAME(fnn_load)(bias + c0 + c + FNN_LANES, n1)
                                           : (FNN_V) {0};
-                for (q = 0; q < FNN_THIN_GROUP; q++) {
-                    a0[q] = b0;
-                    a1[q] = b1;
-                }
+                FNN_V a00 = b0, a01 = b1, a10 = b0, a11 = b1;
+                FNN_V a20 = b0, a21 = b1, a30 = b0, a31 = b1;
                 for (k = 0; k < K; k++) {
                     const FNN_T* s = strip + k * FNN_THIN_COLUMNS + c;
                     FNN_V v0 = FNN_NAME(fnn_load)(s, FNN_LANES);  /* the strip has room */
                     FNN_V v1 = FNN_NAME(fnn_load)(s + FNN_LANES, FNN_LANES);
-                    for (q = 0; q < FNN_THIN_GROUP; q++) {
-                        FNN_T l = L[row[q] * K + k];
-                        a0[q] += l * v0;
-                        a1[q] += l * v1;
-                    }
+                    FNN_FOUR_TERMS(l0[k], l1[k], l2[k], l3[k], v0, v1);
                 }
-                for (q = 0; q < FNN_THIN_GROUP && i + q < m; q++) {
-                    FNN_NAME(fnn_store)(C + (i + q) * N + c0 + c, a0[q], n0);
+                FNN_V first[4] = {a00, a10, a20, a30}, second[4] = {a01, a11, a21, a31};
+                for (q = 0; q < 4 && i + q < m; q++) {
+                    FNN_NAME(fnn_store)(C + (i + q) * N + c0 + c, first[q], n0);
                     if (n1 > 0)
-                        FNN_NAME(fnn_store)(C + (i + q) * N + c0 + c + FNN_LANES, a1[q], n1);
+                        FNN_NAME(fnn_store)(C + (i + q) * N + c0 + c + FNN_LANES, second[q],
+                                            n1);
                 }
             }
         }
     }
 }
+#undef FNN_FOUR_TERMS
 
 /* 1 when any of the size values is NaN or infinite, else 0: x * 0 is 0 for finite x
  * and NaN otherwise, so the sum of those products is 0 exactly when all are finite. */
