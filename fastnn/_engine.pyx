@@ -451,6 +451,38 @@ cdef void _look_for_signals(Epoch* ep) noexcept nogil:
             ep.interrupted = True
 
 
+cdef void _slices(Epoch* ep, int member, int members, int parts, intp start, intp mb,
+                  double norm, floating* params) noexcept nogil:
+    """This member's slices of the batch of mb rows from position start (slices
+    member, member + members, ...): each one's loss into ep.part_loss and, when finite,
+    its gradient into its buffer, whether that is not finite into ep.part_bad."""
+    cdef int p
+    cdef Batch part
+    cdef const floating* inputs
+    for p from member <= p < parts by members:
+        _part_batch(ep, &part, start, mb * p // parts, mb * (p + 1) // parts, norm, params)
+        ep.part_loss[p] = _forward_loss(ep.plan, params, &part, <floating*> ep.work[p], 0,
+                                        &inputs)
+        ep.part_bad[p] = isfinite(ep.part_loss[p]) and _backward(
+            ep.plan, params, <floating*> ep.grads[p], inputs, part.m,
+            <floating*> ep.work[p], True)
+
+
+cdef bint _sum_slices(Epoch* ep, int parts, intp first, intp last,
+                      floating* params) noexcept nogil:
+    """grads[0][first:last] += grads[1] + ... in slice order; whether a sum is not
+    finite. (params: the dtype.)"""
+    cdef int p
+    cdef intp i
+    cdef floating* grads = <floating*> ep.grads[0]
+    cdef floating* other
+    for p in range(1, parts):
+        other = <floating*> ep.grads[p]
+        for i in range(first, last):
+            grads[i] += other[i]
+    return _first_nonfinite(grads + first, last - first, sizeof(floating) == 4) >= 0
+
+
 cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
                  floating* params) noexcept nogil:
     """One member's share of every step of the epoch (see Engine.epoch): the forward
@@ -458,18 +490,14 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
     its range of the parameters, the members meeting at the barrier in between. Every
     member takes the same decisions from the same shared values."""
     cdef const Plan* plan = ep.plan
-    cdef intp n = plan.at[plan.n_layers], start, mb, lo, hi, i
+    cdef intp n = plan.at[plan.n_layers], start, mb
     cdef intp first = 0 if member == 0 else (n * member // members) & ~15
     cdef intp last = n if member + 1 == members else (n * (member + 1) // members) & ~15
     cdef int parts, p
     cdef double norm, loss
     cdef long t = ep.steps[0]
-    cdef bint bad
-    cdef Batch part
     cdef Optim opt
-    cdef const floating* inputs
     cdef floating* grads = <floating*> ep.grads[0]
-    cdef floating* other
     for start from 0 <= start < ep.m by ep.batch_size:
         mb = min(ep.batch_size, ep.m - start)
         norm = _batch_norm(ep, <const floating*> ep.w, start, mb)
@@ -485,14 +513,7 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
         if opt.decay_per_sample:
             opt.weight_decay /= norm
         # 1. the loss and gradient of each of this member's parts of the batch
-        for p from member <= p < parts by members:
-            lo, hi = mb * p // parts, mb * (p + 1) // parts
-            _part_batch(ep, &part, start, lo, hi, norm, params)
-            ep.part_loss[p] = _forward_loss(plan, params, &part, <floating*> ep.work[p],
-                                            0, &inputs)
-            ep.part_bad[p] = isfinite(ep.part_loss[p]) and _backward(
-                plan, params, <floating*> ep.grads[p], inputs, part.m,
-                <floating*> ep.work[p], True)
+        _slices(ep, member, members, parts, start, mb, norm, params)
         if member == 0:
             ep.penalty = 0.5 * opt.weight_decay * _sum_squared_weights(plan, params) \
                 if opt.weight_decay != 0 else 0
@@ -507,12 +528,7 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
             return
         # 2. the parts' gradients summed in part order, on this member's range
         if parts > 1:
-            for p in range(1, parts):
-                other = <floating*> ep.grads[p]
-                for i in range(first, last):
-                    grads[i] += other[i]
-            ep.grads_bad[member] = _first_nonfinite(grads + first, last - first,
-                                                    sizeof(floating) == 4) >= 0
+            ep.grads_bad[member] = _sum_slices(ep, parts, first, last, params)
             fnn_barrier_wait(barrier)
             if _any(ep.grads_bad, members):
                 if member == 0:
@@ -567,6 +583,63 @@ cdef int _reraise(PyObject** error) except -1:
     """Raise what a signal handler raised during the epoch."""
     PyErr_Restore(error[0], error[1], error[2])
     return -1
+
+
+cdef const intp* _checked_order(object order, intp m) except? NULL:
+    """The rows of an epoch's order, checked: np.intp (m,), C-contiguous, every value
+    in [0, m); NULL for None (the rows in order)."""
+    if order is None:
+        return NULL
+    cdef cnp.ndarray rows = order
+    cdef intp i
+    if cnp.PyArray_TYPE(rows) != cnp.NPY_INTP or cnp.PyArray_NDIM(rows) != 1 \
+            or cnp.PyArray_DIMS(rows)[0] != m or not cnp.PyArray_IS_C_CONTIGUOUS(rows):
+        raise ValueError(f"order must be a C-contiguous np.intp array of {m} row numbers")
+    cdef const intp* values = <const intp*> cnp.PyArray_DATA(rows)
+    for i in range(m):
+        if not 0 <= values[i] < m:
+            raise ValueError(f"order must hold row numbers in [0, {m}); order[{i}] = "
+                             f"{values[i]}")
+    return values
+
+
+cdef int _epoch_buffers(Epoch* ep, int parts, intp n_params, size_t work_bytes,
+                        size_t item) except -1:
+    """The epoch's buffers: a gradient buffer and a workspace for each slice from 1
+    (slice 0 takes the engine's), and with an order the gathered batch. MemoryError
+    when one is missing; _epoch_free frees what was made."""
+    cdef int p
+    cdef intp n_in = ep.plan.sizes[0], k = ep.plan.sizes[ep.plan.n_layers]
+    ep.grads = <void**> calloc(parts, sizeof(void*))
+    ep.work = <void**> calloc(parts, sizeof(void*))
+    if ep.grads == NULL or ep.work == NULL:
+        raise MemoryError()
+    for p in range(1, parts):
+        ep.grads[p], ep.work[p] = malloc(n_params * item), malloc(work_bytes)
+        if ep.grads[p] == NULL or ep.work[p] == NULL:
+            raise MemoryError()
+    if ep.order != NULL:
+        ep.x_batch = malloc(ep.batch_size * n_in * item)
+        ep.y_batch = malloc(ep.batch_size * k * item)
+        ep.labels_batch = <intp*> malloc(ep.batch_size * sizeof(intp))
+        ep.w_batch = malloc(ep.batch_size * item)
+        if not (ep.x_batch and ep.y_batch and ep.labels_batch and ep.w_batch):
+            raise MemoryError()
+    return 0
+
+
+cdef void _epoch_free(Epoch* ep, int parts) noexcept:
+    cdef int p
+    if ep.grads != NULL and ep.work != NULL:
+        for p in range(1, parts):
+            free(ep.grads[p])
+            free(ep.work[p])
+    free(ep.grads)
+    free(ep.work)
+    free(ep.x_batch)
+    free(ep.y_batch)
+    free(ep.labels_batch)
+    free(ep.w_batch)
 
 
 # ---------------------------------------------------------------- the Python side
@@ -954,8 +1027,8 @@ cdef class Engine:
         update was made and overflowed a parameter. A batch whose weights sum to 0
         changes nothing but the tally's batch count and returns 0.0.
         """
-        return self._train(X, Y, update, cnp.PyArray_DIMS(X)[0] if X.ndim else 1,
-                           None, weights, 1, False)
+        return _train(self, X, Y, update, cnp.PyArray_DIMS(X)[0] if X.ndim else 1,
+                      None, weights, 1, False)
 
     def epoch(self, cnp.ndarray X, Y, Update update not None, intp batch_size,
               order=None, weights=None, int n_threads=1):
@@ -975,82 +1048,46 @@ cdef class Engine:
         what they raise (KeyboardInterrupt) is raised once the step is whole, and the
         update's tally counts the steps taken. No prediction or read runs during the
         call (it holds the engine as the writer)."""
-        return self._train(X, Y, update, batch_size, order, weights, n_threads,
-                           threading.current_thread() is threading.main_thread())
+        return _train(self, X, Y, update, batch_size, order, weights, n_threads,
+                      threading.current_thread() is threading.main_thread())
 
-    cdef double _train(self, cnp.ndarray X, Y, Update update, intp batch_size, order,
-                       weights, int n_threads, bint check_signals) except? -2:
-        if update.engine is not self:
-            raise ValueError("this Update was made by another engine's updater")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        if not 1 <= n_threads <= MAX_PARTS:
-            raise ValueError(f"n_threads must be in [1, {MAX_PARTS}]; got {n_threads}")
-        cdef Batch data
-        cdef Epoch ep
-        cdef cnp.ndarray rows
-        cdef intp i, m, n_in = self.plan.sizes[0], k = self.plan.sizes[self.plan.n_layers]
-        cdef intp n = self.plan.at[self.plan.n_layers], item = 4 if self.single else 8
-        _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &data)
-        m = data.m
-        memset(&ep, 0, sizeof(Epoch))
-        if order is not None:
-            rows = order
-            if cnp.PyArray_TYPE(rows) != cnp.NPY_INTP or cnp.PyArray_NDIM(rows) != 1 \
-                    or cnp.PyArray_DIMS(rows)[0] != m \
-                    or not cnp.PyArray_IS_C_CONTIGUOUS(rows):
-                raise ValueError(f"order must be a C-contiguous np.intp array of {m} row "
-                                 f"numbers")
-            ep.order = <const intp*> cnp.PyArray_DATA(rows)
-            for i in range(m):
-                if not 0 <= ep.order[i] < m:
-                    raise ValueError(f"order must hold row numbers in [0, {m}); "
-                                     f"order[{i}] = {ep.order[i]}")
-        batch_size = min(batch_size, m)
-        cdef intp last = m - (m - 1) // batch_size * batch_size  # the last batch's rows
-        cdef int p, parts = max(_parts(&self.plan, batch_size, n_threads),
-                                _parts(&self.plan, last, n_threads))
-        cdef intp rows_max = max(_part_rows(&self.plan, batch_size, n_threads),
-                                 _part_rows(&self.plan, last, n_threads))
-        ep.plan, ep.single, ep.m, ep.batch_size = &self.plan, self.single, m, batch_size
-        ep.n_threads, ep.check_signals = n_threads, check_signals
-        ep.params = cnp.PyArray_DATA(self.params)
-        ep.states, ep.opt = update.states, update.opt
-        ep.x, ep.y, ep.labels, ep.w = data.x, data.y, data.labels, data.w
-        ep.steps, ep.batches = update.steps, &update.batches
-        ep.loss_total, ep.weight_total = &update.loss_total, &update.weight_total
-        cdef size_t work_bytes = self._work_bytes(rows_max)
-        ep.grads = <void**> calloc(parts, sizeof(void*))
-        ep.work = <void**> calloc(parts, sizeof(void*))
-        self.gate.write_begin()
-        try:
-            if ep.grads == NULL or ep.work == NULL:
-                raise MemoryError()
-            ep.grads[0], ep.work[0] = cnp.PyArray_DATA(self.grads), self._workspace(rows_max)
-            for p in range(1, parts):
-                ep.grads[p], ep.work[p] = malloc(n * item), malloc(work_bytes)
-                if ep.grads[p] == NULL or ep.work[p] == NULL:
-                    raise MemoryError()
-            if ep.order != NULL:
-                ep.x_batch = malloc(batch_size * n_in * item)
-                ep.y_batch = malloc(batch_size * k * item)
-                ep.labels_batch = <intp*> malloc(batch_size * sizeof(intp))
-                ep.w_batch = malloc(batch_size * item)
-                if not (ep.x_batch and ep.y_batch and ep.labels_batch and ep.w_batch):
-                    raise MemoryError()
-            with nogil:
-                fnn_team_run(parts, _epoch_job, &ep)
-        finally:
-            self.gate.write_end()
-            for p in range(1, parts if ep.grads != NULL and ep.work != NULL else 0):
-                free(ep.grads[p])
-                free(ep.work[p])
-            free(ep.grads)
-            free(ep.work)
-            free(ep.x_batch)
-            free(ep.y_batch)
-            free(ep.labels_batch)
-            free(ep.w_batch)
-        if ep.error[0] != NULL:
-            _reraise(ep.error)
-        return ep.last_loss
+
+cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size,
+                   order, weights, int n_threads, bint check_signals) except? -2:
+    """Engine.epoch's work (see there), its arguments checked first."""
+    if update.engine is not self:
+        raise ValueError("this Update was made by another engine's updater")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    if not 1 <= n_threads <= MAX_PARTS:
+        raise ValueError(f"n_threads must be in [1, {MAX_PARTS}]; got {n_threads}")
+    cdef Batch data
+    cdef Epoch ep
+    _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &data)
+    memset(&ep, 0, sizeof(Epoch))
+    ep.order = _checked_order(order, data.m)
+    ep.plan, ep.single, ep.m = &self.plan, self.single, data.m
+    ep.batch_size, ep.n_threads = min(batch_size, data.m), n_threads
+    ep.check_signals, ep.params = check_signals, cnp.PyArray_DATA(self.params)
+    ep.states, ep.opt = update.states, update.opt
+    ep.x, ep.y, ep.labels, ep.w = data.x, data.y, data.labels, data.w
+    ep.steps, ep.batches = update.steps, &update.batches
+    ep.loss_total, ep.weight_total = &update.loss_total, &update.weight_total
+    cdef intp last = ep.m - (ep.m - 1) // ep.batch_size * ep.batch_size  # its rows
+    cdef int parts = max(_parts(&self.plan, ep.batch_size, n_threads),
+                         _parts(&self.plan, last, n_threads))
+    cdef intp rows = max(_part_rows(&self.plan, ep.batch_size, n_threads),
+                         _part_rows(&self.plan, last, n_threads))
+    self.gate.write_begin()
+    try:
+        _epoch_buffers(&ep, parts, self.plan.at[self.plan.n_layers],
+                       self._work_bytes(rows), 4 if self.single else 8)
+        ep.grads[0], ep.work[0] = cnp.PyArray_DATA(self.grads), self._workspace(rows)
+        with nogil:
+            fnn_team_run(parts, _epoch_job, &ep)
+    finally:
+        self.gate.write_end()
+        _epoch_free(&ep, parts)
+    if ep.error[0] != NULL:
+        _reraise(ep.error)
+    return ep.last_loss
