@@ -126,8 +126,9 @@ def activation_derivative(Z, A, out, activation, negative_slope=DEFAULT_NEGATIVE
 def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
     """Forward pass of a dense layer: Z = A_prev W^T + b, A = g(Z).
 
-    One GEMM, then bias and activation in one pass. Z is the cache dense_backward
-    needs; A may be Z itself when it is not needed.
+    One GEMM (for a thin layer, at most 16 outputs or inputs, vector loops), then bias
+    and activation in one pass. Z is the cache dense_backward needs; A may be Z
+    itself when it is not needed.
 
     Parameters
     ----------
