@@ -363,6 +363,8 @@ cdef struct Epoch:
     bint overflowed[MAX_PARTS]
     double penalty
     bint interrupted
+    bint look_now           # this step ends with a look for signals (member 0 decides)
+    PyObject* gate          # the engine's Gate, let go while signal handlers run
     # the outcome: the update's counter and tally, written by member 0 after each step
     int64_t* steps
     long* batches
@@ -435,20 +437,39 @@ cdef bint _any(const bint* flags, int n) noexcept nogil:
     return False
 
 
-cdef void _look_for_signals(Epoch* ep) noexcept nogil:
-    """Member 0 in the main thread, at most every SIGNAL_EVERY_NS: run Python's
-    signal handlers; what one raises (KeyboardInterrupt) stops the epoch."""
+cdef bint _signals_due(Epoch* ep) noexcept nogil:
+    """Member 0, at the start of a step: whether the step ends with a look for signals
+    (in the main thread, at most every SIGNAL_EVERY_NS)."""
     cdef timespec now
     cdef long long ns
+    if not ep.check_signals:
+        return False
     clock_gettime(CLOCK_MONOTONIC, &now)
     ns = now.tv_sec * 1000000000LL + now.tv_nsec
     if ns < ep.next_check:
-        return
+        return False
     ep.next_check = ns + SIGNAL_EVERY_NS
+    return True
+
+
+cdef void _look_for_signals(Epoch* ep) noexcept nogil:
+    """Member 0, between two steps (the others waiting): run Python's signal handlers
+    with the engine let go (so that a handler may predict or save); what one raises
+    (KeyboardInterrupt) stops the epoch."""
     with gil:
+        gate = <Gate> ep.gate
+        gate.write_end()
         if PyErr_CheckSignals() != 0:
             PyErr_Fetch(&ep.error[0], &ep.error[1], &ep.error[2])
             ep.interrupted = True
+        while True:  # the engine back, whatever interrupts the wait for it
+            try:
+                gate.write_begin()
+                break
+            except BaseException:
+                if not ep.interrupted:
+                    PyErr_Fetch(&ep.error[0], &ep.error[1], &ep.error[2])
+                    ep.interrupted = True
 
 
 cdef void _slices(Epoch* ep, int member, int members, int parts, intp start, intp mb,
@@ -497,6 +518,7 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
     cdef double norm, loss
     cdef long t = ep.steps[0]
     cdef Optim opt
+    cdef bint look, overflowed
     cdef floating* grads = <floating*> ep.grads[0]
     for start from 0 <= start < ep.m by ep.batch_size:
         mb = min(ep.batch_size, ep.m - start)
@@ -517,7 +539,9 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
         if member == 0:
             ep.penalty = 0.5 * opt.weight_decay * _sum_squared_weights(plan, params) \
                 if opt.weight_decay != 0 else 0
+            ep.look_now = _signals_due(ep)
         fnn_barrier_wait(barrier)
+        look = ep.look_now
         loss = ep.part_loss[0]
         for p in range(1, parts):
             loss += ep.part_loss[p]
@@ -537,22 +561,23 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
         # 3. the update of this member's range
         ep.overflowed[member] = _apply(plan, &opt, params, grads, <floating**> ep.states,
                                        first, last)
-        if member == 0 and ep.check_signals:
-            _look_for_signals(ep)
-        fnn_barrier_wait(barrier)
+        fnn_barrier_wait(barrier)  # the step is whole
+        overflowed = _any(ep.overflowed, members)
         if member == 0:
             ep.steps[0] = t  # the update was made
-            ep.last_loss = loss
-            if not _any(ep.overflowed, members):
+            ep.last_loss = -INFINITY if overflowed else loss
+            if not overflowed:
                 ep.batches[0] += 1
                 ep.loss_total[0] += loss * norm
                 ep.weight_total[0] += norm
-        if _any(ep.overflowed, members):
-            if member == 0:
-                ep.last_loss = -INFINITY
+                if look:
+                    _look_for_signals(ep)
+        if overflowed:
             return
-        if ep.interrupted:
-            return
+        if look:
+            fnn_barrier_wait(barrier)  # what the handlers said
+            if ep.interrupted:
+                return
 
 
 cdef void _epoch_job(void* context, int member, int members,
@@ -1044,10 +1069,11 @@ cdef class Engine:
         BLAS on one thread meanwhile; the gradients of the slices are summed in slice
         order, so the result depends on n_threads, never on the threads that ran it.
 
-        In the main thread, signal handlers run every 20 ms or so, between two steps:
-        what they raise (KeyboardInterrupt) is raised once the step is whole, and the
-        update's tally counts the steps taken. No prediction or read runs during the
-        call (it holds the engine as the writer)."""
+        In the main thread, signal handlers run every 20 ms or so, between two steps,
+        with the engine let go (a handler may predict or save): what they raise
+        (KeyboardInterrupt) stops the epoch there, and the update's tally counts the
+        steps taken. Otherwise no prediction or read runs during the call (it holds
+        the engine as the writer)."""
         return _train(self, X, Y, update, batch_size, order, weights, n_threads,
                       threading.current_thread() is threading.main_thread())
 
@@ -1069,6 +1095,7 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
     ep.plan, ep.single, ep.m = &self.plan, self.single, data.m
     ep.batch_size, ep.n_threads = min(batch_size, data.m), n_threads
     ep.check_signals, ep.params = check_signals, cnp.PyArray_DATA(self.params)
+    ep.gate = <PyObject*> self.gate
     ep.states, ep.opt = update.states, update.opt
     ep.x, ep.y, ep.labels, ep.w = data.x, data.y, data.labels, data.w
     ep.steps, ep.batches = update.steps, &update.batches

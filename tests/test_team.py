@@ -4,6 +4,9 @@ into slices of the batch on a team of threads, BLAS on one thread meanwhile.
 The truths: the same steps taken one call each (Engine.step) and by the NumPy twin,
 the same bits for the same n_threads whatever else runs, BLAS's limit put back, and
 on scikit-learn's digits the same accuracy from one thread or two."""
+import subprocess
+import sys
+import textwrap
 import threading
 import warnings
 
@@ -209,3 +212,33 @@ def test_the_estimators_take_n_threads():
     assert np.array_equal(fits[0].model_.engine.params, fits[1].model_.engine.params)
     with pytest.raises(ValueError, match="n_threads"):
         fastnn.MLPRegressor(n_threads=0).fit(X, y.astype(float))
+
+
+def test_signal_handlers_may_read_the_model_during_an_epoch(tmp_path):
+    """A handler runs between two steps with the engine let go: one that predicts and
+    saves (a checkpoint on a timer) does not wait for the epoch, which holds the model
+    otherwise. In a subprocess, so that a hang is a failure, not a stuck suite."""
+    script = textwrap.dedent(f"""
+        import signal
+        import numpy as np
+        from fastnn import MLP, load
+        X = np.random.default_rng(0).standard_normal((100_000, 64))
+        y = np.random.default_rng(1).integers(0, 10, 100_000)
+        net = MLP({SIZES}, output="softmax", seed=0)
+        calls = []
+
+        def checkpoint(signum, frame):
+            calls.append(net.predict_proba(X[:3]).shape)
+            net.save("checkpoint.npz")
+
+        signal.signal(signal.SIGALRM, checkpoint)
+        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+        net.fit(X, y, epochs=1, batch_size=32, n_threads=2)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        print(len(calls), load("checkpoint.npz").layer_sizes)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=120,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    count, sizes = run.stdout.split(" ", 1)
+    assert int(count) >= 1 and sizes.strip() == str(tuple(SIZES))
