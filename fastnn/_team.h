@@ -5,7 +5,8 @@
  *   - The helpers of every team in the process come from one budget: the CPUs the
  *     process may use, less one (the calling thread is the user's), so teams started
  *     from many threads at once never add up to more threads than cores; a team that
- *     finds the budget spent runs with fewer helpers, down to none.
+ *     finds the budget spent runs with fewer helpers, down to none. Helpers outlive
+ *     their teams, asleep in between (a fork's child starts without them).
  *   - BLAS (scipy's OpenBLAS, which fastnn's products call) runs on one thread while any
  *     team runs: the team's threads are the parallelism. Its limit before the first
  *     team (what OMP_NUM_THREADS, OPENBLAS_NUM_THREADS or threadpoolctl set) is put back
@@ -23,6 +24,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <unistd.h>
 #endif
 
@@ -158,60 +160,123 @@ static void fnn_blas_single_end(void) {
  * barrier is for the members */
 typedef void (*fnn_job)(void* context, int member, int members, fnn_barrier* barrier);
 
+/* A helper's part in one team: set by the caller, read by the helper until it sets
+ * finished, its last touch. */
 typedef struct {
     fnn_job job;
     void* context;
     int member;
-    int* members;  /* set, with the barrier and then *ready, once every helper started */
+    int* members;  /* set, with the barrier and then *ready, once the team is complete */
     fnn_barrier* barrier;
     int* ready;
+    int finished;
 } fnn_seat;
 
+#define FNN_MAX_TEAM 64
+
 #ifdef FNN_THREADS
+/* The helpers outlive their teams: between teams they sleep, each on its own condition,
+ * in the idle list, so that a team starts with a wake-up instead of a new thread. */
+typedef struct fnn_helper {
+    pthread_cond_t wake;
+    fnn_seat* seat;  /* the part to play, or NULL while idle */
+    struct fnn_helper* next;
+} fnn_helper;
+
+static fnn_helper* fnn_idle = NULL;
+
 static void* fnn_helper_main(void* argument) {
-    fnn_seat* seat = (fnn_seat*) argument;
-    while (!__atomic_load_n(seat->ready, __ATOMIC_ACQUIRE)) {
+    fnn_helper* self = (fnn_helper*) argument;
+    FNN_LOCK();
+    for (;;) {
+        while (self->seat == NULL)
+            pthread_cond_wait(&self->wake, &fnn_team_lock);
+        fnn_seat* seat = self->seat;
+        FNN_UNLOCK();
+        while (!__atomic_load_n(seat->ready, __ATOMIC_ACQUIRE)) {
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
+            __builtin_ia32_pause();
 #endif
+        }
+        seat->job(seat->context, seat->member, *seat->members, seat->barrier);
+        FNN_LOCK();
+        self->seat = NULL;
+        self->next = fnn_idle;
+        fnn_idle = self;
+        __atomic_store_n(&seat->finished, 1, __ATOMIC_RELEASE);  /* the caller may go */
     }
-    seat->job(seat->context, seat->member, *seat->members, seat->barrier);
     return NULL;
 }
-#endif
 
-#define FNN_MAX_TEAM 64
+/* A fork's child has none of the parent's threads: it starts without helpers. */
+static void fnn_forget_helpers(void) {
+    pthread_mutex_init(&fnn_team_lock, NULL);
+    fnn_idle = NULL;
+    fnn_helpers_busy = 0;
+}
+
+/* An idle helper given seat, or a new one (lock held); 0 when none can be had. */
+static int fnn_hire(fnn_seat* seat) {
+    static int fork_handled = 0;
+    fnn_helper* helper = fnn_idle;
+    pthread_t thread;
+    if (helper != NULL) {
+        fnn_idle = helper->next;
+    } else {
+        if (!fork_handled)
+            fork_handled = pthread_atfork(NULL, NULL, fnn_forget_helpers) == 0;
+        helper = (fnn_helper*) calloc(1, sizeof(fnn_helper));
+        if (helper == NULL || !fork_handled || pthread_cond_init(&helper->wake, NULL) != 0) {
+            free(helper);
+            return 0;
+        }
+        helper->seat = seat;
+        if (pthread_create(&thread, NULL, fnn_helper_main, helper) != 0) {
+            pthread_cond_destroy(&helper->wake);
+            free(helper);
+            return 0;
+        }
+        pthread_detach(thread);
+        return 1;
+    }
+    helper->seat = seat;
+    pthread_cond_signal(&helper->wake);
+    return 1;
+}
+#endif
 
 /* Runs job on the calling thread and up to wanted - 1 helpers (as many as the budget
  * and the system give), with BLAS on one thread; returns when all are done. The job
  * learns how many members there are; what it computes must not depend on that. */
 static void fnn_team_run(int wanted, fnn_job job, void* context) {
-    int helpers = 0, members = 1, ready = 0;
+    int members = 1, ready = 0;
     fnn_barrier barrier;
     fnn_blas_single_begin();
 #ifdef FNN_THREADS
-    pthread_t threads[FNN_MAX_TEAM];
     fnn_seat seats[FNN_MAX_TEAM];
+    int helpers = 0;
     if (wanted > FNN_MAX_TEAM) wanted = FNN_MAX_TEAM;
     if (wanted > 1) {
         FNN_LOCK();
         helpers = fnn_cpu_count() - 1 - fnn_helpers_busy;
         if (helpers > wanted - 1) helpers = wanted - 1;
-        if (helpers < 0) helpers = 0;
-        fnn_helpers_busy += helpers;
+        for (; members - 1 < helpers; members++) {
+            seats[members - 1] = (fnn_seat) {job, context, members, &members, &barrier,
+                                             &ready, 0};
+            if (!fnn_hire(&seats[members - 1])) break;
+        }
+        fnn_helpers_busy += members - 1;
         FNN_UNLOCK();
-    }
-    for (int i = 0; i < helpers; i++) {
-        seats[i] = (fnn_seat) {job, context, members, &members, &barrier, &ready};
-        if (pthread_create(&threads[i], NULL, fnn_helper_main, &seats[i]) != 0) break;
-        members++;
     }
     fnn_barrier_init(&barrier, members);
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     job(context, 0, members, &barrier);
-    for (int i = 0; i < members - 1; i++) pthread_join(threads[i], NULL);
+    for (int i = 0; i < members - 1; i++) {
+        for (unsigned spins = 0; !__atomic_load_n(&seats[i].finished, __ATOMIC_ACQUIRE);)
+            if (++spins > 1000) sched_yield();
+    }
     FNN_LOCK();
-    fnn_helpers_busy -= helpers;
+    fnn_helpers_busy -= members - 1;
     FNN_UNLOCK();
 #else
     (void) wanted;

@@ -242,3 +242,29 @@ def test_signal_handlers_may_read_the_model_during_an_epoch(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     count, sizes = run.stdout.split(" ", 1)
     assert int(count) >= 1 and sizes.strip() == str(tuple(SIZES))
+
+
+def test_a_forked_child_trains_on_threads_of_its_own(tmp_path):
+    """Helpers sleep between fits; a fork's child has none of them and makes its own
+    (multiprocessing's fork start, joblib's, dask's): it trains to the parent's bits."""
+    script = textwrap.dedent(f"""
+        import os
+        import numpy as np
+        from fastnn import MLP
+        X = np.random.default_rng(0).standard_normal((600, 64))
+        y = np.random.default_rng(1).integers(0, 10, 600)
+
+        def fit():
+            net = MLP({SIZES}, output="softmax", seed=0)
+            net.fit(X, y, epochs=2, batch_size=256, optimizer="adam", n_threads=2)
+            return net.engine.params
+
+        parent = fit()
+        child = os.fork()
+        if child == 0:
+            os._exit(0 if np.array_equal(fit(), parent) else 3)
+        print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=120,
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "0", run.stderr[-3000:]
