@@ -185,7 +185,7 @@ def test_fit(benchmark, peer_threads, impl, case):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 return _estimator(impl, kind, settings).fit(X_train, y_train).predict
 
-    predict = benchmark.pedantic(fit, rounds=3, iterations=1, warmup_rounds=1)
+    predict = benchmark.pedantic(fit, rounds=5, iterations=1, warmup_rounds=1)
     benchmark.extra_info["test_score"] = _score(kind, predict(X_test), y_test)
 
 
