@@ -21,7 +21,7 @@ from libc.math cimport INFINITY, NAN, isfinite
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_INCREF, PyObject
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from scipy.linalg.cython_blas cimport dgemm as _scipy_dgemm
 
@@ -437,6 +437,18 @@ cdef bint _any(const bint* flags, int n) noexcept nogil:
     return False
 
 
+cdef void _keep_error(Epoch* ep, error) noexcept:
+    """ep.error = what raised error, for _reraise (which steals the references)."""
+    kind, traceback = type(error), error.__traceback__
+    Py_INCREF(kind)
+    Py_INCREF(error)
+    ep.error[0], ep.error[1] = <PyObject*> kind, <PyObject*> error
+    if traceback is not None:
+        Py_INCREF(traceback)
+        ep.error[2] = <PyObject*> traceback
+    ep.interrupted = True
+
+
 cdef bint _signals_due(Epoch* ep) noexcept nogil:
     """Member 0, at the start of a step: whether the step ends with a look for signals
     (in the main thread, at most every SIGNAL_EVERY_NS)."""
@@ -466,10 +478,9 @@ cdef void _look_for_signals(Epoch* ep) noexcept nogil:
             try:
                 gate.write_begin()
                 break
-            except BaseException:
+            except BaseException as error:
                 if not ep.interrupted:
-                    PyErr_Fetch(&ep.error[0], &ep.error[1], &ep.error[2])
-                    ep.interrupted = True
+                    _keep_error(ep, error)
 
 
 cdef void _slices(Epoch* ep, int member, int members, int parts, intp start, intp mb,
@@ -578,6 +589,7 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
             fnn_barrier_wait(barrier)  # what the handlers said
             if ep.interrupted:
                 return
+            t = ep.steps[0]  # (a handler may have stepped the engine itself)
 
 
 cdef void _epoch_job(void* context, int member, int members,
@@ -1105,14 +1117,24 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
                          _parts(&self.plan, last, n_threads))
     cdef intp rows = max(_part_rows(&self.plan, ep.batch_size, n_threads),
                          _part_rows(&self.plan, last, n_threads))
+    cdef void* work = NULL
+    cdef intp work_rows = 0
     self.gate.write_begin()
     try:
         _epoch_buffers(&ep, parts, self.plan.at[self.plan.n_layers],
                        self._work_bytes(rows), 4 if self.single else 8)
-        ep.grads[0], ep.work[0] = cnp.PyArray_DATA(self.grads), self._workspace(rows)
+        # the engine's workspace is the epoch's own until it ends (a signal handler
+        # that steps the engine meanwhile makes another)
+        ep.work[0], work, work_rows = self._workspace(rows), self.work, self.work_rows
+        self.work, self.work_rows = NULL, 0
+        ep.grads[0] = cnp.PyArray_DATA(self.grads)
         with nogil:
             fnn_team_run(parts, _epoch_job, &ep)
     finally:
+        if work != NULL and self.work == NULL:
+            self.work, self.work_rows = work, work_rows
+        else:
+            free(work)
         self.gate.write_end()
         _epoch_free(&ep, parts)
     if ep.error[0] != NULL:

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #endif
 
@@ -36,7 +37,7 @@
 typedef struct {
     int n;
     int arrived;
-    int phase;
+    unsigned phase;
 } fnn_barrier;
 
 static void fnn_barrier_init(fnn_barrier* b, int n) { b->n = n; b->arrived = 0; b->phase = 0; }
@@ -44,7 +45,7 @@ static void fnn_barrier_init(fnn_barrier* b, int n) { b->n = n; b->arrived = 0; 
 static void fnn_barrier_wait(fnn_barrier* b) {
     if (b->n <= 1) return;
 #ifdef FNN_THREADS
-    int phase = __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE);
+    unsigned phase = __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE);
     if (__atomic_add_fetch(&b->arrived, 1, __ATOMIC_ACQ_REL) == b->n) {
         __atomic_store_n(&b->arrived, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&b->phase, phase + 1, __ATOMIC_RELEASE);
@@ -55,8 +56,12 @@ static void fnn_barrier_wait(fnn_barrier* b) {
 #if defined(__x86_64__) || defined(__i386__)
             __builtin_ia32_pause();
 #endif
-        } else {
+        } else if (spins < 21000) {
             sched_yield();
+        } else {  /* a long wait (signal handlers, a slow reader): sleep between looks */
+            struct timespec nap = {0, 100000};
+            nanosleep(&nap, NULL);
+            spins = 20999;
         }
     }
 #endif
@@ -96,6 +101,25 @@ typedef int (*fnn_get_threads_fn)(void);
 static fnn_set_threads_fn fnn_blas_set = NULL;
 static fnn_get_threads_fn fnn_blas_get = NULL;
 static int fnn_blas_users = 0, fnn_blas_saved = 0;
+static int fnn_blas_restore = 0;  /* a fork's child: put back fnn_blas_saved first */
+static int fnn_fork_handled = 0;
+
+#ifdef FNN_THREADS
+struct fnn_helper;
+static struct fnn_helper* fnn_idle;
+
+/* Forks: the lock is held across them, and a child, which has none of the parent's
+ * threads, starts without helpers or running teams (BLAS's limit to be put back). */
+static void fnn_fork_prepare(void) { FNN_LOCK(); }
+static void fnn_fork_parent(void) { FNN_UNLOCK(); }
+static void fnn_fork_child(void) {
+    fnn_idle = NULL;
+    fnn_helpers_busy = 0;
+    fnn_blas_restore = fnn_blas_users > 0;
+    fnn_blas_users = 0;
+    FNN_UNLOCK();
+}
+#endif
 
 /* Finds the thread controls of the OpenBLAS that the shared library holding
  * blas_function (scipy's cython_blas) is linked to; without them (another BLAS),
@@ -109,6 +133,8 @@ static void fnn_blas_find(const void* blas_function) {
         {"openblas_set_num_threads64_", "openblas_get_num_threads64_"}};
     Dl_info info;
     void* library;
+    fnn_fork_handled = pthread_atfork(fnn_fork_prepare, fnn_fork_parent,
+                                      fnn_fork_child) == 0;
     if (!dladdr(blas_function, &info) || info.dli_fname == NULL) return;
     library = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);  /* already loaded */
     if (library == NULL) return;
@@ -128,10 +154,19 @@ static void fnn_blas_find(const void* blas_function) {
 
 /* BLAS's thread limit as the caller set it (while teams run, the one they put back
  * at the end); 0 when fastnn cannot see BLAS's threads. */
+/* (lock held) a fork's child puts back the limit its parent's teams held at one */
+static void fnn_blas_settle(void) {
+    if (fnn_blas_restore && fnn_blas_users == 0) {
+        fnn_blas_restore = 0;
+        if (fnn_blas_saved != 1) fnn_blas_set(fnn_blas_saved);
+    }
+}
+
 static int fnn_blas_limit(void) {
     int limit;
     if (fnn_blas_get == NULL) return 0;
     FNN_LOCK();
+    fnn_blas_settle();
     limit = fnn_blas_users > 0 ? fnn_blas_saved : fnn_blas_get();
     FNN_UNLOCK();
     return limit;
@@ -140,6 +175,7 @@ static int fnn_blas_limit(void) {
 static void fnn_blas_single_begin(void) {
     if (fnn_blas_get == NULL) return;
     FNN_LOCK();
+    fnn_blas_settle();
     if (fnn_blas_users++ == 0) {
         fnn_blas_saved = fnn_blas_get();
         if (fnn_blas_saved != 1) fnn_blas_set(1);
@@ -208,25 +244,18 @@ static void* fnn_helper_main(void* argument) {
     return NULL;
 }
 
-/* A fork's child has none of the parent's threads: it starts without helpers. */
-static void fnn_forget_helpers(void) {
-    pthread_mutex_init(&fnn_team_lock, NULL);
-    fnn_idle = NULL;
-    fnn_helpers_busy = 0;
-}
 
 /* An idle helper given seat, or a new one (lock held); 0 when none can be had. */
 static int fnn_hire(fnn_seat* seat) {
-    static int fork_handled = 0;
     fnn_helper* helper = fnn_idle;
     pthread_t thread;
     if (helper != NULL) {
         fnn_idle = helper->next;
     } else {
-        if (!fork_handled)
-            fork_handled = pthread_atfork(NULL, NULL, fnn_forget_helpers) == 0;
+        if (!fnn_fork_handled)  /* a fork's child could not forget this thread */
+            return 0;
         helper = (fnn_helper*) calloc(1, sizeof(fnn_helper));
-        if (helper == NULL || !fork_handled || pthread_cond_init(&helper->wake, NULL) != 0) {
+        if (helper == NULL || pthread_cond_init(&helper->wake, NULL) != 0) {
             free(helper);
             return 0;
         }

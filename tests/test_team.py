@@ -268,3 +268,96 @@ def test_a_forked_child_trains_on_threads_of_its_own(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=120,
                          capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "0", run.stderr[-3000:]
+
+
+# The scripts of the handler tests below: a model and its engine, and an Adam update.
+_ENGINE_SCRIPT = f"""
+import signal, threading, time
+import numpy as np
+from fastnn import MLP
+from fastnn.model.inputs import targets
+from fastnn.model.training import TrainingSettings
+from fastnn.optim import Adam, OptimizerState
+X = np.random.default_rng(0).standard_normal((40_000, 64))
+y = np.random.default_rng(1).integers(0, 10, 40_000)
+net = MLP({SIZES}, output="softmax", seed=0)
+engine, T = net.engine, targets(net, y, 40_000)
+state = OptimizerState(Adam(1e-3), len(engine.params), engine.params.dtype)
+update = engine.updater(TrainingSettings(optimizer=Adam(1e-3), state=state))
+update.start_epoch()
+"""
+
+
+def _run(tmp_path, script):
+    run = subprocess.run([sys.executable, "-c", _ENGINE_SCRIPT + textwrap.dedent(script)],
+                         cwd=tmp_path, timeout=120, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout.split()
+
+
+def test_a_handler_that_steps_the_engine_leaves_the_epoch_whole(tmp_path):
+    """A step from a signal handler (a bigger batch: a new workspace; the same update:
+    one more step) neither frees the epoch's workspace under it nor rewinds the
+    update's step counter."""
+    taken = _run(tmp_path, """
+        calls = []
+        def handler(signum, frame):
+            if not calls:
+                calls.append(engine.step(X[:4000], T[:4000], update))
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        engine.epoch(X, T, update, 256, None, None, 2)
+        print(len(calls), update.batches, int(state.steps[0]))
+    """)
+    assert taken == ["1", "158", "158"]  # 157 batches of the epoch, one of the handler
+
+
+def test_an_interrupt_while_the_epoch_waits_for_a_reader_is_raised(tmp_path):
+    """A second signal lands while the epoch, after a handler, waits to take the model
+    back from a slow reader: its KeyboardInterrupt is raised, not lost."""
+    outcome = _run(tmp_path, """
+        calls = []
+        def handler(signum, frame):
+            calls.append(1)
+            if len(calls) == 1:
+                entered = threading.Event()
+                threading.Thread(target=lambda: engine.read(
+                    lambda: (entered.set(), time.sleep(0.5)))).start()
+                entered.wait()
+                signal.setitimer(signal.ITIMER_REAL, 0.1)
+            else:
+                raise KeyboardInterrupt("second alarm")
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        try:
+            engine.epoch(X, T, update, 32, None, None, 2)
+            print("returned")
+        except KeyboardInterrupt as error:
+            print(error, update.batches < 1250)
+    """)
+    assert outcome == ["second", "alarm", "True"]
+
+
+def test_a_fork_during_a_fit_leaves_the_child_its_blas_threads(tmp_path):
+    """A fork while another thread's fit holds BLAS at one thread: the child puts back
+    the limit its parent set, and its default n_threads follows it."""
+    outcome = _run(tmp_path, """
+        import os
+        from threadpoolctl import threadpool_info, threadpool_limits
+        from fastnn._engine import cpu_count, default_threads
+        def blas():
+            return next(lib["num_threads"] for lib in threadpool_info()
+                        if lib["user_api"] == "blas" and "scipy.libs" in lib["filepath"])
+        threadpool_limits(2, user_api="blas")
+        trainer = threading.Thread(target=lambda: net.fit(X, y, epochs=3, batch_size=32))
+        trainer.start()
+        time.sleep(0.3)
+        child = os.fork()
+        if child == 0:
+            MLP(net.layer_sizes, output="softmax", seed=0).fit(X[:600], y[:600], n_threads=2)
+            os._exit(10 * blas() + default_threads())
+        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        trainer.join()
+        print(code, 10 * 2 + min(2, cpu_count()))
+    """)
+    assert outcome[0] == outcome[1]
