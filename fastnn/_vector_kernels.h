@@ -102,7 +102,34 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
         int act, FNN_T slope) {
     ptrdiff_t i = 0, j, k, n;
     for (; i + FNN_WIDE <= m; i += FNN_WIDE) {
-        for (j = 0; j < n_out; j++) {
+        for (j = 0; j + 1 < n_out; j += 2) {  /* two units share each load of src */
+            FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0), a1 = a0, a2 = a0, a3 = a0;
+            FNN_V c0 = (FNN_V) {0} + (b ? b[j + 1] : 0), c1 = c0, c2 = c0, c3 = c0;
+            for (k = 0; k < n_in; k++) {
+                const FNN_T* s = src + k * m + i;
+                FNN_T v = w[j * w_row + k * w_col], u = w[(j + 1) * w_row + k * w_col];
+                FNN_V s0 = FNN_NAME(fnn_load)(s, FNN_LANES);
+                FNN_V s1 = FNN_NAME(fnn_load)(s + FNN_LANES, FNN_LANES);
+                FNN_V s2 = FNN_NAME(fnn_load)(s + 2 * FNN_LANES, FNN_LANES);
+                FNN_V s3 = FNN_NAME(fnn_load)(s + 3 * FNN_LANES, FNN_LANES);
+                a0 += v * s0; a1 += v * s1; a2 += v * s2; a3 += v * s3;
+                c0 += u * s0; c1 += u * s1; c2 += u * s2; c3 += u * s3;
+            }
+            FNN_NAME(fnn_emit)(a0, j * m + i, FNN_LANES, dst, gate, act, slope);
+            FNN_NAME(fnn_emit)(a1, j * m + i + FNN_LANES, FNN_LANES, dst, gate, act, slope);
+            FNN_NAME(fnn_emit)(a2, j * m + i + 2 * FNN_LANES, FNN_LANES, dst, gate, act,
+                               slope);
+            FNN_NAME(fnn_emit)(a3, j * m + i + 3 * FNN_LANES, FNN_LANES, dst, gate, act,
+                               slope);
+            FNN_NAME(fnn_emit)(c0, (j + 1) * m + i, FNN_LANES, dst, gate, act, slope);
+            FNN_NAME(fnn_emit)(c1, (j + 1) * m + i + FNN_LANES, FNN_LANES, dst, gate, act,
+                               slope);
+            FNN_NAME(fnn_emit)(c2, (j + 1) * m + i + 2 * FNN_LANES, FNN_LANES, dst, gate,
+                               act, slope);
+            FNN_NAME(fnn_emit)(c3, (j + 1) * m + i + 3 * FNN_LANES, FNN_LANES, dst, gate,
+                               act, slope);
+        }
+        for (; j < n_out; j++) {
             FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0), a1 = a0, a2 = a0, a3 = a0;
             for (k = 0; k < n_in; k++) {
                 const FNN_T* s = src + k * m + i;
