@@ -94,6 +94,17 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_emit)(FNN_V v, ptrdiff_t at, ptrdiff_t n
     FNN_NAME(fnn_store)(dst + at, FNN_NAME(fnn_gate)(v, g, act, slope), n);
 }
 
+/* fnn_emit of the four vectors of one unit's block of FNN_WIDE samples at at */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_emit_block)(FNN_V v0, FNN_V v1, FNN_V v2, FNN_V v3,
+                                                    ptrdiff_t at, FNN_T* dst,
+                                                    const FNN_T* gate, int act,
+                                                    FNN_T slope) {
+    FNN_NAME(fnn_emit)(v0, at, FNN_LANES, dst, gate, act, slope);
+    FNN_NAME(fnn_emit)(v1, at + FNN_LANES, FNN_LANES, dst, gate, act, slope);
+    FNN_NAME(fnn_emit)(v2, at + 2 * FNN_LANES, FNN_LANES, dst, gate, act, slope);
+    FNN_NAME(fnn_emit)(v3, at + 3 * FNN_LANES, FNN_LANES, dst, gate, act, slope);
+}
+
 /* fnn_narrow_product's loops, inlined once for each combination of gate present and
  * act, so that none of those choices is made inside them. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
@@ -115,19 +126,8 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
                 a0 += v * s0; a1 += v * s1; a2 += v * s2; a3 += v * s3;
                 c0 += u * s0; c1 += u * s1; c2 += u * s2; c3 += u * s3;
             }
-            FNN_NAME(fnn_emit)(a0, j * m + i, FNN_LANES, dst, gate, act, slope);
-            FNN_NAME(fnn_emit)(a1, j * m + i + FNN_LANES, FNN_LANES, dst, gate, act, slope);
-            FNN_NAME(fnn_emit)(a2, j * m + i + 2 * FNN_LANES, FNN_LANES, dst, gate, act,
-                               slope);
-            FNN_NAME(fnn_emit)(a3, j * m + i + 3 * FNN_LANES, FNN_LANES, dst, gate, act,
-                               slope);
-            FNN_NAME(fnn_emit)(c0, (j + 1) * m + i, FNN_LANES, dst, gate, act, slope);
-            FNN_NAME(fnn_emit)(c1, (j + 1) * m + i + FNN_LANES, FNN_LANES, dst, gate, act,
-                               slope);
-            FNN_NAME(fnn_emit)(c2, (j + 1) * m + i + 2 * FNN_LANES, FNN_LANES, dst, gate,
-                               act, slope);
-            FNN_NAME(fnn_emit)(c3, (j + 1) * m + i + 3 * FNN_LANES, FNN_LANES, dst, gate,
-                               act, slope);
+            FNN_NAME(fnn_emit_block)(a0, a1, a2, a3, j * m + i, dst, gate, act, slope);
+            FNN_NAME(fnn_emit_block)(c0, c1, c2, c3, (j + 1) * m + i, dst, gate, act, slope);
         }
         for (; j < n_out; j++) {
             FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0), a1 = a0, a2 = a0, a3 = a0;
@@ -139,12 +139,7 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
                 a2 += v * FNN_NAME(fnn_load)(s + 2 * FNN_LANES, FNN_LANES);
                 a3 += v * FNN_NAME(fnn_load)(s + 3 * FNN_LANES, FNN_LANES);
             }
-            FNN_NAME(fnn_emit)(a0, j * m + i, FNN_LANES, dst, gate, act, slope);
-            FNN_NAME(fnn_emit)(a1, j * m + i + FNN_LANES, FNN_LANES, dst, gate, act, slope);
-            FNN_NAME(fnn_emit)(a2, j * m + i + 2 * FNN_LANES, FNN_LANES, dst, gate, act,
-                               slope);
-            FNN_NAME(fnn_emit)(a3, j * m + i + 3 * FNN_LANES, FNN_LANES, dst, gate, act,
-                               slope);
+            FNN_NAME(fnn_emit_block)(a0, a1, a2, a3, j * m + i, dst, gate, act, slope);
         }
     }
     for (; i < m; i += n) {  /* one vector at a time, the last one partial */
