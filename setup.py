@@ -38,7 +38,7 @@ class BuildExt(build_ext):
 # -fno-math-errno lets sqrt compile to one vector instruction (fastnn never reads errno).
 COMPILE_ARGS = [] if sys.platform == "win32" else ["-O3", "-fno-math-errno"]
 
-HEADERS = ["fastnn/_ops.pxd", "fastnn/_blas.pxd", "fastnn/_vector.h",
+HEADERS = ["fastnn/_ops.pxd", "fastnn/_blas.pxd", "fastnn/_vector.h", "fastnn/_vector_build.h",
            "fastnn/_vector_kernels.h"]
 
 

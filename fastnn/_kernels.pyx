@@ -270,9 +270,9 @@ def adam_update(floating[::1] param,        # INOUT
 
 
 def vector_build():
-    """Which build of the vector kernels runs on this CPU: "fma" (32-byte vectors and
-    fused multiply-add) or "base" (16-byte vectors). FASTNN_VECTOR_BUILD=base in the
-    environment before import forces the baseline."""
+    """Which build of the vector kernels runs on this CPU: "avx512" (64-byte vectors),
+    "fma" (32-byte vectors and fused multiply-add) or "base" (16-byte vectors).
+    FASTNN_VECTOR_BUILD=fma or =base in the environment before import caps the choice."""
     return fnn_vector_build().decode()
 
 

@@ -53,12 +53,14 @@ cdef extern from "_vector.h" nogil:
                             const float* bias, float* C, intp m, intp K, intp N)
     bint fnn_any_nonfinite_d(const double* x, intp n)
     bint fnn_any_nonfinite_f(const float* x, intp n)
-    void fnn_sigmoid_d(const double* z, double* a, double* e, intp n)
-    void fnn_sigmoid_f(const float* z, float* a, float* e, intp n)
+    void fnn_sigmoid_d(const double* z, double* a, intp n)
+    void fnn_sigmoid_f(const float* z, float* a, intp n)
     void fnn_tanh_d(const double* z, double* a, intp n)
     void fnn_tanh_f(const float* z, float* a, intp n)
-    void fnn_log1p_unit_d(const double* x, double* out, intp n)
-    void fnn_log1p_unit_f(const float* x, float* out, intp n)
+    double fnn_sigmoid_bce_d(const double* z, const double* y, double* a, double* dz,
+                             intp n, double scale)
+    double fnn_sigmoid_bce_f(const float* z, const float* y, float* a, float* dz, intp n,
+                             float scale)
     const char* fnn_vector_build()
 
 
@@ -107,14 +109,6 @@ cdef inline floating _log(floating x) noexcept nogil:
         return log(x)
 
 
-cdef inline void _log1p_unit(const floating* x, floating* out, intp n) noexcept nogil:
-    """out = log(1 + x) for x in [0, 1], in vector registers (see _vector.h)."""
-    if floating is float:
-        fnn_log1p_unit_f(x, out, n)
-    else:
-        fnn_log1p_unit_d(x, out, n)
-
-
 cdef inline void _tanh(const floating* z, floating* a, intp n) noexcept nogil:
     """a = tanh(z) over n values, in vector registers (see _vector.h)."""
     if floating is float:
@@ -130,13 +124,23 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
-cdef inline void _sigmoid(const floating* z, floating* a, floating* e, intp n) noexcept nogil:
+cdef inline void _sigmoid(const floating* z, floating* a, intp n) noexcept nogil:
     """a = 1 / (1 + e^-z) over n values, as (1 or e) / (1 + e) with e = exp(-|z|) (which
-    never overflows), in vector registers (see _vector.h); e gets exp(-|z|) unless NULL."""
+    never overflows), in vector registers (see _vector.h)."""
     if floating is float:
-        fnn_sigmoid_f(z, a, e, n)
+        fnn_sigmoid_f(z, a, n)
     else:
-        fnn_sigmoid_d(z, a, e, n)
+        fnn_sigmoid_d(z, a, n)
+
+
+cdef inline double _bce_values(const floating* z, const floating* y, floating* a,
+                               floating* dz, intp n, floating scale) noexcept nogil:
+    """Over n logits z and targets y: a = sigmoid(z), dz = (a - y) scale; returns the
+    sum of the losses max(z, 0) - z y + log(1 + exp(-|z|)), in vector registers."""
+    if floating is float:
+        return fnn_sigmoid_bce_f(z, y, a, dz, n, scale)
+    else:
+        return fnn_sigmoid_bce_d(z, y, a, dz, n, scale)
 
 
 # ---------------------------------------------------------------- activations
@@ -149,7 +153,7 @@ cdef inline void _activate(const floating* z, floating* a, intp n, int act,
         if a != z:
             memcpy(a, z, n * sizeof(floating))
     elif act == SIGMOID:
-        _sigmoid(z, a, NULL, n)
+        _sigmoid(z, a, n)
     elif act == TANH:
         _tanh(z, a, n)
     elif act == RELU:
@@ -377,27 +381,19 @@ cdef inline floating _row_scale(const floating* w, intp i, double inv,
 cdef inline double _sigmoid_bce(const floating* z, const floating* y, const floating* w,
                                 double norm, floating* a, floating* dz, intp m,
                                 intp k) noexcept nogil:
-    """Binary cross-entropy from logits.
+    """Binary cross-entropy from logits, in one pass in vector registers (_vector.h).
 
     With e = exp(-|z|) (never overflows): l = max(z, 0) - z y + log(1 + e),
     sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below;
-    dZ = w_i (sigmoid(z) - y) / (norm k). Three passes: sigmoid into a and e into dz,
-    log(1 + e) in place (both in vector registers), then the rest, row by row.
+    dZ = w_i (sigmoid(z) - y) / (norm k). Without weights all rows go in one call.
     """
-    cdef intp i, j, e
-    cdef floating zi, scale
-    cdef double total = 0, row, denom = norm * k
-    cdef double inv = 1.0 / denom
-    _sigmoid(z, a, dz, m * k)
-    _log1p_unit(dz, dz, m * k)
+    cdef intp i
+    cdef double total = 0, denom = norm * k
+    if w == NULL:
+        return _bce_values(z, y, a, dz, m * k, <floating> (1.0 / denom)) / denom
     for i in range(m):
-        scale = _row_scale(w, i, inv, denom)
-        row = 0
-        for e in range(i * k, i * k + k):
-            zi = z[e]
-            row += (zi if zi > 0 else 0) - zi * y[e] + dz[e]
-            dz[e] = (a[e] - y[e]) * scale
-        total += row if w == NULL else w[i] * row
+        total += w[i] * _bce_values(z + i * k, y + i * k, a + i * k, dz + i * k, k,
+                                    _row_scale(w, i, 0, denom))
     return total / denom
 
 

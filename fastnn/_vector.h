@@ -1,15 +1,16 @@
 /* Vector kernels, included through _ops.pxd by _kernels.pyx and _engine.pyx:
  * register-blocked products for narrow layers (feature-major: one row of m values per
  * unit, the transpose of the samples-are-rows layout, so that every product runs along
- * the long batch dimension), the sigmoid and tanh (and their exp), the log1p of the
- * binary cross-entropy and the finiteness scan.
+ * the long batch dimension), register-blocked products for thin layers (row-major), the
+ * sigmoid and tanh (and their exp), the binary cross-entropy and the finiteness scan.
  * Cython cannot say the two things that make them fast, hence this header:
  *   - explicit vector registers (GCC/Clang vector extensions; other compilers get one
  *     lane and the same code), because the auto-vectoriser does not keep block
  *     accumulators in registers;
- *   - on x86 with GCC or Clang, a second build of every kernel with 32-byte vectors and
- *     fused multiply-add, chosen at run time on CPUs that have FMA (AVX), because the
- *     portable baseline (SSE2: 16-byte vectors, no FMA) has half the width.
+ *   - on x86 with GCC or Clang, two more builds of every kernel, chosen at run time:
+ *     32-byte vectors with fused multiply-add on CPUs that have FMA (AVX), 64-byte
+ *     vectors on CPUs with AVX-512, because the portable baseline (SSE2: 16-byte
+ *     vectors, no FMA) has a half or a quarter of their width.
  * Sums run in a fixed order, so results depend only on the build that ran them.
  */
 #ifndef FASTNN_VECTOR_H
@@ -34,6 +35,7 @@
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FNN_FMA_BUILD 1
+#include <immintrin.h>  /* the AVX-512 build's masked loads and stores */
 #endif
 
 /* fastnn's activation codes, in the order of fastnn.activations.ACTIVATIONS
@@ -47,68 +49,62 @@ static const double fnn_inverse_factorial[19] = {
     1.0 / 87178291200.0, 1.0 / 1307674368000.0, 1.0 / 20922789888000.0,
     1.0 / 355687428096000.0, 1.0 / 6402373705728000.0};
 
+/* FNN_NAME(fnn_sigmoid) is fnn_sigmoid_d_fma in the FMA build for double, and so on */
+#define FNN_JOIN(name, type, build) name##_##type##_##build
+#define FNN_EXPAND_JOIN(name, type, build) FNN_JOIN(name, type, build)
+
 /* the baseline build: 16-byte vectors (SSE2 on x86-64, NEON on arm64) */
 #define FNN_BYTES 16
 #define FNN_TARGET
-#define FNN_T double
-#define FNN_I long long
-#define FNN_NAME(name) name##_d_base
-#include "_vector_kernels.h"
-#undef FNN_T
-#undef FNN_I
-#undef FNN_NAME
-#define FNN_T float
-#define FNN_I int
-#define FNN_NAME(name) name##_f_base
-#include "_vector_kernels.h"
-#undef FNN_T
-#undef FNN_I
-#undef FNN_NAME
-#undef FNN_BYTES
-#undef FNN_TARGET
+#define FNN_BUILD base
+#include "_vector_build.h"
 
 #ifdef FNN_FMA_BUILD
+/* 32-byte vectors and fused multiply-add (AVX2-era CPUs) */
 #define FNN_BYTES 32
 #define FNN_TARGET __attribute__((target("fma")))  /* FMA implies AVX */
-#define FNN_T double
-#define FNN_I long long
-#define FNN_NAME(name) name##_d_fma
-#include "_vector_kernels.h"
-#undef FNN_T
-#undef FNN_I
-#undef FNN_NAME
-#define FNN_T float
-#define FNN_I int
-#define FNN_NAME(name) name##_f_fma
-#include "_vector_kernels.h"
-#undef FNN_T
-#undef FNN_I
-#undef FNN_NAME
-#undef FNN_BYTES
-#undef FNN_TARGET
+#define FNN_BUILD fma
+#include "_vector_build.h"
+
+/* 64-byte vectors: AVX-512 Foundation (Intel since Skylake-SP, AMD since Zen 4) */
+#define FNN_BYTES 64
+#define FNN_TARGET __attribute__((target("avx512f,fma")))
+#define FNN_BUILD avx512
+#include "_vector_build.h"
 
 #include <stdlib.h>
 
-/* 1 when the FMA build runs: the CPU has FMA (and the OS saves AVX registers, which
- * __builtin_cpu_supports checks), unless FASTNN_VECTOR_BUILD=base asks for the baseline. */
-static int fnn_cpu_has_fma(void) {
-    static int has = -1;  /* set once per module, at import (_kernels.pyx, _engine.pyx) */
-    if (has < 0) {
+enum { FNN_BUILD_BASE = 0, FNN_BUILD_FMA = 1, FNN_BUILD_AVX512 = 2 };
+
+/* The widest build this CPU runs (__builtin_cpu_supports also checks that the OS saves
+ * the wider registers), no wider than FASTNN_VECTOR_BUILD=base or =fma asks. */
+static int fnn_cpu_build(void) {
+    static int build = -1;  /* set once per module, at import (_kernels.pyx, _engine.pyx) */
+    if (build < 0) {
         const char* choice = getenv("FASTNN_VECTOR_BUILD");
+        int most = choice && strcmp(choice, "base") == 0 ? FNN_BUILD_BASE
+                 : choice && strcmp(choice, "fma") == 0 ? FNN_BUILD_FMA : FNN_BUILD_AVX512;
         __builtin_cpu_init();
-        has = __builtin_cpu_supports("fma") && !(choice && strcmp(choice, "base") == 0);
+        build = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")
+                    ? FNN_BUILD_AVX512
+                    : __builtin_cpu_supports("fma") ? FNN_BUILD_FMA : FNN_BUILD_BASE;
+        build = build < most ? build : most;
     }
-    return has;
+    return build;
 }
 #define FNN_DISPATCH(name, ...) \
-    (fnn_cpu_has_fma() ? name##_fma(__VA_ARGS__) : name##_base(__VA_ARGS__))
+    (fnn_cpu_build() == FNN_BUILD_AVX512 ? name##_avx512(__VA_ARGS__) \
+     : fnn_cpu_build() == FNN_BUILD_FMA ? name##_fma(__VA_ARGS__) : name##_base(__VA_ARGS__))
 #else
 #define FNN_DISPATCH(name, ...) name##_base(__VA_ARGS__)
-#define fnn_cpu_has_fma() 0
+#define fnn_cpu_build() 0
 #endif
 
-/* "fma" or "base": the build of these kernels that runs here. */
-static const char* fnn_vector_build(void) { return fnn_cpu_has_fma() ? "fma" : "base"; }
+/* "avx512", "fma" or "base": the build of these kernels that runs here. */
+static const char* fnn_vector_build(void) {
+    static const char* const names[3] = {"base", "fma", "avx512"};
+    return names[fnn_cpu_build()];
+}
 
 /* The entry points: the fastest build this CPU can run. */
 #define fnn_narrow_product_d(...) FNN_DISPATCH(fnn_narrow_product_d, __VA_ARGS__)
@@ -127,7 +123,7 @@ static const char* fnn_vector_build(void) { return fnn_cpu_has_fma() ? "fma" : "
 #define fnn_sigmoid_f(...) FNN_DISPATCH(fnn_sigmoid_f, __VA_ARGS__)
 #define fnn_tanh_d(...) FNN_DISPATCH(fnn_tanh_d, __VA_ARGS__)
 #define fnn_tanh_f(...) FNN_DISPATCH(fnn_tanh_f, __VA_ARGS__)
-#define fnn_log1p_unit_d(...) FNN_DISPATCH(fnn_log1p_unit_d, __VA_ARGS__)
-#define fnn_log1p_unit_f(...) FNN_DISPATCH(fnn_log1p_unit_f, __VA_ARGS__)
+#define fnn_sigmoid_bce_d(...) FNN_DISPATCH(fnn_sigmoid_bce_d, __VA_ARGS__)
+#define fnn_sigmoid_bce_f(...) FNN_DISPATCH(fnn_sigmoid_bce_f, __VA_ARGS__)
 
 #endif

@@ -20,6 +20,11 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_load)(const FNN_T* p, ptrdiff_t n) {
         memcpy(&v, p, sizeof v);  /* one vector load */
         return v;
     }
+#if FNN_BYTES == 64  /* one masked load */
+    if (sizeof(FNN_T) == 8)
+        return (FNN_V) _mm512_maskz_loadu_pd((__mmask8) ((1u << n) - 1), p);
+    return (FNN_V) _mm512_maskz_loadu_ps((__mmask16) ((1u << n) - 1), p);
+#endif
     for (t = 0; t < n; t++)
         lanes[t] = p[t];
     memcpy(&v, lanes, sizeof v);
@@ -33,6 +38,13 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_store)(FNN_T* p, FNN_V v, ptrdiff_t n) {
         memcpy(p, &v, sizeof v);
         return;
     }
+#if FNN_BYTES == 64
+    if (sizeof(FNN_T) == 8)
+        _mm512_mask_storeu_pd(p, (__mmask8) ((1u << n) - 1), (__m512d) v);
+    else
+        _mm512_mask_storeu_ps(p, (__mmask16) ((1u << n) - 1), (__m512) v);
+    return;
+#endif
     memcpy(lanes, &v, sizeof v);
     for (t = 0; t < n; t++)
         p[t] = lanes[t];
@@ -76,13 +88,15 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_gate)(FNN_V v, FNN_V g, int act, FNN_T 
     }
 }
 
+/* the sum of v's lanes, as a tree: each half added to the other, log2(lanes) times */
 FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_lanes_sum)(FNN_V v) {
-    FNN_T lanes[sizeof(FNN_V) / sizeof(FNN_T)], total = 0;
-    ptrdiff_t t;
+    FNN_T lanes[sizeof(FNN_V) / sizeof(FNN_T)];
+    ptrdiff_t t, half;
     memcpy(lanes, &v, sizeof v);
-    for (t = 0; t < FNN_LANES; t++)
-        total += lanes[t];
-    return total;
+    for (half = FNN_LANES / 2; half > 0; half /= 2)
+        for (t = 0; t < half; t++)
+            lanes[t] += lanes[t + half];
+    return lanes[0];
 }
 
 /* Stores the product's values v for [at, at + n) into dst: act(v), or with gate, v
@@ -94,15 +108,54 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_emit)(FNN_V v, ptrdiff_t at, ptrdiff_t n
     FNN_NAME(fnn_store)(dst + at, FNN_NAME(fnn_gate)(v, g, act, slope), n);
 }
 
-/* fnn_emit of the four vectors of one unit's block of FNN_WIDE samples at at */
+/* fnn_emit of the four vectors of one unit's block at at, whose vectors hold n[0..3]
+ * samples */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_emit_block)(FNN_V v0, FNN_V v1, FNN_V v2, FNN_V v3,
-                                                    ptrdiff_t at, FNN_T* dst,
-                                                    const FNN_T* gate, int act,
+                                                    ptrdiff_t at, const ptrdiff_t* n,
+                                                    FNN_T* dst, const FNN_T* gate, int act,
                                                     FNN_T slope) {
-    FNN_NAME(fnn_emit)(v0, at, FNN_LANES, dst, gate, act, slope);
-    FNN_NAME(fnn_emit)(v1, at + FNN_LANES, FNN_LANES, dst, gate, act, slope);
-    FNN_NAME(fnn_emit)(v2, at + 2 * FNN_LANES, FNN_LANES, dst, gate, act, slope);
-    FNN_NAME(fnn_emit)(v3, at + 3 * FNN_LANES, FNN_LANES, dst, gate, act, slope);
+    FNN_NAME(fnn_emit)(v0, at, n[0], dst, gate, act, slope);
+    FNN_NAME(fnn_emit)(v1, at + FNN_LANES, n[1], dst, gate, act, slope);
+    FNN_NAME(fnn_emit)(v2, at + 2 * FNN_LANES, n[2], dst, gate, act, slope);
+    FNN_NAME(fnn_emit)(v3, at + 3 * FNN_LANES, n[3], dst, gate, act, slope);
+}
+
+/* One block of samples [i, i + FNN_WIDE) of fnn_narrow_product, its four vectors
+ * holding n[0..3] samples (FNN_LANES each but in the last block, 0 past m): two units
+ * at a time, which share each load of src. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_block)(
+        const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
+        FNN_T* dst, ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t m, ptrdiff_t i,
+        const ptrdiff_t* n, const FNN_T* gate, int act, FNN_T slope) {
+    ptrdiff_t j, k;
+    for (j = 0; j + 1 < n_out; j += 2) {
+        FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0), a1 = a0, a2 = a0, a3 = a0;
+        FNN_V c0 = (FNN_V) {0} + (b ? b[j + 1] : 0), c1 = c0, c2 = c0, c3 = c0;
+        for (k = 0; k < n_in; k++) {
+            const FNN_T* s = src + k * m + i;
+            FNN_T v = w[j * w_row + k * w_col], u = w[(j + 1) * w_row + k * w_col];
+            FNN_V s0 = FNN_NAME(fnn_load)(s, n[0]);
+            FNN_V s1 = FNN_NAME(fnn_load)(s + FNN_LANES, n[1]);
+            FNN_V s2 = FNN_NAME(fnn_load)(s + 2 * FNN_LANES, n[2]);
+            FNN_V s3 = FNN_NAME(fnn_load)(s + 3 * FNN_LANES, n[3]);
+            a0 += v * s0; a1 += v * s1; a2 += v * s2; a3 += v * s3;
+            c0 += u * s0; c1 += u * s1; c2 += u * s2; c3 += u * s3;
+        }
+        FNN_NAME(fnn_emit_block)(a0, a1, a2, a3, j * m + i, n, dst, gate, act, slope);
+        FNN_NAME(fnn_emit_block)(c0, c1, c2, c3, (j + 1) * m + i, n, dst, gate, act, slope);
+    }
+    if (j < n_out) {
+        FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0), a1 = a0, a2 = a0, a3 = a0;
+        for (k = 0; k < n_in; k++) {
+            const FNN_T* s = src + k * m + i;
+            FNN_T v = w[j * w_row + k * w_col];
+            a0 += v * FNN_NAME(fnn_load)(s, n[0]);
+            a1 += v * FNN_NAME(fnn_load)(s + FNN_LANES, n[1]);
+            a2 += v * FNN_NAME(fnn_load)(s + 2 * FNN_LANES, n[2]);
+            a3 += v * FNN_NAME(fnn_load)(s + 3 * FNN_LANES, n[3]);
+        }
+        FNN_NAME(fnn_emit_block)(a0, a1, a2, a3, j * m + i, n, dst, gate, act, slope);
+    }
 }
 
 /* fnn_narrow_product's loops, inlined once for each combination of gate present and
@@ -111,46 +164,19 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
         const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
         FNN_T* dst, ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t m, const FNN_T* gate,
         int act, FNN_T slope) {
-    ptrdiff_t i = 0, j, k, n;
-    for (; i + FNN_WIDE <= m; i += FNN_WIDE) {
-        for (j = 0; j + 1 < n_out; j += 2) {  /* two units share each load of src */
-            FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0), a1 = a0, a2 = a0, a3 = a0;
-            FNN_V c0 = (FNN_V) {0} + (b ? b[j + 1] : 0), c1 = c0, c2 = c0, c3 = c0;
-            for (k = 0; k < n_in; k++) {
-                const FNN_T* s = src + k * m + i;
-                FNN_T v = w[j * w_row + k * w_col], u = w[(j + 1) * w_row + k * w_col];
-                FNN_V s0 = FNN_NAME(fnn_load)(s, FNN_LANES);
-                FNN_V s1 = FNN_NAME(fnn_load)(s + FNN_LANES, FNN_LANES);
-                FNN_V s2 = FNN_NAME(fnn_load)(s + 2 * FNN_LANES, FNN_LANES);
-                FNN_V s3 = FNN_NAME(fnn_load)(s + 3 * FNN_LANES, FNN_LANES);
-                a0 += v * s0; a1 += v * s1; a2 += v * s2; a3 += v * s3;
-                c0 += u * s0; c1 += u * s1; c2 += u * s2; c3 += u * s3;
-            }
-            FNN_NAME(fnn_emit_block)(a0, a1, a2, a3, j * m + i, dst, gate, act, slope);
-            FNN_NAME(fnn_emit_block)(c0, c1, c2, c3, (j + 1) * m + i, dst, gate, act, slope);
-        }
-        for (; j < n_out; j++) {
-            FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0), a1 = a0, a2 = a0, a3 = a0;
-            for (k = 0; k < n_in; k++) {
-                const FNN_T* s = src + k * m + i;
-                FNN_T v = w[j * w_row + k * w_col];
-                a0 += v * FNN_NAME(fnn_load)(s, FNN_LANES);
-                a1 += v * FNN_NAME(fnn_load)(s + FNN_LANES, FNN_LANES);
-                a2 += v * FNN_NAME(fnn_load)(s + 2 * FNN_LANES, FNN_LANES);
-                a3 += v * FNN_NAME(fnn_load)(s + 3 * FNN_LANES, FNN_LANES);
-            }
-            FNN_NAME(fnn_emit_block)(a0, a1, a2, a3, j * m + i, dst, gate, act, slope);
-        }
+    const ptrdiff_t whole[4] = {FNN_LANES, FNN_LANES, FNN_LANES, FNN_LANES};
+    ptrdiff_t i = 0, last[4], t;
+    for (; i + FNN_WIDE <= m; i += FNN_WIDE)
+        FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, m, i, whole,
+                                    gate, act, slope);
+    if (i == m)
+        return;
+    for (t = 0; t < 4; t++) {  /* the last block: what is left, a vector at a time */
+        ptrdiff_t left = m - i - t * FNN_LANES;
+        last[t] = left <= 0 ? 0 : left < FNN_LANES ? left : FNN_LANES;
     }
-    for (; i < m; i += n) {  /* one vector at a time, the last one partial */
-        n = m - i < FNN_LANES ? m - i : FNN_LANES;
-        for (j = 0; j < n_out; j++) {
-            FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0);
-            for (k = 0; k < n_in; k++)
-                a0 += w[j * w_row + k * w_col] * FNN_NAME(fnn_load)(src + k * m + i, n);
-            FNN_NAME(fnn_emit)(a0, j * m + i, n, dst, gate, act, slope);
-        }
-    }
+    FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, m, i, last,
+                                gate, act, slope);
 }
 
 /* dst (n_out, m) = act(V src + b) for src (n_in, m), where V[j][k] = w[j w_row + k w_col]
@@ -431,20 +457,23 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_exp_nonpositive)(FNN_V x) {
              * (FNN_V) ((FNN_UV) (half + bias) << mantissa);
 }
 
-/* a_i = 1 / (1 + e^-z_i) as (1 or e_i) / (1 + e_i) with e_i = e^-|z_i|, which never
- * overflows; e_i goes to e too unless e is NULL. a may be z. */
-FNN_TARGET
-static void FNN_NAME(fnn_sigmoid)(const FNN_T* z, FNN_T* a, FNN_T* e, ptrdiff_t size) {
+/* 1 / (1 + e^-v) as (1 or e) / (1 + e) with e = e^-|v| (which never overflows), lane
+ * by lane; *e gets e. */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_sigmoid_of)(FNN_V v, FNN_V* e) {
     FNN_V zero = {0}, one = zero + 1;
+    *e = FNN_NAME(fnn_exp_nonpositive)(FNN_NAME(fnn_positive)(v, -v, v));  /* -|v| */
+    return FNN_NAME(fnn_positive)(v, one, *e) / (1 + *e);
+}
+
+/* a_i = 1 / (1 + e^-z_i), as fnn_sigmoid_of. a may be z. */
+FNN_TARGET
+static void FNN_NAME(fnn_sigmoid)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
     ptrdiff_t i, n;
     for (i = 0; i < size; i += n) {
-        FNN_V v, ev;
+        FNN_V e;
         n = size - i < FNN_LANES ? size - i : FNN_LANES;
-        v = FNN_NAME(fnn_load)(z + i, n);
-        ev = FNN_NAME(fnn_exp_nonpositive)(FNN_NAME(fnn_positive)(v, -v, v));  /* -|z| */
-        FNN_NAME(fnn_store)(a + i, FNN_NAME(fnn_positive)(v, one, ev) / (1 + ev), n);
-        if (e)
-            FNN_NAME(fnn_store)(e + i, ev, n);
+        FNN_NAME(fnn_store)(a + i, FNN_NAME(fnn_sigmoid_of)(FNN_NAME(fnn_load)(z + i, n), &e),
+                            n);
     }
 }
 
@@ -477,31 +506,50 @@ static void FNN_NAME(fnn_tanh)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
     }
 }
 
-/* out_i = log(1 + x_i) for x_i in [0, 1] (the e = exp(-|z|) of the binary cross-entropy),
- * as 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...) with s = x / (2 + x) <= 1/3: the terms
- * kept make the truncation error below half an ulp (s^2 <= 1/9), and s carries the
- * relative accuracy of x itself, so small x lose nothing (log1p's point). Within 3 ulp,
- * in vector registers, where libm's log1p is one scalar call per value. out may be x. */
-FNN_TARGET
-static void FNN_NAME(fnn_log1p_unit)(const FNN_T* x, FNN_T* out, ptrdiff_t size) {
+/* log(1 + x) for x in [0, 1] (the e = exp(-|z|) of the binary cross-entropy), lane by
+ * lane, as 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...) with s = x / (2 + x) <= 1/3: the
+ * terms kept make the truncation error below half an ulp (s^2 <= 1/9), and s carries
+ * the relative accuracy of x itself, so small x lose nothing (log1p's point). Within
+ * 3 ulp, in vector registers, where libm's log1p is one scalar call per value. */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_log1p_unit)(FNN_V x) {
     /* 1 / (2k + 1): 17 terms for double (9^-17 / 35 < 2^-56), 8 for float */
     static const FNN_T c[17] = {
         1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17,
         1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31, 1.0 / 33};
     const int terms = sizeof(FNN_T) == 8 ? 17 : 8;
-    ptrdiff_t i, n;
+    FNN_V s = x / (x + 2), t = s * s, series = (FNN_V) {0} + c[terms - 1];
     int k;
+    for (k = terms - 2; k >= 0; k--)
+        series = series * t + c[k];
+    return 2 * s * series;
+}
+
+/* The binary cross-entropy from logits z and targets y over size values, in one pass:
+ * with e = e^-|z|, a = sigmoid(z) (fnn_sigmoid_of), dz = (a - y) scale and the loss
+ * max(z, 0) - z y + log(1 + e). Returns the sum of the losses: each vector's lanes
+ * summed (fnn_lanes_sum) and added to a double, in order. a may be z. */
+FNN_TARGET
+static double FNN_NAME(fnn_sigmoid_bce)(const FNN_T* z, const FNN_T* y, FNN_T* a,
+                                        FNN_T* dz, ptrdiff_t size, FNN_T scale) {
+    static const FNN_T lane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    FNN_V zero = {0};
+    double total = 0;
+    ptrdiff_t i, n;
     for (i = 0; i < size; i += n) {
-        FNN_V v, s, t, series;
+        FNN_V v, t, e, p, loss;
         n = size - i < FNN_LANES ? size - i : FNN_LANES;
-        v = FNN_NAME(fnn_load)(x + i, n);
-        s = v / (v + 2);
-        t = s * s;
-        series = (FNN_V) {0} + c[terms - 1];
-        for (k = terms - 2; k >= 0; k--)
-            series = series * t + c[k];
-        FNN_NAME(fnn_store)(out + i, 2 * s * series, n);
+        v = FNN_NAME(fnn_load)(z + i, n);
+        t = FNN_NAME(fnn_load)(y + i, n);
+        p = FNN_NAME(fnn_sigmoid_of)(v, &e);
+        loss = (FNN_NAME(fnn_positive)(v, v, zero) - v * t) + FNN_NAME(fnn_log1p_unit)(e);
+        if (n < FNN_LANES)  /* the lanes past size hold log(2): 0 instead */
+            loss = FNN_NAME(fnn_positive)((FNN_T) n - FNN_NAME(fnn_load)(lane, FNN_LANES), loss,
+                                         zero);
+        FNN_NAME(fnn_store)(a + i, p, n);
+        FNN_NAME(fnn_store)(dz + i, (p - t) * scale, n);
+        total += FNN_NAME(fnn_lanes_sum)(loss);
     }
+    return total;
 }
 
 #undef FNN_V

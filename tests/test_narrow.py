@@ -227,17 +227,23 @@ def test_thin_layers_match_the_twin(m, n_in, n_out, dtype, assert_close):
         assert_close(actual, expected, dtype, scale)
 
 
-@pytest.mark.skipif(vector_build() == "base", reason="the baseline build already runs")
-def test_the_baseline_build_passes_the_same_tests(tmp_path):
-    """FASTNN_VECTOR_BUILD=base runs the 16-byte, no-FMA build this CPU would otherwise
-    skip: this file's tests, in a fresh interpreter (started outside the checkout, so
-    that it imports the installed fastnn)."""
-    env = dict(os.environ, FASTNN_VECTOR_BUILD="base")
+BUILDS = ("base", "fma", "avx512")  # narrowest first
+
+
+@pytest.mark.parametrize("build", BUILDS[:-1])
+def test_the_narrower_builds_pass_the_same_tests(build, tmp_path):
+    """FASTNN_VECTOR_BUILD=base (16-byte vectors, no FMA) or =fma (32-byte vectors)
+    runs a build this CPU would otherwise skip for a wider one: this file's tests, in a
+    fresh interpreter (started outside the checkout, so that it imports the installed
+    fastnn)."""
+    if BUILDS.index(build) >= BUILDS.index(vector_build()):
+        pytest.skip(f"the {build} build already runs here (or is wider than this CPU)")
+    env = dict(os.environ, FASTNN_VECTOR_BUILD=build)
     check = subprocess.run([sys.executable, "-c", "from fastnn._kernels import vector_build;"
                             "print(vector_build())"], env=env, cwd=tmp_path,
                            capture_output=True, text=True)
-    assert check.stdout.strip() == "base", check.stderr
+    assert check.stdout.strip() == build, check.stderr
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          __file__, "-k", "not baseline_build"], env=env, cwd=tmp_path,
+                          __file__, "-k", "not narrower_builds"], env=env, cwd=tmp_path,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
