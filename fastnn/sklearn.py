@@ -812,15 +812,17 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
             multilabel = type_of_target(y).startswith("multilabel")
             self._label_binarizer = LabelBinarizer().fit(
                 y if multilabel else self.classes_)
+            if not multilabel:
+                self._check_known(y)
         elif first:
             self._label_binarizer = LabelBinarizer().fit(y)
         else:
             self._check_known(y)
         binarizer = self._label_binarizer
         self.classes_ = binarizer.classes_
+        if binarizer.y_type_ == "multiclass":  # class indices (the classes are sorted)
+            return np.searchsorted(self.classes_, y), "softmax", len(self.classes_)
         Y = binarizer.transform(y)
-        if binarizer.y_type_ == "multiclass":
-            return Y.argmax(axis=1), "softmax", Y.shape[1]
         return Y, "sigmoid", Y.shape[1]
 
     def _check_known(self, y):

@@ -203,6 +203,10 @@ def test_partial_fit_learns_the_classes_first_and_refuses_unseen_labels():
         clf.partial_fit(X, Y_CLASSES + 2)
     _assert_same(clf.coefs_, before)
     assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+    first = MLPClassifier(**SMALL)  # labels outside classes on the first call too, as
+    with pytest.raises(ValueError, match="`y` has classes not in"):  # scikit-learn
+        first.partial_fit(X, Y_CLASSES + 2, classes=[0, 1, 2, 3])
+    assert not hasattr(first, "model_")
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
         MLPClassifier(early_stopping=True).partial_fit(X, Y_CLASSES, classes=[0, 1, 2])
 
