@@ -135,15 +135,24 @@ cdef const floating* _forward(const Plan* plan, const floating* params,
 
 
 cdef double _sum_squared_weights(const Plan* plan, const floating* params) noexcept nogil:
-    """sum over layers of ||W||^2 (biases excluded), for the L2 penalty."""
-    cdef intp l, i
-    cdef double total = 0
+    """sum over layers of ||W||^2 (biases excluded), for the L2 penalty: in double,
+    as eight running sums over the values i = j mod 8 (independent chains of adds,
+    which the compiler keeps in vector registers; one sum was latency-bound, 4 cycles
+    a weight), added up in a fixed order at the end."""
+    cdef intp l, i, j, n
+    cdef double sums[8]
     cdef const floating* w
+    memset(sums, 0, sizeof(sums))
     for l in range(plan.n_layers):
         w = params + plan.at[l]
-        for i in range(plan.sizes[l + 1] * plan.sizes[l]):
-            total += (<double> w[i]) * w[i]
-    return total
+        n = plan.sizes[l + 1] * plan.sizes[l]
+        for i in range(0, n - n % 8, 8):
+            for j in range(8):
+                sums[j] += (<double> w[i + j]) * w[i + j]
+        for i in range(n - n % 8, n):
+            sums[i % 8] += (<double> w[i]) * w[i]
+    return ((sums[0] + sums[1]) + (sums[2] + sums[3])) + \
+        ((sums[4] + sums[5]) + (sums[6] + sums[7]))
 
 
 cdef bint _backward(const Plan* plan, const floating* params, floating* grads,
