@@ -273,47 +273,61 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
  * multiplying. Sums run in a fixed order. */
 
 /* C (m, J) = L (m, K) R^T + bias for R (J, K), rows contiguous: every value a dot
- * product along K, two rows of L and four rows of R at a time (eight accumulators,
- * named, so that they stay in registers). */
+ * product along K, two rows of L and up to four rows of R at a time (eight
+ * accumulators, named, so that they stay in registers). */
 #define FNN_DOTS_STEP(n) do { \
         FNN_V x0 = FNN_NAME(fnn_load)(l0 + k, n), x1 = FNN_NAME(fnn_load)(l1 + k, n), v; \
         v = FNN_NAME(fnn_load)(r0 + k, n); s00 += x0 * v; s10 += x1 * v; \
-        v = FNN_NAME(fnn_load)(r1 + k, n); s01 += x0 * v; s11 += x1 * v; \
-        v = FNN_NAME(fnn_load)(r2 + k, n); s02 += x0 * v; s12 += x1 * v; \
-        v = FNN_NAME(fnn_load)(r3 + k, n); s03 += x0 * v; s13 += x1 * v; \
+        if (nr > 1) { v = FNN_NAME(fnn_load)(r1 + k, n); s01 += x0 * v; s11 += x1 * v; } \
+        if (nr > 2) { v = FNN_NAME(fnn_load)(r2 + k, n); s02 += x0 * v; s12 += x1 * v; } \
+        if (nr > 3) { v = FNN_NAME(fnn_load)(r3 + k, n); s03 += x0 * v; s13 += x1 * v; } \
     } while (0)
-FNN_TARGET
-static void FNN_NAME(fnn_thin_dots)(const FNN_T* L, const FNN_T* R, const FNN_T* bias,
-                                    FNN_T* C, ptrdiff_t m, ptrdiff_t K, ptrdiff_t J) {
-    ptrdiff_t i, j, k, q;
-    for (i = 0; i < m; i += 2) {
-        const FNN_T* l0 = L + i * K;
-        const FNN_T* l1 = i + 1 < m ? l0 + K : l0;  /* an odd last row: computed twice */
-        for (j = 0; j < J; j += 4) {  /* rows of R past J repeat the last */
-            const FNN_T* r0 = R + j * K;
-            const FNN_T* r1 = R + (j + 1 < J ? j + 1 : J - 1) * K;
-            const FNN_T* r2 = R + (j + 2 < J ? j + 2 : J - 1) * K;
-            const FNN_T* r3 = R + (j + 3 < J ? j + 3 : J - 1) * K;
-            FNN_V s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0};
-            FNN_V s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
-            for (k = 0; k + FNN_LANES <= K; k += FNN_LANES)
-                FNN_DOTS_STEP(FNN_LANES);
-            if (k < K)
-                FNN_DOTS_STEP(K - k);
-            FNN_T d0[4] = {FNN_NAME(fnn_lanes_sum)(s00), FNN_NAME(fnn_lanes_sum)(s01),
-                           FNN_NAME(fnn_lanes_sum)(s02), FNN_NAME(fnn_lanes_sum)(s03)};
-            FNN_T d1[4] = {FNN_NAME(fnn_lanes_sum)(s10), FNN_NAME(fnn_lanes_sum)(s11),
-                           FNN_NAME(fnn_lanes_sum)(s12), FNN_NAME(fnn_lanes_sum)(s13)};
-            for (q = 0; q < 4 && j + q < J; q++) {
-                FNN_T b = bias ? bias[j + q] : 0;
-                C[i * J + j + q] = b + d0[q];
-                if (i + 1 < m)
-                    C[(i + 1) * J + j + q] = b + d1[q];
-            }
-        }
+
+/* fnn_thin_dots for rows i, i + 1 (the same row twice when i + 1 is m) and the nr
+ * rows of R from j: inlined with a constant nr, so that no work is spent on absent
+ * rows (a single output unit is nr = 1). */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_dots_block)(const FNN_T* L, const FNN_T* R,
+                                                    const FNN_T* bias, FNN_T* C,
+                                                    ptrdiff_t m, ptrdiff_t K, ptrdiff_t J,
+                                                    ptrdiff_t i, ptrdiff_t j, int nr) {
+    const FNN_T* l0 = L + i * K;
+    const FNN_T* l1 = i + 1 < m ? l0 + K : l0;
+    const FNN_T* r0 = R + j * K;  /* rows past nr: never read, kept inside R */
+    const FNN_T* r1 = nr > 1 ? r0 + K : r0;
+    const FNN_T* r2 = nr > 2 ? r1 + K : r1;
+    const FNN_T* r3 = nr > 3 ? r2 + K : r2;
+    FNN_V s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0};
+    FNN_V s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+    ptrdiff_t k;
+    int q;
+    for (k = 0; k + FNN_LANES <= K; k += FNN_LANES)
+        FNN_DOTS_STEP(FNN_LANES);
+    if (k < K)
+        FNN_DOTS_STEP(K - k);
+    FNN_V first[4] = {s00, s01, s02, s03}, second[4] = {s10, s11, s12, s13};
+    for (q = 0; q < nr; q++) {
+        FNN_T b = bias ? bias[j + q] : 0;
+        C[i * J + j + q] = b + FNN_NAME(fnn_lanes_sum)(first[q]);
+        if (i + 1 < m)
+            C[(i + 1) * J + j + q] = b + FNN_NAME(fnn_lanes_sum)(second[q]);
     }
 }
 #undef FNN_DOTS_STEP
+
+FNN_TARGET
+static void FNN_NAME(fnn_thin_dots)(const FNN_T* L, const FNN_T* R, const FNN_T* bias,
+                                    FNN_T* C, ptrdiff_t m, ptrdiff_t K, ptrdiff_t J) {
+    ptrdiff_t i, j;
+    for (i = 0; i < m; i += 2) {
+        for (j = 0; j + 4 <= J; j += 4)
+            FNN_NAME(fnn_dots_block)(L, R, bias, C, m, K, J, i, j, 4);
+        switch (J - j) {  /* a constant nr in each call */
+        case 3: FNN_NAME(fnn_dots_block)(L, R, bias, C, m, K, J, i, j, 3); break;
+        case 2: FNN_NAME(fnn_dots_block)(L, R, bias, C, m, K, J, i, j, 2); break;
+        case 1: FNN_NAME(fnn_dots_block)(L, R, bias, C, m, K, J, i, j, 1); break;
+        }
+    }
+}
 
 /* acc0..acc3 (two vectors each) += the four values of L times two vectors of R */
 #define FNN_FOUR_TERMS(la, lb, lc, ld, v0, v1) do { \

@@ -202,9 +202,10 @@ def test_finiteness_scan_finds_the_first_nan_or_infinity(dtype, size):
 
 
 # (m, n_in, n_out) of thin layers (at most 16 outputs, or at most 16 inputs): odd
-# rows, partial vectors, groups of outputs cut short, more than 64 columns
+# rows, partial vectors, groups of outputs cut short (1, 2, 3 of four), more than 64
+# columns
 THIN_SHAPES = [(1, 64, 10), (7, 100, 10), (33, 256, 1), (32, 30, 16), (5, 3, 17),
-               (32, 10, 64), (9, 16, 130), (2, 1, 200), (31, 13, 65), (4, 17, 16)]
+               (32, 10, 64), (9, 16, 130), (2, 1, 200), (31, 13, 65), (4, 17, 16), (6, 40, 7)]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
