@@ -389,11 +389,12 @@ cdef inline double _sigmoid_bce(const floating* z, const floating* y, const floa
     """
     cdef intp i
     cdef double total = 0, denom = norm * k
+    cdef double inv = 1.0 / denom
     if w == NULL:
-        return _bce_values(z, y, a, dz, m * k, <floating> (1.0 / denom)) / denom
+        return _bce_values(z, y, a, dz, m * k, _row_scale(w, 0, inv, denom)) / denom
     for i in range(m):
         total += w[i] * _bce_values(z + i * k, y + i * k, a + i * k, dz + i * k, k,
-                                    _row_scale(w, i, 0, denom))
+                                    _row_scale(w, i, inv, denom))
     return total / denom
 
 
