@@ -10,6 +10,14 @@ typedef FNN_VECTOR(FNN_I, FNN_BYTES) FNN_IV;
 typedef FNN_VECTOR(unsigned FNN_I, FNN_BYTES) FNN_UV;  /* shifts without overflow */
 #define FNN_LANES ((ptrdiff_t) (sizeof(FNN_V) / sizeof(FNN_T)))
 #define FNN_WIDE (4 * FNN_LANES)  /* samples per block: four vector accumulators */
+/* the weight gradients' blocks: up to FNN_GRAD_ROWS rows of dZ by four rows of A, and
+ * at most FNN_GRAD_SUMS vector accumulators: 4 by 4 where there are 32 vector registers
+ * (AVX-512), 2 by 4 where there are 16 */
+#define FNN_GRAD_ROWS (FNN_BYTES == 64 ? 4 : 2)
+#define FNN_GRAD_SUMS (4 * FNN_GRAD_ROWS)
+/* units per pass of the narrow product: 4 by four vectors of samples with 32 vector
+ * registers, 2 with 16 */
+#define FNN_UNITS (FNN_BYTES == 64 ? 4 : 2)
 
 /* The first n (<= FNN_LANES) values at p as a vector, the others 0; unaligned. */
 FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_load)(const FNN_T* p, ptrdiff_t n) {
@@ -120,42 +128,55 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_emit_block)(FNN_V v0, FNN_V v1, FNN_V v2
     FNN_NAME(fnn_emit)(v3, at + 3 * FNN_LANES, n[3], dst, gate, act, slope);
 }
 
-/* One block of samples [i, i + FNN_WIDE) of fnn_narrow_product, its four vectors
- * holding n[0..3] samples (FNN_LANES each but in the last block, 0 past m): two units
- * at a time, which share each load of src. */
+/* The units [j, j + ru) (ru <= FNN_UNITS) of one block of samples [i, i + FNN_WIDE) of
+ * fnn_narrow_product, its four vectors holding n[0..3] samples: 4 ru accumulators, which
+ * share each load of src. Inlined with a constant ru, so that they live in registers. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_units_block)(
+        const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
+        FNN_T* dst, ptrdiff_t n_in, ptrdiff_t m, ptrdiff_t i, const ptrdiff_t* n,
+        ptrdiff_t j, int ru, const FNN_T* gate, int act, FNN_T slope) {
+    FNN_V acc[FNN_UNITS][4], s0, s1, s2, s3;
+    ptrdiff_t k;
+    int u;
+    for (u = 0; u < ru; u++)
+        acc[u][0] = acc[u][1] = acc[u][2] = acc[u][3] = (FNN_V) {0} + (b ? b[j + u] : 0);
+    for (k = 0; k < n_in; k++) {
+        const FNN_T* s = src + k * m + i;
+        s0 = FNN_NAME(fnn_load)(s, n[0]);
+        s1 = FNN_NAME(fnn_load)(s + FNN_LANES, n[1]);
+        s2 = FNN_NAME(fnn_load)(s + 2 * FNN_LANES, n[2]);
+        s3 = FNN_NAME(fnn_load)(s + 3 * FNN_LANES, n[3]);
+        for (u = 0; u < ru; u++) {
+            FNN_T v = w[(j + u) * w_row + k * w_col];
+            acc[u][0] += v * s0; acc[u][1] += v * s1;
+            acc[u][2] += v * s2; acc[u][3] += v * s3;
+        }
+    }
+    for (u = 0; u < ru; u++)
+        FNN_NAME(fnn_emit_block)(acc[u][0], acc[u][1], acc[u][2], acc[u][3],
+                                 (j + u) * m + i, n, dst, gate, act, slope);
+}
+
+/* One block of samples of fnn_narrow_product (see fnn_units_block): FNN_UNITS units at a
+ * time, then the rest of them. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_block)(
         const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
         FNN_T* dst, ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t m, ptrdiff_t i,
         const ptrdiff_t* n, const FNN_T* gate, int act, FNN_T slope) {
-    ptrdiff_t j, k;
-    for (j = 0; j + 1 < n_out; j += 2) {
-        FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0), a1 = a0, a2 = a0, a3 = a0;
-        FNN_V c0 = (FNN_V) {0} + (b ? b[j + 1] : 0), c1 = c0, c2 = c0, c3 = c0;
-        for (k = 0; k < n_in; k++) {
-            const FNN_T* s = src + k * m + i;
-            FNN_T v = w[j * w_row + k * w_col], u = w[(j + 1) * w_row + k * w_col];
-            FNN_V s0 = FNN_NAME(fnn_load)(s, n[0]);
-            FNN_V s1 = FNN_NAME(fnn_load)(s + FNN_LANES, n[1]);
-            FNN_V s2 = FNN_NAME(fnn_load)(s + 2 * FNN_LANES, n[2]);
-            FNN_V s3 = FNN_NAME(fnn_load)(s + 3 * FNN_LANES, n[3]);
-            a0 += v * s0; a1 += v * s1; a2 += v * s2; a3 += v * s3;
-            c0 += u * s0; c1 += u * s1; c2 += u * s2; c3 += u * s3;
-        }
-        FNN_NAME(fnn_emit_block)(a0, a1, a2, a3, j * m + i, n, dst, gate, act, slope);
-        FNN_NAME(fnn_emit_block)(c0, c1, c2, c3, (j + 1) * m + i, n, dst, gate, act, slope);
+    ptrdiff_t j;
+#define FNN_UNITS_BLOCK(ru) \
+    FNN_NAME(fnn_units_block)(w, w_row, w_col, b, src, dst, n_in, m, i, n, j, ru, gate, \
+                              act, slope)
+    for (j = 0; j + FNN_UNITS <= n_out; j += FNN_UNITS)
+        FNN_UNITS_BLOCK(FNN_UNITS);
+    switch (n_out - j) {  /* a constant ru in each call */
+    case 1: FNN_UNITS_BLOCK(1); break;
+#if FNN_UNITS == 4
+    case 2: FNN_UNITS_BLOCK(2); break;
+    case 3: FNN_UNITS_BLOCK(3); break;
+#endif
     }
-    if (j < n_out) {
-        FNN_V a0 = (FNN_V) {0} + (b ? b[j] : 0), a1 = a0, a2 = a0, a3 = a0;
-        for (k = 0; k < n_in; k++) {
-            const FNN_T* s = src + k * m + i;
-            FNN_T v = w[j * w_row + k * w_col];
-            a0 += v * FNN_NAME(fnn_load)(s, n[0]);
-            a1 += v * FNN_NAME(fnn_load)(s + FNN_LANES, n[1]);
-            a2 += v * FNN_NAME(fnn_load)(s + 2 * FNN_LANES, n[2]);
-            a3 += v * FNN_NAME(fnn_load)(s + 3 * FNN_LANES, n[3]);
-        }
-        FNN_NAME(fnn_emit_block)(a0, a1, a2, a3, j * m + i, n, dst, gate, act, slope);
-    }
+#undef FNN_UNITS_BLOCK
 }
 
 /* fnn_narrow_product's loops, inlined once for each combination of gate present and
@@ -219,52 +240,83 @@ FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_scaled_sum)(const FNN_T* x, ptrdiff_t m
     return FNN_NAME(fnn_lanes_sum)((acc[0] + acc[1]) + (acc[2] + acc[3]));
 }
 
-/* out[r] = sum_i x_i y_(r m + i) over m values, for the rows r < rows (at most 4) of y:
- * each vector of x is loaded once for all of them. Inlined with a constant rows, so
- * that the eight accumulators live in registers. */
-FNN_INLINE FNN_TARGET void FNN_NAME(fnn_narrow_dots)(const FNN_T* x, const FNN_T* y,
-                                                     ptrdiff_t m, int rows, FNN_T* out) {
-    FNN_V acc[4][2];
-    ptrdiff_t i = 0, n;
-    int r;
-    for (r = 0; r < rows; r++)
-        acc[r][0] = acc[r][1] = (FNN_V) {0};
-    for (; i + 2 * FNN_LANES <= m; i += 2 * FNN_LANES) {
-        FNN_V x0 = FNN_NAME(fnn_load)(x + i, FNN_LANES);
-        FNN_V x1 = FNN_NAME(fnn_load)(x + i + FNN_LANES, FNN_LANES);
-        for (r = 0; r < rows; r++) {
-            acc[r][0] += x0 * FNN_NAME(fnn_load)(y + r * m + i, FNN_LANES);
-            acc[r][1] += x1 * FNN_NAME(fnn_load)(y + r * m + i + FNN_LANES, FNN_LANES);
-        }
+/* One step of fnn_grads_block: the samples [i, i + n) (n <= FNN_LANES) of its rows. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_step)(const FNN_T* dz, const FNN_T* a,
+                                                    ptrdiff_t m, ptrdiff_t i, ptrdiff_t n,
+                                                    int rj, int rk,
+                                                    FNN_V acc[FNN_GRAD_ROWS][4]) {
+    FNN_V x[FNN_GRAD_ROWS], y;
+    int r, c;
+    for (r = 0; r < rj; r++)
+        x[r] = FNN_NAME(fnn_load)(dz + r * m + i, n);
+    for (c = 0; c < rk; c++) {
+        y = FNN_NAME(fnn_load)(a + c * m + i, n);
+        for (r = 0; r < rj; r++)
+            acc[r][c] += x[r] * y;
     }
-    for (; i < m; i += n) {
-        FNN_V x0;
-        n = m - i < FNN_LANES ? m - i : FNN_LANES;
-        x0 = FNN_NAME(fnn_load)(x + i, n);
-        for (r = 0; r < rows; r++)
-            acc[r][0] += x0 * FNN_NAME(fnn_load)(y + r * m + i, n);
+}
+
+/* dw[r n_in + c] = sum_i dz_(r m + i) a_(c m + i) over m samples, for the rj rows of dz
+ * (rj <= FNN_GRAD_ROWS) and the rk rows of a (rk <= 4) given: rj rk vector accumulators
+ * along the samples, each vector loaded once for all the products it is in (rj + rk
+ * loads for rj rk multiply-adds); a small block takes two vectors of samples per step
+ * into two sets of accumulators, which keeps enough multiply-adds in flight. Inlined
+ * with constant rj and rk, so that the accumulators live in registers. Each value is
+ * summed in a fixed order: its sets (in sample order, a vector at a time) added, then
+ * its lanes. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_block)(const FNN_T* dz, const FNN_T* a,
+                                                     FNN_T* dw, ptrdiff_t n_in, ptrdiff_t m,
+                                                     int rj, int rk) {
+    const int sets = 2 * rj * rk <= FNN_GRAD_SUMS ? 2 : 1;
+    FNN_V acc[2][FNN_GRAD_ROWS][4];
+    ptrdiff_t i = 0;
+    int r, c;
+    for (r = 0; r < rj; r++)
+        for (c = 0; c < rk; c++)
+            acc[0][r][c] = acc[1][r][c] = (FNN_V) {0};
+    for (; i + sets * FNN_LANES <= m; i += sets * FNN_LANES) {
+        FNN_NAME(fnn_grads_step)(dz, a, m, i, FNN_LANES, rj, rk, acc[0]);
+        if (sets == 2)
+            FNN_NAME(fnn_grads_step)(dz, a, m, i + FNN_LANES, FNN_LANES, rj, rk, acc[1]);
     }
-    for (r = 0; r < rows; r++)
-        out[r] = FNN_NAME(fnn_lanes_sum)(acc[r][0] + acc[r][1]);
+    for (; i + FNN_LANES <= m; i += FNN_LANES)
+        FNN_NAME(fnn_grads_step)(dz, a, m, i, FNN_LANES, rj, rk, acc[0]);
+    if (i < m)
+        FNN_NAME(fnn_grads_step)(dz, a, m, i, m - i, rj, rk, acc[0]);
+    for (r = 0; r < rj; r++)
+        for (c = 0; c < rk; c++)
+            dw[r * n_in + c] = FNN_NAME(fnn_lanes_sum)(acc[0][r][c] + acc[1][r][c]);
 }
 
 /* dw (n_out, n_in) = dz a^T and db = the row sums of dz, for dz (n_out, m) and
- * a (n_in, m): the weight gradients of a layer, four rows of a at a time. */
+ * a (n_in, m): the weight gradients of a layer, in blocks of FNN_GRAD_ROWS rows of dz
+ * by four rows of a (fnn_grads_block, called with the block's constant sizes). */
 FNN_TARGET
 static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, FNN_T* dw,
                                               FNN_T* db, ptrdiff_t n_out, ptrdiff_t n_in,
                                               ptrdiff_t m) {
-    ptrdiff_t j, k;
-    for (j = 0; j < n_out; j++) {
-        const FNN_T* x = dz + j * m;
-        for (k = 0; k + 4 <= n_in; k += 4)
-            FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 4, dw + j * n_in + k);
-        switch (n_in - k) {  /* a constant rows in each call */
-        case 3: FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 3, dw + j * n_in + k); break;
-        case 2: FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 2, dw + j * n_in + k); break;
-        case 1: FNN_NAME(fnn_narrow_dots)(x, a + k * m, m, 1, dw + j * n_in + k); break;
+    ptrdiff_t j, k, r;
+    for (j = 0; j < n_out; j += FNN_GRAD_ROWS) {
+        int rj = n_out - j < FNN_GRAD_ROWS ? (int) (n_out - j) : FNN_GRAD_ROWS;
+        for (k = 0; k < n_in; k += 4) {
+            int rk = n_in - k < 4 ? (int) (n_in - k) : 4;
+#define FNN_GRADS(rows, columns) \
+            case 4 * (rows) + (columns): \
+                FNN_NAME(fnn_grads_block)(dz + j * m, a + k * m, dw + j * n_in + k, n_in, m, \
+                                          rows, columns); \
+                break
+            switch (4 * rj + rk) {
+            FNN_GRADS(1, 1); FNN_GRADS(1, 2); FNN_GRADS(1, 3); FNN_GRADS(1, 4);
+            FNN_GRADS(2, 1); FNN_GRADS(2, 2); FNN_GRADS(2, 3); FNN_GRADS(2, 4);
+#if FNN_GRAD_ROWS == 4
+            FNN_GRADS(3, 1); FNN_GRADS(3, 2); FNN_GRADS(3, 3); FNN_GRADS(3, 4);
+            FNN_GRADS(4, 1); FNN_GRADS(4, 2); FNN_GRADS(4, 3); FNN_GRADS(4, 4);
+#endif
+            }
+#undef FNN_GRADS
         }
-        db[j] = FNN_NAME(fnn_scaled_sum)(x, m, 1);
+        for (r = j; r < j + rj; r++)
+            db[r] = FNN_NAME(fnn_scaled_sum)(dz + r * m, m, 1);
     }
 }
 
@@ -571,3 +623,6 @@ static double FNN_NAME(fnn_sigmoid_bce)(const FNN_T* z, const FNN_T* y, FNN_T* a
 #undef FNN_UV
 #undef FNN_LANES
 #undef FNN_WIDE
+#undef FNN_GRAD_ROWS
+#undef FNN_GRAD_SUMS
+#undef FNN_UNITS
