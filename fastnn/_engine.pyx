@@ -31,7 +31,8 @@ from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_
                           OUT_SOFTMAX, Optim, _activation_grad, _dense_backward,
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
-                          _output_loss, _transpose, _update, fnn_vector_build, intp)
+                          _output_loss, _row_stride, _transpose, _update, fnn_vector_build,
+                          intp)
 
 cnp.import_array()
 fnn_vector_build()  # settles the vector build at import, before any thread can ask
@@ -88,15 +89,39 @@ cdef void _plan_free(Plan* plan) noexcept:
     free(plan.rows_at)
 
 
-cdef inline intp _work_size(const Plan* plan, intp m) noexcept nogil:
-    """Workspace for a batch of m: Z and A of every layer, two gradient buffers dz and
-    other, and for narrow plans the transposed input."""
-    return (m * plan.rows_at[plan.n_layers] + 2 * m * plan.max_width
-            + (m * plan.sizes[0] if plan.narrow else 0))
+cdef inline intp _work_size(const Plan* plan, intp stride) noexcept nogil:
+    """Workspace for a batch whose arrays have the row stride `stride` (_stride): Z and
+    A of every layer, two gradient buffers dz and other, and for narrow plans the
+    transposed input."""
+    return (stride * plan.rows_at[plan.n_layers] + 2 * stride * plan.max_width
+            + (stride * plan.sizes[0] if plan.narrow else 0))
 
 
 cdef inline bint _feature_major(const Plan* plan, intp m) noexcept nogil:
     return plan.narrow and m >= NARROW_MIN
+
+
+cdef inline intp _stride(const Plan* plan, intp m, size_t itemsize) noexcept nogil:
+    """The stride of the workspace's arrays for a batch of m: feature-major rows are
+    padded to whole 64-byte lines (_row_stride; the workspace starts on one, see
+    _aligned_malloc); in the samples-are-rows layout, m (the arrays are (m, width))."""
+    return _row_stride(m, itemsize) if _feature_major(plan, m) else m
+
+
+cdef void* _aligned_malloc(size_t nbytes) noexcept nogil:
+    """nbytes starting at a multiple of 64 bytes (NULL when there is no memory), for
+    _aligned_free: the pointer malloc gave is kept just before them."""
+    cdef char* raw = <char*> malloc(nbytes + 64)
+    if raw == NULL:
+        return NULL
+    cdef char* start = raw + 64 - (<size_t> raw) % 64  # malloc aligns to 8 or more
+    (<void**> start - 1)[0] = raw
+    return start
+
+
+cdef void _aligned_free(void* start) noexcept nogil:
+    if start != NULL:
+        free((<void**> start - 1)[0])
 
 
 # ---------------------------------------------------------------- the network
@@ -109,23 +134,24 @@ cdef const floating* _forward(const Plan* plan, const floating* params,
     input as the backward pass reads it: x, or its transpose in the workspace."""
     cdef intp l, n_in, n_out
     cdef bint fm = _feature_major(plan, m)
+    cdef intp s = _stride(plan, m, sizeof(floating))
     cdef const floating* a_prev = x
     cdef const floating* w
     cdef floating* z
     cdef floating* a
     cdef floating* transposed
     if fm:  # the input's transpose, at the end of the workspace
-        transposed = work + _work_size(plan, m) - m * plan.sizes[0]
-        _transpose(x, transposed, m, plan.sizes[0])
+        transposed = work + _work_size(plan, s) - s * plan.sizes[0]
+        _transpose(x, transposed, m, plan.sizes[0], plan.sizes[0], s)
         a_prev = transposed
     cdef const floating* inputs = a_prev
     for l in range(plan.n_layers):
         n_in, n_out = plan.sizes[l], plan.sizes[l + 1]
-        w, z = params + plan.at[l], work + m * plan.rows_at[l]
+        w, z = params + plan.at[l], work + s * plan.rows_at[l]
         # the output layer's A is its Z: the logits, which the output function reads
-        a = z + m * n_out if l + 1 < plan.n_layers else z
+        a = z + s * n_out if l + 1 < plan.n_layers else z
         if fm:
-            _narrow_dense_forward(a_prev, w, w + n_out * n_in, z, a, m, n_in, n_out,
+            _narrow_dense_forward(a_prev, w, w + n_out * n_in, z, a, m, s, n_in, n_out,
                                   plan.acts[l], <floating> plan.slope)
         else:
             _dense_forward(a_prev, w, w + n_out * n_in, z, a, m, n_in, n_out,
@@ -163,8 +189,9 @@ cdef bint _backward(const Plan* plan, const floating* params, floating* grads,
     not finite (tested layer by layer, while still in cache)."""
     cdef intp l, n_in, n_out
     cdef bint fm = _feature_major(plan, m)
-    cdef floating* dz = work + m * plan.rows_at[plan.n_layers]
-    cdef floating* other = dz + m * plan.max_width
+    cdef intp s = _stride(plan, m, sizeof(floating))
+    cdef floating* dz = work + s * plan.rows_at[plan.n_layers]
+    cdef floating* other = dz + s * plan.max_width
     cdef floating* z_prev = NULL
     cdef const floating* a_prev
     cdef bint bad = False
@@ -172,14 +199,14 @@ cdef bint _backward(const Plan* plan, const floating* params, floating* grads,
         n_in, n_out = plan.sizes[l], plan.sizes[l + 1]
         a_prev = inputs
         if l > 0:
-            z_prev = work + m * plan.rows_at[l - 1]
-            a_prev = z_prev + m * n_in
+            z_prev = work + s * plan.rows_at[l - 1]
+            a_prev = z_prev + s * n_in
         if fm:  # other = dZ of layer l - 1 at once
             _narrow_dense_backward(dz, a_prev, params + plan.at[l], grads + plan.at[l],
                                    grads + plan.at[l] + n_out * n_in,
                                    other if l > 0 else NULL, z_prev,
                                    plan.acts[l - 1] if l > 0 else IDENTITY,
-                                   <floating> plan.slope, m, n_in, n_out)
+                                   <floating> plan.slope, m, s, n_in, n_out)
         else:
             _dense_backward(dz, a_prev, params + plan.at[l], grads + plan.at[l],
                             grads + plan.at[l] + n_out * n_in, other if l > 0 else NULL,
@@ -236,20 +263,21 @@ cdef double _forward_loss(const Plan* plan, const floating* params, const Batch*
     ||W||^2 when wd is not 0; the output layer's dZ into the workspace, and in *inputs
     the network's input as the backward pass reads it."""
     cdef intp L = plan.n_layers, k = plan.sizes[L], m = batch.m
-    cdef floating* logits = work + m * plan.rows_at[L - 1]
-    cdef floating* dz = work + m * plan.rows_at[L]
+    cdef intp s = _stride(plan, m, sizeof(floating))
+    cdef floating* logits = work + s * plan.rows_at[L - 1]
+    cdef floating* dz = work + s * plan.rows_at[L]
     cdef const floating* y = <const floating*> batch.y
     cdef const floating* w = <const floating*> batch.w
     cdef double loss
     inputs[0] = _forward(plan, params, <const floating*> batch.x, m, work)
     if _feature_major(plan, m) and k > 1:  # the output kernels read rows: logits to
-        _transpose(logits, dz + m * plan.max_width, k, m)  # rows, dZ back
-        loss = _output_loss(plan.output, dz + m * plan.max_width, y, batch.labels, w,
-                            batch.norm, logits + m * k, logits, m, k)
-        _transpose(logits, dz, m, k)
+        _transpose(logits, dz + s * plan.max_width, k, m, s, k)  # rows, dZ back
+        loss = _output_loss(plan.output, dz + s * plan.max_width, y, batch.labels, w,
+                            batch.norm, logits + s * k, logits, m, k)
+        _transpose(logits, dz, m, k, k, s)
     else:  # (k = 1: the two layouts are the same memory)
         loss = _output_loss(plan.output, logits, y, batch.labels, w, batch.norm,
-                            logits + m * k, dz, m, k)
+                            logits + s * k, dz, m, k)
     if wd != 0:
         loss += 0.5 * wd * _sum_squared_weights(plan, params)
     return loss
@@ -272,10 +300,11 @@ cdef void _predict(const Plan* plan, const floating* params, const floating* x, 
                    floating* work, floating* out) noexcept nogil:
     """out = the network's output: probabilities (sigmoid, softmax) or values."""
     cdef intp k = plan.sizes[plan.n_layers]
-    cdef floating* logits = work + m * plan.rows_at[plan.n_layers - 1]
+    cdef intp s = _stride(plan, m, sizeof(floating))
+    cdef floating* logits = work + s * plan.rows_at[plan.n_layers - 1]
     _forward(plan, params, x, m, work)
     if _feature_major(plan, m) and k > 1:
-        _transpose(logits, out, k, m)  # then in place: the output functions allow it
+        _transpose(logits, out, k, m, s, k)  # then in place: the output functions allow it
         logits = out
     _output_activation(plan.output, logits, out, m, k)
 
@@ -661,7 +690,7 @@ cdef int _epoch_buffers(Epoch* ep, int parts, intp n_params, size_t work_bytes,
     if ep.grads == NULL or ep.work == NULL:
         raise MemoryError()
     for p in range(1, parts):
-        ep.grads[p], ep.work[p] = malloc(n_params * item), malloc(work_bytes)
+        ep.grads[p], ep.work[p] = malloc(n_params * item), _aligned_malloc(work_bytes)
         if ep.grads[p] == NULL or ep.work[p] == NULL:
             raise MemoryError()
     if ep.order != NULL:
@@ -679,7 +708,7 @@ cdef void _epoch_free(Epoch* ep, int parts) noexcept:
     if ep.grads != NULL and ep.work != NULL:
         for p in range(1, parts):
             free(ep.grads[p])
-            free(ep.work[p])
+            _aligned_free(ep.work[p])
     free(ep.grads)
     free(ep.work)
     free(ep.x_batch)
@@ -886,7 +915,7 @@ cdef class Engine:
 
     def __dealloc__(self):
         _plan_free(&self.plan)
-        free(self.work)
+        _aligned_free(self.work)
 
     @property
     def n_params(self):
@@ -898,11 +927,13 @@ cdef class Engine:
         return _feature_major(&self.plan, m)
 
     cdef size_t _work_bytes(self, intp m) except 0:
-        """Bytes of workspace for a batch of m, refusing sizes that would overflow."""
-        cdef intp per_row = _work_size(&self.plan, 1) * (4 if self.single else 8)
-        if m > PY_SSIZE_T_MAX // per_row:
+        """Bytes of workspace for a batch of m (or fewer), refusing sizes that would
+        overflow."""
+        cdef size_t item = 4 if self.single else 8
+        cdef intp per_row = _work_size(&self.plan, 1) * item
+        if m > PY_SSIZE_T_MAX // per_row - 64:
             raise MemoryError(f"a batch of {m} rows needs more memory than can be addressed")
-        return m * per_row
+        return _stride(&self.plan, m, item) * per_row
 
     # ------------------------------------------------------------ readers
 
@@ -911,14 +942,14 @@ cdef class Engine:
         weights) and return a private workspace for m rows (freed by _read_end)."""
         cdef size_t nbytes = self._work_bytes(m)
         self.gate.read_begin()
-        cdef void* work = malloc(nbytes)
+        cdef void* work = _aligned_malloc(nbytes)
         if work == NULL:
             self.gate.read_end()
             raise MemoryError()
         return work
 
     cdef void _read_end(self, void* work) noexcept:
-        free(work)
+        _aligned_free(work)
         self.gate.read_end()
 
     cdef double _read(self, Batch* batch, cnp.ndarray grads, cnp.ndarray out,
@@ -1026,9 +1057,9 @@ cdef class Engine:
         """The step's workspace, grown (never shrunk) to hold a batch of m."""
         cdef size_t nbytes = self._work_bytes(m)
         if m > self.work_rows:
-            free(self.work)
+            _aligned_free(self.work)
             self.work_rows = 0
-            self.work = malloc(nbytes)
+            self.work = _aligned_malloc(nbytes)
             if self.work == NULL:
                 raise MemoryError()
             self.work_rows = m
@@ -1143,7 +1174,7 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
         if work != NULL and self.work == NULL:
             self.work, self.work_rows = work, work_rows
         else:
-            free(work)
+            _aligned_free(work)
         self.gate.write_end()
         _epoch_free(&ep, parts)
     if ep.error[0] != NULL:

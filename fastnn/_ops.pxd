@@ -31,14 +31,14 @@ cdef extern from "_vector.h" nogil:
         LEAKY_RELU "FNN_LEAKY_RELU"
     void fnn_narrow_product_d(const double* w, intp w_row, intp w_col, const double* b,
                               const double* src, double* dst, intp n_out, intp n_in, intp m,
-                              const double* gate, int act, double slope)
+                              intp ld, const double* gate, int act, double slope)
     void fnn_narrow_product_f(const float* w, intp w_row, intp w_col, const float* b,
                               const float* src, float* dst, intp n_out, intp n_in, intp m,
-                              const float* gate, int act, float slope)
+                              intp ld, const float* gate, int act, float slope)
     void fnn_narrow_weight_grads_d(const double* dz, const double* a, double* dw,
-                                   double* db, intp n_out, intp n_in, intp m)
+                                   double* db, intp n_out, intp n_in, intp m, intp ld)
     void fnn_narrow_weight_grads_f(const float* dz, const float* a, float* dw, float* db,
-                                   intp n_out, intp n_in, intp m)
+                                   intp n_out, intp n_in, intp m, intp ld)
     void fnn_thin_dots_d(const double* L, const double* R, const double* bias, double* C,
                          intp m, intp K, intp J)
     void fnn_thin_dots_f(const float* L, const float* R, const float* bias, float* C,
@@ -291,26 +291,38 @@ cdef enum:
     NARROW_MIN = 16
 
 
-cdef inline void _transpose(const floating* src, floating* dst, intp rows,
-                     intp cols) noexcept nogil:
-    """dst (cols, rows) = src (rows, cols)^T."""
+cdef inline intp _row_stride(intp m, size_t itemsize) noexcept nogil:
+    """The row stride of feature-major arrays of m values a row: m rounded up to a
+    multiple of 64 bytes, so that a row starting at a multiple of 64 bytes (the
+    workspaces do) has every full vector of the kernels inside one cache line."""
+    cdef intp per_line = 64 // itemsize
+    return (m + per_line - 1) // per_line * per_line
+
+
+cdef inline void _transpose(const floating* src, floating* dst, intp rows, intp cols,
+                            intp src_stride, intp dst_stride) noexcept nogil:
+    """dst (cols, rows) = src (rows, cols)^T, where row i of src starts at
+    src + i src_stride and row j of dst at dst + j dst_stride."""
     cdef intp i, j
     for i in range(rows):
         for j in range(cols):
-            dst[j * rows + i] = src[i * cols + j]
+            dst[j * dst_stride + i] = src[i * src_stride + j]
 
 
 cdef inline void _narrow_product(const floating* w, intp w_row, intp w_col,
                                  const floating* b, const floating* src, floating* dst,
-                                 intp n_out, intp n_in, intp m, const floating* gate,
-                                 int act, floating slope) noexcept nogil:
+                                 intp n_out, intp n_in, intp m, intp ld,
+                                 const floating* gate, int act, floating slope) noexcept nogil:
     """dst (n_out, m) = act(V src + b) for src (n_in, m), V[j, k] = w[j w_row + k w_col]
     (V = W for the forward pass, W^T for dA_prev), act identity, relu or leaky_relu;
-    b may be NULL (no bias). With gate, dst gets act'(z) times that (see _vector.h)."""
+    b may be NULL (no bias); rows ld apart. With gate, dst gets act'(z) times that (see
+    _vector.h)."""
     if floating is float:
-        fnn_narrow_product_f(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, act, slope)
+        fnn_narrow_product_f(w, w_row, w_col, b, src, dst, n_out, n_in, m, ld, gate, act,
+                             slope)
     else:
-        fnn_narrow_product_d(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, act, slope)
+        fnn_narrow_product_d(w, w_row, w_col, b, src, dst, n_out, n_in, m, ld, gate, act,
+                             slope)
 
 
 cdef inline bint _gated(int act) noexcept nogil:
@@ -327,39 +339,46 @@ cdef inline bint _reads_z(int act, floating slope) noexcept nogil:
 
 cdef inline void _narrow_dense_forward(const floating* a_prev, const floating* w,
                                 const floating* b, floating* z, floating* a, intp m,
-                                intp n_in, intp n_out, int act,
+                                intp ld, intp n_in, intp n_out, int act,
                                 floating slope) noexcept nogil:
-    """_dense_forward, feature-major: a_prev (n_in, m), z and a (n_out, m). Identity,
-    ReLU and leaky ReLU are applied as Z leaves the registers, and then Z is not kept
-    unless the derivative needs it (_reads_z); the others in a pass over Z after."""
+    """_dense_forward, feature-major: a_prev (n_in, m), z and a (n_out, m), rows ld
+    apart. Identity, ReLU and leaky ReLU are applied as Z leaves the registers, and then
+    Z is not kept unless the derivative needs it (_reads_z); the others in a pass over
+    each row of Z after."""
+    cdef intp r
     if (act == IDENTITY or act == RELU or act == LEAKY_RELU) and not _reads_z(act, slope):
-        _narrow_product(w, n_in, 1, b, a_prev, a, n_out, n_in, m, NULL, act, slope)
+        _narrow_product(w, n_in, 1, b, a_prev, a, n_out, n_in, m, ld, NULL, act, slope)
     else:
-        _narrow_product(w, n_in, 1, b, a_prev, z, n_out, n_in, m, NULL, IDENTITY, slope)
-        _activate(z, a, m * n_out, act, slope)
+        _narrow_product(w, n_in, 1, b, a_prev, z, n_out, n_in, m, ld, NULL, IDENTITY,
+                        slope)
+        for r in range(n_out):
+            _activate(z + r * ld, a + r * ld, m, act, slope)
 
 
 cdef inline void _narrow_dense_backward(const floating* dz, const floating* a_prev,
                                  const floating* w, floating* dw, floating* db,
                                  floating* dz_prev, const floating* z_prev, int act_prev,
-                                 floating slope, intp m, intp n_in,
+                                 floating slope, intp m, intp ld, intp n_in,
                                  intp n_out) noexcept nogil:
-    """_dense_backward, feature-major (dz (n_out, m), a_prev (n_in, m)), and then
-    straight to dZ_prev = (dZ W) * act_prev'(z_prev) (n_in, m) unless dz_prev is NULL:
-    the activation's derivative is applied as dA_prev leaves the registers."""
+    """_dense_backward, feature-major (dz (n_out, m), a_prev (n_in, m), rows ld apart),
+    and then straight to dZ_prev = (dZ W) * act_prev'(z_prev) (n_in, m) unless dz_prev
+    is NULL: the activation's derivative is applied as dA_prev leaves the registers."""
+    cdef intp r
     if floating is float:
-        fnn_narrow_weight_grads_f(dz, a_prev, dw, db, n_out, n_in, m)
+        fnn_narrow_weight_grads_f(dz, a_prev, dw, db, n_out, n_in, m, ld)
     else:
-        fnn_narrow_weight_grads_d(dz, a_prev, dw, db, n_out, n_in, m)
+        fnn_narrow_weight_grads_d(dz, a_prev, dw, db, n_out, n_in, m, ld)
     if dz_prev == NULL:
         return
     if _gated(act_prev):
-        _narrow_product(w, 1, n_in, NULL, dz, dz_prev, n_in, n_out, m,
+        _narrow_product(w, 1, n_in, NULL, dz, dz_prev, n_in, n_out, m, ld,
                         z_prev if _reads_z(act_prev, slope) else a_prev, act_prev, slope)
     else:
-        _narrow_product(w, 1, n_in, NULL, dz, dz_prev, n_in, n_out, m, NULL, IDENTITY,
+        _narrow_product(w, 1, n_in, NULL, dz, dz_prev, n_in, n_out, m, ld, NULL, IDENTITY,
                         slope)
-        _activation_grad(dz_prev, z_prev, a_prev, dz_prev, m * n_in, act_prev, slope)
+        for r in range(n_in):
+            _activation_grad(dz_prev + r * ld, z_prev + r * ld, a_prev + r * ld,
+                             dz_prev + r * ld, m, act_prev, slope)
 
 
 # ---------------------------------------------------------------- output + loss

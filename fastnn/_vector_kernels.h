@@ -1,6 +1,7 @@
 /* The kernels of _vector.h for one element type FNN_T (with the integer type FNN_I of the
  * same size) and one vector width FNN_BYTES, compiled with FNN_TARGET: included once per
- * build. Arrays are feature-major: row r of an (n, m) array starts at r * m. */
+ * build. Arrays are feature-major: row r of an (n, m) array starts at r * ld, where the
+ * row stride ld >= m (a multiple of 64 bytes keeps every full vector within a cache line). */
 
 #define FNN_V FNN_NAME(fnn_vector)
 #define FNN_IV FNN_NAME(fnn_mask)
@@ -133,7 +134,7 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_emit_block)(FNN_V v0, FNN_V v1, FNN_V v2
  * share each load of src. Inlined with a constant ru, so that they live in registers. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_units_block)(
         const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
-        FNN_T* dst, ptrdiff_t n_in, ptrdiff_t m, ptrdiff_t i, const ptrdiff_t* n,
+        FNN_T* dst, ptrdiff_t n_in, ptrdiff_t ld, ptrdiff_t i, const ptrdiff_t* n,
         ptrdiff_t j, int ru, const FNN_T* gate, int act, FNN_T slope) {
     FNN_V acc[FNN_UNITS][4], s0, s1, s2, s3;
     ptrdiff_t k;
@@ -141,7 +142,7 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_units_block)(
     for (u = 0; u < ru; u++)
         acc[u][0] = acc[u][1] = acc[u][2] = acc[u][3] = (FNN_V) {0} + (b ? b[j + u] : 0);
     for (k = 0; k < n_in; k++) {
-        const FNN_T* s = src + k * m + i;
+        const FNN_T* s = src + k * ld + i;
         s0 = FNN_NAME(fnn_load)(s, n[0]);
         s1 = FNN_NAME(fnn_load)(s + FNN_LANES, n[1]);
         s2 = FNN_NAME(fnn_load)(s + 2 * FNN_LANES, n[2]);
@@ -154,18 +155,18 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_units_block)(
     }
     for (u = 0; u < ru; u++)
         FNN_NAME(fnn_emit_block)(acc[u][0], acc[u][1], acc[u][2], acc[u][3],
-                                 (j + u) * m + i, n, dst, gate, act, slope);
+                                 (j + u) * ld + i, n, dst, gate, act, slope);
 }
 
 /* One block of samples of fnn_narrow_product (see fnn_units_block): FNN_UNITS units at a
  * time, then the rest of them. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_block)(
         const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
-        FNN_T* dst, ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t m, ptrdiff_t i,
+        FNN_T* dst, ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t ld, ptrdiff_t i,
         const ptrdiff_t* n, const FNN_T* gate, int act, FNN_T slope) {
     ptrdiff_t j;
 #define FNN_UNITS_BLOCK(ru) \
-    FNN_NAME(fnn_units_block)(w, w_row, w_col, b, src, dst, n_in, m, i, n, j, ru, gate, \
+    FNN_NAME(fnn_units_block)(w, w_row, w_col, b, src, dst, n_in, ld, i, n, j, ru, gate, \
                               act, slope)
     for (j = 0; j + FNN_UNITS <= n_out; j += FNN_UNITS)
         FNN_UNITS_BLOCK(FNN_UNITS);
@@ -183,12 +184,12 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_block)(
  * act, so that none of those choices is made inside them. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
         const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
-        FNN_T* dst, ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t m, const FNN_T* gate,
-        int act, FNN_T slope) {
+        FNN_T* dst, ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t m, ptrdiff_t ld,
+        const FNN_T* gate, int act, FNN_T slope) {
     const ptrdiff_t whole[4] = {FNN_LANES, FNN_LANES, FNN_LANES, FNN_LANES};
     ptrdiff_t i = 0, last[4], t;
     for (; i + FNN_WIDE <= m; i += FNN_WIDE)
-        FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, m, i, whole,
+        FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, ld, i, whole,
                                     gate, act, slope);
     if (i == m)
         return;
@@ -196,22 +197,24 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
         ptrdiff_t left = m - i - t * FNN_LANES;
         last[t] = left <= 0 ? 0 : left < FNN_LANES ? left : FNN_LANES;
     }
-    FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, m, i, last,
+    FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, ld, i, last,
                                 gate, act, slope);
 }
 
 /* dst (n_out, m) = act(V src + b) for src (n_in, m), where V[j][k] = w[j w_row + k w_col]
  * (W itself for the forward pass, W^T for dA_prev = W^T dZ) and act is identity, relu
  * or leaky_relu; b may be NULL. With gate (n_out, m), dst gets each value v times
- * act'(z) instead, from gate as in fnn_gate: dZ_prev straight from dZ. */
+ * act'(z) instead, from gate as in fnn_gate: dZ_prev straight from dZ. All three arrays
+ * have the row stride ld. */
 FNN_TARGET
 static void FNN_NAME(fnn_narrow_product)(const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col,
                                          const FNN_T* b, const FNN_T* src, FNN_T* dst,
                                          ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t m,
-                                         const FNN_T* gate, int act, FNN_T slope) {
+                                         ptrdiff_t ld, const FNN_T* gate, int act,
+                                         FNN_T slope) {
 #define FNN_LOOPS(gate, act) \
-    FNN_NAME(fnn_product_loops)(w, w_row, w_col, b, src, dst, n_out, n_in, m, gate, act, \
-                                slope)
+    FNN_NAME(fnn_product_loops)(w, w_row, w_col, b, src, dst, n_out, n_in, m, ld, gate, \
+                                act, slope)
     if (act == FNN_IDENTITY)
         FNN_LOOPS(NULL, FNN_IDENTITY);
     else if (act == FNN_RELU)
@@ -242,21 +245,21 @@ FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_scaled_sum)(const FNN_T* x, ptrdiff_t m
 
 /* One step of fnn_grads_block: the samples [i, i + n) (n <= FNN_LANES) of its rows. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_step)(const FNN_T* dz, const FNN_T* a,
-                                                    ptrdiff_t m, ptrdiff_t i, ptrdiff_t n,
+                                                    ptrdiff_t ld, ptrdiff_t i, ptrdiff_t n,
                                                     int rj, int rk,
                                                     FNN_V acc[FNN_GRAD_ROWS][4]) {
     FNN_V x[FNN_GRAD_ROWS], y;
     int r, c;
     for (r = 0; r < rj; r++)
-        x[r] = FNN_NAME(fnn_load)(dz + r * m + i, n);
+        x[r] = FNN_NAME(fnn_load)(dz + r * ld + i, n);
     for (c = 0; c < rk; c++) {
-        y = FNN_NAME(fnn_load)(a + c * m + i, n);
+        y = FNN_NAME(fnn_load)(a + c * ld + i, n);
         for (r = 0; r < rj; r++)
             acc[r][c] += x[r] * y;
     }
 }
 
-/* dw[r n_in + c] = sum_i dz_(r m + i) a_(c m + i) over m samples, for the rj rows of dz
+/* dw[r n_in + c] = sum_i dz_(r ld + i) a_(c ld + i) over m samples, for the rj rows of dz
  * (rj <= FNN_GRAD_ROWS) and the rk rows of a (rk <= 4) given: rj rk vector accumulators
  * along the samples, each vector loaded once for all the products it is in (rj + rk
  * loads for rj rk multiply-adds); a small block takes two vectors of samples per step
@@ -266,7 +269,7 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_step)(const FNN_T* dz, const FNN_T
  * its lanes. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_block)(const FNN_T* dz, const FNN_T* a,
                                                      FNN_T* dw, ptrdiff_t n_in, ptrdiff_t m,
-                                                     int rj, int rk) {
+                                                     ptrdiff_t ld, int rj, int rk) {
     const int sets = 2 * rj * rk <= FNN_GRAD_SUMS ? 2 : 1;
     FNN_V acc[2][FNN_GRAD_ROWS][4];
     ptrdiff_t i = 0;
@@ -275,26 +278,26 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_block)(const FNN_T* dz, const FNN_
         for (c = 0; c < rk; c++)
             acc[0][r][c] = acc[1][r][c] = (FNN_V) {0};
     for (; i + sets * FNN_LANES <= m; i += sets * FNN_LANES) {
-        FNN_NAME(fnn_grads_step)(dz, a, m, i, FNN_LANES, rj, rk, acc[0]);
+        FNN_NAME(fnn_grads_step)(dz, a, ld, i, FNN_LANES, rj, rk, acc[0]);
         if (sets == 2)
-            FNN_NAME(fnn_grads_step)(dz, a, m, i + FNN_LANES, FNN_LANES, rj, rk, acc[1]);
+            FNN_NAME(fnn_grads_step)(dz, a, ld, i + FNN_LANES, FNN_LANES, rj, rk, acc[1]);
     }
     for (; i + FNN_LANES <= m; i += FNN_LANES)
-        FNN_NAME(fnn_grads_step)(dz, a, m, i, FNN_LANES, rj, rk, acc[0]);
+        FNN_NAME(fnn_grads_step)(dz, a, ld, i, FNN_LANES, rj, rk, acc[0]);
     if (i < m)
-        FNN_NAME(fnn_grads_step)(dz, a, m, i, m - i, rj, rk, acc[0]);
+        FNN_NAME(fnn_grads_step)(dz, a, ld, i, m - i, rj, rk, acc[0]);
     for (r = 0; r < rj; r++)
         for (c = 0; c < rk; c++)
             dw[r * n_in + c] = FNN_NAME(fnn_lanes_sum)(acc[0][r][c] + acc[1][r][c]);
 }
 
 /* dw (n_out, n_in) = dz a^T and db = the row sums of dz, for dz (n_out, m) and
- * a (n_in, m): the weight gradients of a layer, in blocks of FNN_GRAD_ROWS rows of dz
+ * a (n_in, m), both of row stride ld: the weight gradients of a layer, in blocks of FNN_GRAD_ROWS rows of dz
  * by four rows of a (fnn_grads_block, called with the block's constant sizes). */
 FNN_TARGET
 static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, FNN_T* dw,
                                               FNN_T* db, ptrdiff_t n_out, ptrdiff_t n_in,
-                                              ptrdiff_t m) {
+                                              ptrdiff_t m, ptrdiff_t ld) {
     ptrdiff_t j, k, r;
     for (j = 0; j < n_out; j += FNN_GRAD_ROWS) {
         int rj = n_out - j < FNN_GRAD_ROWS ? (int) (n_out - j) : FNN_GRAD_ROWS;
@@ -302,8 +305,8 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
             int rk = n_in - k < 4 ? (int) (n_in - k) : 4;
 #define FNN_GRADS(rows, columns) \
             case 4 * (rows) + (columns): \
-                FNN_NAME(fnn_grads_block)(dz + j * m, a + k * m, dw + j * n_in + k, n_in, m, \
-                                          rows, columns); \
+                FNN_NAME(fnn_grads_block)(dz + j * ld, a + k * ld, dw + j * n_in + k, n_in, \
+                                          m, ld, rows, columns); \
                 break
             switch (4 * rj + rk) {
             FNN_GRADS(1, 1); FNN_GRADS(1, 2); FNN_GRADS(1, 3); FNN_GRADS(1, 4);
@@ -316,7 +319,7 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
 #undef FNN_GRADS
         }
         for (r = j; r < j + rj; r++)
-            db[r] = FNN_NAME(fnn_scaled_sum)(dz + r * m, m, 1);
+            db[r] = FNN_NAME(fnn_scaled_sum)(dz + r * ld, m, 1);
     }
 }
 
