@@ -19,7 +19,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.limits cimport INT_MAX
 from libc.math cimport INFINITY, NAN, isfinite
 from libc.stdint cimport int64_t
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from cpython.ref cimport Py_INCREF, PyObject
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
@@ -377,8 +377,8 @@ cdef struct Epoch:
     const Plan* plan
     bint single
     void* params
-    void** grads            # a gradient buffer per part; grads[0] is the engine's
-    void** work             # a workspace per part
+    void* grads[MAX_PARTS]  # a gradient buffer per part; grads[0] is the engine's
+    void* work[MAX_PARTS]   # a workspace per part
     void** states
     Optim opt               # the update's settings (its t and weight decay per step)
     const void* x           # all the samples (m, n_in), their targets (m, k) or
@@ -685,10 +685,6 @@ cdef int _epoch_buffers(Epoch* ep, int parts, intp n_params, size_t work_bytes,
     when one is missing; _epoch_free frees what was made."""
     cdef int p
     cdef intp n_in = ep.plan.sizes[0], k = ep.plan.sizes[ep.plan.n_layers]
-    ep.grads = <void**> calloc(parts, sizeof(void*))
-    ep.work = <void**> calloc(parts, sizeof(void*))
-    if ep.grads == NULL or ep.work == NULL:
-        raise MemoryError()
     for p in range(1, parts):
         ep.grads[p], ep.work[p] = malloc(n_params * item), _aligned_malloc(work_bytes)
         if ep.grads[p] == NULL or ep.work[p] == NULL:
@@ -705,12 +701,9 @@ cdef int _epoch_buffers(Epoch* ep, int parts, intp n_params, size_t work_bytes,
 
 cdef void _epoch_free(Epoch* ep, int parts) noexcept:
     cdef int p
-    if ep.grads != NULL and ep.work != NULL:
-        for p in range(1, parts):
-            free(ep.grads[p])
-            _aligned_free(ep.work[p])
-    free(ep.grads)
-    free(ep.work)
+    for p in range(1, parts):
+        free(ep.grads[p])
+        _aligned_free(ep.work[p])
     free(ep.x_batch)
     free(ep.y_batch)
     free(ep.labels_batch)

@@ -102,7 +102,9 @@ FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_lanes_sum)(FNN_V v) {
     FNN_T lanes[sizeof(FNN_V) / sizeof(FNN_T)];
     ptrdiff_t t, half;
     memcpy(lanes, &v, sizeof v);
-    for (half = FNN_LANES / 2; half > 0; half /= 2)
+#pragma GCC unroll 16  /* whole, so that the lanes stay in registers (GCC leaves the */
+    for (half = FNN_LANES / 2; half > 0; half /= 2)  /* 16 lanes of float a loop */
+#pragma GCC unroll 16
         for (t = 0; t < half; t++)
             lanes[t] += lanes[t + half];
     return lanes[0];
