@@ -43,8 +43,16 @@ def problem(widths, m, output_case, activation, dtype, seed=0, negative_slope=0.
     output, k, kind = OUTPUT_CASES[output_case]
     net = MLP(widths + [k], activation=activation, output=output, dtype=dtype,
               negative_slope=negative_slope, init="xavier", bias_init=0.05, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    X = rng.standard_normal((m, widths[0])).astype(dtype)
+    X, Y = batch(widths[0], m, output_case, dtype, seed + 1)
+    twin = reference.Engine.twin_of(net)
+    return net, X, Y, twin, twin.params
+
+
+def batch(n_in, m, output_case, dtype, seed):
+    """m random samples and targets of the output case's kind."""
+    _, k, kind = OUTPUT_CASES[output_case]
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, n_in)).astype(dtype)
     if kind == "binary":
         Y = rng.integers(0, 2, (m, k)).astype(dtype)
     elif kind == "labels":
@@ -53,8 +61,7 @@ def problem(widths, m, output_case, activation, dtype, seed=0, negative_slope=0.
         Y = rng.dirichlet(np.ones(k), m).astype(dtype)
     else:
         Y = rng.standard_normal((m, k)).astype(dtype)
-    twin = reference.Engine.twin_of(net)
-    return net, X, Y, twin, twin.params
+    return X, Y
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -82,6 +89,46 @@ def test_both_layouts_match_the_twin(shape, activation, output_case, dtype):
         e.step(X, Y, e.updater(step_settings(e, Momentum(0.1, 0.9), 0.01)))
     np.testing.assert_allclose(params, twin_params, rtol=0,
                                atol=tol * np.abs(twin_params).max())
+
+
+def assert_close_to(values, truth, dtype):
+    np.testing.assert_allclose(values, truth, rtol=0,
+                               atol=TOLERANCE[dtype] * np.abs(truth).max())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("output_case", ["softmax labels", "sigmoid k=1", "identity k=2"])
+def test_one_engine_steps_batches_of_every_size_as_the_twin(output_case, dtype):
+    """Batch sizes that switch between the layouts and change the feature-major row
+    stride (padded to 64-byte lines) while the engine reuses its workspace."""
+    net, _, _, twin, twin_params = problem([5, 9, 6], 16, output_case, "tanh", dtype)
+    engine = net.engine
+    updates = [e.updater(step_settings(e, Momentum(0.05, 0.9), 0.01)) for e in (engine, twin)]
+    sizes = (300, 37, 15, 16, 17, 301, 64, 8, 200)
+    assert [engine.feature_major(m) for m in sizes].count(False) == 2
+    for seed, m in enumerate(sizes):
+        X, Y = batch(5, m, output_case, dtype, seed)
+        loss = engine.step(X, Y, updates[0])
+        assert loss == pytest.approx(twin.step(X, Y, updates[1]), rel=TOLERANCE[dtype])
+        assert_close_to(engine.params, twin_params, dtype)
+
+
+def test_an_epoch_on_threads_splits_narrow_batches_into_parts_of_both_layouts():
+    """With 11,500 parameters, n_threads=4 splits batches of 62 rows into four parts
+    of 15 and 16 rows (samples as rows, feature-major) and the last batch of 40 into
+    two of 20; the epoch's steps are the twin's batch by batch (float32: 24-value
+    widths are narrow)."""
+    net, _, _, twin, twin_params = problem([24] * 20, 16, "softmax labels", "tanh",
+                                           "float32")
+    engine = net.engine
+    assert engine.n_params == 11_500 and not engine.feature_major(15)
+    X, Y = batch(24, 164, "softmax labels", "float32", 7)
+    updates = [e.updater(step_settings(e, Momentum(0.01, 0.9), 0.0)) for e in (engine, twin)]
+    last = engine.epoch(X, Y, updates[0], 62, n_threads=4)
+    for start in range(0, len(X), 62):
+        twin_last = twin.step(X[start:start + 62], Y[start:start + 62], updates[1])
+    assert last == pytest.approx(twin_last, rel=TOLERANCE["float32"])
+    assert_close_to(engine.params, twin_params, "float32")
 
 
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
