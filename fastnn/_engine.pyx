@@ -181,6 +181,11 @@ cdef double _sum_squared_weights(const Plan* plan, const floating* params) noexc
         ((sums[4] + sums[5]) + (sums[6] + sums[7]))
 
 
+cdef double _penalty(const Plan* plan, const floating* params, double wd) noexcept nogil:
+    """The L2 penalty 0.5 wd sum ||W||^2 (0 when wd is 0, without the sum)."""
+    return 0.5 * wd * _sum_squared_weights(plan, params) if wd != 0 else 0
+
+
 cdef bint _backward(const Plan* plan, const floating* params, floating* grads,
                     const floating* inputs, intp m, floating* work,
                     bint check) noexcept nogil:
@@ -258,10 +263,10 @@ cdef void _add_decay(const Plan* plan, const floating* params, floating* grads,
 
 
 cdef double _forward_loss(const Plan* plan, const floating* params, const Batch* batch,
-                          floating* work, double wd, const floating** inputs) noexcept nogil:
-    """Forward and the loss on the batch's rows, sum_i w_i l_i / norm, plus 0.5 wd sum
-    ||W||^2 when wd is not 0; the output layer's dZ into the workspace, and in *inputs
-    the network's input as the backward pass reads it."""
+                          floating* work, const floating** inputs) noexcept nogil:
+    """Forward and the loss on the batch's rows, sum_i w_i l_i / norm (no penalty); the
+    output layer's dZ into the workspace, and in *inputs the network's input as the
+    backward pass reads it."""
     cdef intp L = plan.n_layers, k = plan.sizes[L], m = batch.m
     cdef intp s = _stride(plan, m, sizeof(floating))
     cdef floating* logits = work + s * plan.rows_at[L - 1]
@@ -278,17 +283,17 @@ cdef double _forward_loss(const Plan* plan, const floating* params, const Batch*
     else:  # (k = 1: the two layouts are the same memory)
         loss = _output_loss(plan.output, logits, y, batch.labels, w, batch.norm,
                             logits + s * k, dz, m, k)
-    if wd != 0:
-        loss += 0.5 * wd * _sum_squared_weights(plan, params)
     return loss
 
 
 cdef double _loss_grads(const Plan* plan, const floating* params, floating* grads,
                         const Batch* batch, floating* work, double wd,
                         bint backward) noexcept nogil:
-    """The loss (as _forward_loss) and, with backward, its gradient into grads."""
+    """The loss (as _forward_loss) plus the L2 penalty of wd (_penalty) and, with
+    backward, its gradient into grads."""
     cdef const floating* inputs
-    cdef double loss = _forward_loss(plan, params, batch, work, wd, &inputs)
+    cdef double loss = _forward_loss(plan, params, batch, work, &inputs) \
+        + _penalty(plan, params, wd)
     if backward:
         _backward(plan, params, grads, inputs, batch.m, work, False)
         if wd != 0:
@@ -531,7 +536,7 @@ cdef void _slices(Epoch* ep, int member, int members, int parts, intp start, int
     cdef const floating* inputs
     for p from member <= p < parts by members:
         _part_batch(ep, &part, start, mb * p // parts, mb * (p + 1) // parts, norm, params)
-        ep.part_loss[p] = _forward_loss(ep.plan, params, &part, <floating*> ep.work[p], 0,
+        ep.part_loss[p] = _forward_loss(ep.plan, params, &part, <floating*> ep.work[p],
                                         &inputs)
         ep.part_bad[p] = isfinite(ep.part_loss[p]) and _backward(
             ep.plan, params, <floating*> ep.grads[p], inputs, part.m,
@@ -586,8 +591,7 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
         # 1. the loss and gradient of each of this member's parts of the batch
         _slices(ep, member, members, parts, start, mb, norm, params)
         if member == 0:
-            ep.penalty = 0.5 * opt.weight_decay * _sum_squared_weights(plan, params) \
-                if opt.weight_decay != 0 else 0
+            ep.penalty = _penalty(plan, params, opt.weight_decay)
             ep.look_now = _signals_due(ep)
         fnn_barrier_wait(barrier)
         look = ep.look_now
