@@ -61,6 +61,15 @@ cdef extern from "_vector.h" nogil:
                              intp n, double scale)
     double fnn_sigmoid_bce_f(const float* z, const float* y, float* a, float* dz, intp n,
                              float scale)
+    void fnn_transpose_d(const double* src, double* dst, intp rows, intp cols, intp ss,
+                         intp ds)
+    void fnn_transpose_f(const float* src, float* dst, intp rows, intp cols, intp ss,
+                         intp ds)
+    void fnn_adam_d(double* p, const double* g, double* m1, double* m2, intp n,
+                    double step, double b1, double b2, double c1, double c2, double k,
+                    double eps, double wd)
+    void fnn_adam_f(float* p, const float* g, float* m1, float* m2, intp n, float step,
+                    float b1, float b2, float c1, float c2, float k, float eps, float wd)
     const char* fnn_vector_build()
 
 
@@ -115,13 +124,6 @@ cdef inline void _tanh(const floating* z, floating* a, intp n) noexcept nogil:
         fnn_tanh_f(z, a, n)
     else:
         fnn_tanh_d(z, a, n)
-
-
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
 
 
 cdef inline void _sigmoid(const floating* z, floating* a, intp n) noexcept nogil:
@@ -302,11 +304,12 @@ cdef inline intp _row_stride(intp m, size_t itemsize) noexcept nogil:
 cdef inline void _transpose(const floating* src, floating* dst, intp rows, intp cols,
                             intp src_stride, intp dst_stride) noexcept nogil:
     """dst (cols, rows) = src (rows, cols)^T, where row i of src starts at
-    src + i src_stride and row j of dst at dst + j dst_stride."""
-    cdef intp i, j
-    for i in range(rows):
-        for j in range(cols):
-            dst[j * dst_stride + i] = src[i * src_stride + j]
+    src + i src_stride and row j of dst at dst + j dst_stride; in vector registers
+    (gathers: _vector.h)."""
+    if floating is float:
+        fnn_transpose_f(src, dst, rows, cols, src_stride, dst_stride)
+    else:
+        fnn_transpose_d(src, dst, rows, cols, src_stride, dst_stride)
 
 
 cdef inline void _narrow_product(const floating* w, intp w_row, intp w_col,
@@ -558,19 +561,18 @@ cdef inline void _adam(floating* p, const floating* g, floating* m1, floating* m
     """Adam (Kingma and Ba) with bias correction at step t >= 1, PyTorch's arithmetic:
 
     m1 = b1 m1 + (1 - b1) g';  m2 = b2 m2 + (1 - b2) g'^2;
-    p -= (lr / (1 - b1^t)) m1 / (sqrt(m2) (1 / sqrt(1 - b2^t)) + eps).
-    """
-    cdef intp i
-    cdef floating gi
-    cdef floating b1 = beta1, b2 = beta2, c1 = 1 - beta1, c2 = 1 - beta2
+    p -= (lr / (1 - b1^t)) m1 / (sqrt(m2) (1 / sqrt(1 - b2^t)) + eps);
+
+    in one pass in vector registers (_vector.h; with AVX-512 the square root and the
+    division come from estimates refined on the multiply-add units)."""
     cdef floating step = lr / (1 - beta1 ** t)
     cdef floating inv_root_bc2 = 1 / sqrt(1 - beta2 ** t)  # one division per element
-    cdef floating fuzz = eps
-    for i in range(n):
-        gi = g[i] + wd * p[i]
-        m1[i] = b1 * m1[i] + c1 * gi
-        m2[i] = b2 * m2[i] + c2 * (gi * gi)
-        p[i] -= step * m1[i] / (_sqrt(m2[i]) * inv_root_bc2 + fuzz)
+    if floating is float:
+        fnn_adam_f(p, g, m1, m2, n, step, beta1, beta2, 1 - beta1, 1 - beta2, inv_root_bc2,
+                   eps, wd)
+    else:
+        fnn_adam_d(p, g, m1, m2, n, step, beta1, beta2, 1 - beta1, 1 - beta2, inv_root_bc2,
+                   eps, wd)
 
 
 

@@ -2,7 +2,8 @@
  * register-blocked products for narrow layers (feature-major: one row of m values per
  * unit, the transpose of the samples-are-rows layout, so that every product runs along
  * the long batch dimension), register-blocked products for thin layers (row-major), the
- * sigmoid and tanh (and their exp), the binary cross-entropy and the finiteness scan.
+ * sigmoid and tanh (and their exp), the binary cross-entropy, the finiteness scan and
+ * the transposes between the two layouts.
  * Cython cannot say the two things that make them fast, hence this header:
  *   - explicit vector registers (GCC/Clang vector extensions; other compilers get one
  *     lane and the same code), because the auto-vectoriser does not keep block
@@ -16,6 +17,7 @@
 #ifndef FASTNN_VECTOR_H
 #define FASTNN_VECTOR_H
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -125,5 +127,9 @@ static const char* fnn_vector_build(void) {
 #define fnn_tanh_f(...) FNN_DISPATCH(fnn_tanh_f, __VA_ARGS__)
 #define fnn_sigmoid_bce_d(...) FNN_DISPATCH(fnn_sigmoid_bce_d, __VA_ARGS__)
 #define fnn_sigmoid_bce_f(...) FNN_DISPATCH(fnn_sigmoid_bce_f, __VA_ARGS__)
+#define fnn_transpose_d(...) FNN_DISPATCH(fnn_transpose_d, __VA_ARGS__)
+#define fnn_transpose_f(...) FNN_DISPATCH(fnn_transpose_f, __VA_ARGS__)
+#define fnn_adam_d(...) FNN_DISPATCH(fnn_adam_d, __VA_ARGS__)
+#define fnn_adam_f(...) FNN_DISPATCH(fnn_adam_f, __VA_ARGS__)
 
 #endif

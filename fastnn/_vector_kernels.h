@@ -493,6 +493,56 @@ static void FNN_NAME(fnn_thin_combine)(const FNN_T* L, const FNN_T* R, ptrdiff_t
 }
 #undef FNN_FOUR_TERMS
 
+/* The FNN_LANES values p[0], p[stride], p[2 stride], ... as a vector: one gather
+ * instruction with AVX-512 (idx holds 0, stride, 2 stride, ... as its lanes' offsets),
+ * lane by lane in the other builds. */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_gather)(const FNN_T* p, ptrdiff_t stride,
+                                                 FNN_IV idx) {
+#if FNN_BYTES == 64
+    (void) stride;
+    if (sizeof(FNN_T) == 8)
+        return (FNN_V) _mm512_i64gather_pd((__m512i) idx, p, 8);
+    return (FNN_V) _mm512_i32gather_ps((__m512i) idx, p, 4);
+#else
+    FNN_T lanes[sizeof(FNN_V) / sizeof(FNN_T)];
+    FNN_V v;
+    ptrdiff_t t;
+    (void) idx;
+    for (t = 0; t < FNN_LANES; t++)
+        lanes[t] = p[t * stride];
+    memcpy(&v, lanes, sizeof v);
+    return v;
+#endif
+}
+
+/* dst (cols, rows) = src (rows, cols)^T, row i of src at src + i ss, row j of dst at
+ * dst + j ds. With rows >= cols (a batch of samples-are-rows made feature-major), each
+ * row of dst is gathered from a column of src, a vector at a time; otherwise (few long
+ * rows) value by value, reading src's rows in order. */
+FNN_TARGET
+static void FNN_NAME(fnn_transpose)(const FNN_T* src, FNN_T* dst, ptrdiff_t rows,
+                                    ptrdiff_t cols, ptrdiff_t ss, ptrdiff_t ds) {
+    FNN_IV idx;
+    ptrdiff_t i, j, t;
+    /* (the gather's lane offsets are FNN_I: int32 for float) */
+    if (rows < cols || (sizeof(FNN_T) == 4 && ss > 0x7fffffff / FNN_LANES)) {
+        for (i = 0; i < rows; i++)
+            for (j = 0; j < cols; j++)
+                dst[j * ds + i] = src[i * ss + j];
+        return;
+    }
+    for (t = 0; t < FNN_LANES; t++)
+        idx[t] = (FNN_I) (t * ss);
+    for (j = 0; j < cols; j++) {
+        const FNN_T* s = src + j;
+        FNN_T* d = dst + j * ds;
+        for (i = 0; i + FNN_LANES <= rows; i += FNN_LANES)
+            FNN_NAME(fnn_store)(d + i, FNN_NAME(fnn_gather)(s + i * ss, ss, idx), FNN_LANES);
+        for (; i < rows; i++)
+            d[i] = s[i * ss];
+    }
+}
+
 /* 1 when any of the size values is NaN or infinite, else 0: x * 0 is 0 for finite x
  * and NaN otherwise, so the sum of those products is 0 exactly when all are finite. */
 FNN_TARGET
@@ -621,6 +671,85 @@ static double FNN_NAME(fnn_sigmoid_bce)(const FNN_T* z, const FNN_T* y, FNN_T* a
         total += FNN_NAME(fnn_lanes_sum)(loss);
     }
     return total;
+}
+
+/* Adam's update of size parameters p with gradients g and moments m1, m2 (the formula
+ * and its settings: _ops.pxd's _adam), value by value:
+ *   g' = g + wd p;  m1 = b1 m1 + c1 g';  m2 = b2 m2 + c2 g'^2;
+ *   p -= step m1 / (sqrt(m2) k + eps).
+ * The square root and the division make the divider the bound, about five cycles a
+ * value whatever the vector width. With AVX-512 both come instead from the 14-bit
+ * estimates vrsqrt14 and vrcp14, refined on the multiply-add units by one Newton step
+ * (28 bits) and one correction by the residual (m2 - s^2 for the root s, a - d q for
+ * the quotient q = a / d), which leaves them within about an ulp of the exact ones.
+ * A vector where those steps do not hold (m2 or step m1 not finite, a denominator not
+ * positive) takes the exact formula, as the other builds do throughout. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, FNN_T* m1,
+                                                    FNN_T* m2, ptrdiff_t size, FNN_T step,
+                                                    FNN_T b1, FNN_T b2, FNN_T c1, FNN_T c2,
+                                                    FNN_T k, FNN_T eps, FNN_T wd) {
+    ptrdiff_t i;
+    for (i = 0; i < size; i++) {
+        FNN_T gi = g[i] + wd * p[i];
+        m1[i] = b1 * m1[i] + c1 * gi;
+        m2[i] = b2 * m2[i] + c2 * (gi * gi);
+        p[i] -= step * m1[i] / ((sizeof(FNN_T) == 8 ? sqrt(m2[i]) : sqrtf(m2[i])) * k + eps);
+    }
+}
+
+#if FNN_BYTES == 64
+/* Whether a lane of v is above limit or NaN (not v <= limit), in one compare. */
+FNN_INLINE FNN_TARGET int FNN_NAME(fnn_any_above)(FNN_V v, FNN_T limit) {
+    FNN_V bound = (FNN_V) {0} + limit;
+    if (sizeof(FNN_T) == 8)
+        return _mm512_cmp_pd_mask((__m512d) v, (__m512d) bound, _CMP_NLE_UQ) != 0;
+    return _mm512_cmp_ps_mask((__m512) v, (__m512) bound, _CMP_NLE_UQ) != 0;
+}
+#endif
+
+FNN_TARGET
+static void FNN_NAME(fnn_adam)(FNN_T* p, const FNN_T* g, FNN_T* m1, FNN_T* m2,
+                               ptrdiff_t size, FNN_T step, FNN_T b1, FNN_T b2, FNN_T c1,
+                               FNN_T c2, FNN_T k, FNN_T eps, FNN_T wd) {
+    ptrdiff_t i = 0;
+#if FNN_BYTES == 64
+    const FNN_T most = sizeof(FNN_T) == 8 ? 1.7976931348623157e308 : 3.4028234663852886e38f;
+    const FNN_T least = sizeof(FNN_T) == 8 ? 2.2250738585072014e-308 : 1.17549435e-38f;
+    FNN_V zero = {0};
+    for (; i + FNN_LANES <= size; i += FNN_LANES) {
+        FNN_V pv = FNN_NAME(fnn_load)(p + i, FNN_LANES);
+        FNN_V gv = FNN_NAME(fnn_load)(g + i, FNN_LANES) + wd * pv;
+        FNN_V u = b1 * FNN_NAME(fnn_load)(m1 + i, FNN_LANES) + c1 * gv;
+        FNN_V v = b2 * FNN_NAME(fnn_load)(m2 + i, FNN_LANES) + c2 * (gv * gv);
+        FNN_V y, r, root, d, a, q;
+        /* root = sqrt(v): y ~ 1 / sqrt(v), (v y) y rather than v (y y), which would
+         * overflow for subnormal v; 0 where v is 0 (where the estimate is infinite) */
+        y = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_rsqrt14_pd((__m512d) v)
+                               : (FNN_V) _mm512_rsqrt14_ps((__m512) v);
+        y = y * (FNN_T) 1.5 - (FNN_T) 0.5 * ((v * y) * y) * y;
+        root = v * y;
+        root = FNN_NAME(fnn_positive)(v, root + (FNN_T) 0.5 * y * (v - root * root), zero);
+        /* q = a / d: r ~ 1 / d, a r corrected by its residual */
+        d = root * k + eps;
+        a = step * u;
+        r = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_rcp14_pd((__m512d) d)
+                               : (FNN_V) _mm512_rcp14_ps((__m512) d);
+        r = r + r * (1 - d * r);
+        q = a * r;
+        q = q + (a - d * q) * r;
+        if (FNN_NAME(fnn_any_above)(v, most) | FNN_NAME(fnn_any_above)(a, most)
+                | FNN_NAME(fnn_any_above)(-a, most) | FNN_NAME(fnn_any_above)(-d, -least)) {
+            FNN_NAME(fnn_adam_exact)(p + i, g + i, m1 + i, m2 + i, FNN_LANES, step, b1, b2,
+                                     c1, c2, k, eps, wd);
+            continue;
+        }
+        FNN_NAME(fnn_store)(m1 + i, u, FNN_LANES);
+        FNN_NAME(fnn_store)(m2 + i, v, FNN_LANES);
+        FNN_NAME(fnn_store)(p + i, pv - q, FNN_LANES);
+    }
+#endif
+    FNN_NAME(fnn_adam_exact)(p + i, g + i, m1 + i, m2 + i, size - i, step, b1, b2, c1, c2,
+                             k, eps, wd);
 }
 
 #undef FNN_V

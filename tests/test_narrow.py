@@ -231,6 +231,50 @@ def test_sigmoid_and_tanh_in_vector_registers_are_within_a_few_ulp(activation, t
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_adam_in_vector_registers_is_within_a_few_ulp_of_its_formula(dtype):
+    """adam_update against its formula in extended precision, value by value, from the
+    moments the kernel wrote: second moments of 0 (a unit that never learns),
+    subnormal, ordinary and near the largest value, which the AVX-512 build's refined
+    estimates of the root and the quotient must all get right; and moments that
+    overflow to infinity, which leave the weight where it was, as the exact division
+    by an infinite denominator does."""
+    info, cast = np.finfo(dtype), np.dtype(dtype).type
+    lr, b1, b2, eps, t = 0.01, 0.9, 0.999, 1e-8, 3
+    rng = np.random.default_rng(0)
+    n = 8 * 16 + 5  # whole vectors in every build, then a partial one
+    p = rng.standard_normal(n).astype(dtype)
+    g = (rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 3, n)).astype(dtype)
+    m = rng.standard_normal(n).astype(dtype)
+    v = (10.0 ** rng.uniform(-12, 6, n)).astype(dtype)
+    zero, subnormal, huge, overflow = np.split(rng.permutation(n)[:60], [20, 35, 50])
+    v[zero] = 0
+    v[subnormal] = 3 * info.smallest_subnormal
+    v[huge] = info.max / 4
+    v[overflow] = info.max
+    g[zero] = g[subnormal] = g[huge] = 0  # the moment stays about as set
+    g[overflow] = np.sqrt(info.max) * 4
+    p0, m0, v0 = p.copy(), m.copy(), v.copy()
+    kernels.adam_update(p, g, m, v, t, lr, b1, b2, eps)
+
+    ld, gi = np.longdouble, g.astype(np.longdouble)  # g' = g with wd = 0
+    spacing = lambda x: np.abs(np.spacing(x.astype(dtype))).astype(ld)  # noqa: E731
+    for got, old, new in [(m, ld(cast(b1)) * m0, ld(cast(1 - b1)) * gi),
+                          (v, ld(cast(b2)) * v0, ld(cast(1 - b2)) * (gi * gi))]:
+        finite = np.abs(old + new) <= info.max  # each term rounded, then the sum
+        size = spacing(np.abs(old[finite]) + np.abs(new[finite]))
+        assert np.all(np.abs(got[finite] - (old + new)[finite]) <= 2 * size)
+    assert np.all(v[zero] == 0)
+    assert np.all(v[subnormal] > 0) and np.all(v[subnormal] < info.tiny)
+    assert np.all(np.isinf(v[overflow]))
+    assert np.array_equal(p[overflow], p0[overflow])  # m / inf = 0
+    step, k = ld(cast(lr / (1 - b1 ** t))), ld(cast(1 / np.sqrt(1 - b2 ** t)))
+    q = step * m.astype(ld) / (np.sqrt(v.astype(ld)) * k + ld(cast(eps)))
+    want = p0.astype(ld) - q
+    ok = np.isfinite(v)
+    assert np.all(np.abs(p[ok] - want[ok]) <= spacing(want[ok]) + 4 * spacing(q[ok]))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("size", [1, 13, 4096, 4097, 10_000])
 def test_finiteness_scan_finds_the_first_nan_or_infinity(dtype, size):
     """Every position class (first, inside a vector block, the partial tail, both sides
