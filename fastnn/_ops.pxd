@@ -70,6 +70,16 @@ cdef extern from "_vector.h" nogil:
                     double eps, double wd)
     void fnn_adam_f(float* p, const float* g, float* m1, float* m2, intp n, float step,
                     float b1, float b2, float c1, float c2, float k, float eps, float wd)
+    void fnn_bias_act_d(double* z, double* a, const double* b, intp m, intp n, int act,
+                        double slope)
+    void fnn_bias_act_f(float* z, float* a, const float* b, intp m, intp n, int act,
+                        float slope)
+    void fnn_act_grad_d(const double* da, const double* g, double* out, intp n, int act,
+                        double slope)
+    void fnn_act_grad_f(const float* da, const float* g, float* out, intp n, int act,
+                        float slope)
+    void fnn_column_sums_d(const double* x, double* s, intp m, intp n)
+    void fnn_column_sums_f(const float* x, float* s, intp m, intp n)
     const char* fnn_vector_build()
 
 
@@ -147,51 +157,61 @@ cdef inline double _bce_values(const floating* z, const floating* y, floating* a
 
 # ---------------------------------------------------------------- activations
 
+cdef inline bint _gated(int act) noexcept nogil:
+    """Whether _vector.h's kernels apply act and act' themselves (the first five codes;
+    a code past them gets the generic loops of _bias_activate and _activation_grad)."""
+    return act == IDENTITY or act == SIGMOID or act == TANH or act == RELU \
+        or act == LEAKY_RELU
+
+
+cdef inline void _bias_activate(floating* z, floating* a, const floating* b, intp m,
+                                intp n, int act, floating slope) noexcept nogil:
+    """Over m rows of n values: z += b in each row (b may be NULL), then a = g(z)
+    elementwise (a may be z); in vector registers (_vector.h)."""
+    cdef intp i
+    cdef int vector_act = act if _gated(act) else IDENTITY
+    if floating is float:
+        fnn_bias_act_f(z, a if _gated(act) else z, b, m, n, vector_act, slope)
+    else:
+        fnn_bias_act_d(z, a if _gated(act) else z, b, m, n, vector_act, slope)
+    if act == SIGMOID:
+        _sigmoid(z, a, m * n)
+    elif act == TANH:
+        _tanh(z, a, m * n)
+    elif not _gated(act):  # the last branch: leaky_relu's formula
+        for i in range(m * n):
+            a[i] = z[i] * (1 if z[i] > 0 else slope)
+
+
 cdef inline void _activate(const floating* z, floating* a, intp n, int act,
                     floating slope) noexcept nogil:
     """a = g(z) elementwise over n values (a may be z)."""
-    cdef intp i
-    if act == IDENTITY:
-        if a != z:
-            memcpy(a, z, n * sizeof(floating))
-    elif act == SIGMOID:
-        _sigmoid(z, a, n)
-    elif act == TANH:
-        _tanh(z, a, n)
-    elif act == RELU:
-        for i in range(n):
-            a[i] = 0 if z[i] <= 0 else z[i]  # a NaN passes on, as NumPy's maximum
-    else:
-        for i in range(n):
-            a[i] = z[i] * (1 if z[i] > 0 else slope)  # a select, not a branch
+    _bias_activate(<floating*> z, a, NULL, 1, n, act, slope)  # z is not written
 
 
 cdef inline void _activation_grad(const floating* da, const floating* z, const floating* a,
                            floating* out, intp n, int act, floating slope) noexcept nogil:
-    """out = da * g'(z) elementwise; out may alias da.
+    """out = da * g'(z) elementwise; out may alias da; in vector registers (_vector.h).
 
     sigmoid' = a (1 - a) and tanh' = 1 - a^2 come from the cached output a;
     relu' and leaky_relu' from z (the derivative at exactly 0 is that of z < 0).
-    One loop per activation, so that each one vectorises.
     """
     cdef intp i
-    cdef floating d
-    if act == IDENTITY:
-        if out != da:
-            memcpy(out, da, n * sizeof(floating))
-    elif act == SIGMOID:
-        for i in range(n):
-            out[i] = da[i] * (a[i] * (1 - a[i]))
-    elif act == TANH:
-        for i in range(n):
-            out[i] = da[i] * (1 - a[i] * a[i])
-    elif act == RELU:
-        for i in range(n):
-            d = da[i]  # loaded unconditionally, so the select needs no branch
-            out[i] = d if z[i] > 0 else 0
-    else:
+    if not _gated(act):  # the last branch: leaky_relu's derivative
         for i in range(n):
             out[i] = da[i] * (1 if z[i] > 0 else slope)
+    elif floating is float:
+        fnn_act_grad_f(da, a if act == SIGMOID or act == TANH else z, out, n, act, slope)
+    else:
+        fnn_act_grad_d(da, a if act == SIGMOID or act == TANH else z, out, n, act, slope)
+
+
+cdef inline void _column_sums(const floating* x, floating* s, intp m, intp n) noexcept nogil:
+    """s (n,) = the sums of the m rows of x (m, n), in row order (_vector.h)."""
+    if floating is float:
+        fnn_column_sums_f(x, s, m, n)
+    else:
+        fnn_column_sums_d(x, s, m, n)
 
 
 # ---------------------------------------------------------------- dense layer
@@ -231,10 +251,10 @@ cdef inline void _thin_combine(const floating* L, const floating* R, intp r_row,
 cdef inline void _dense_forward(const floating* a_prev, const floating* w, const floating* b,
                          floating* z, floating* a, intp m, intp n_in, intp n_out,
                          int act, floating slope) noexcept nogil:
-    """Z = A_prev W^T + b, then the activation over Z: GEMM, then the bias, or for a
-    thin layer (few outputs or few inputs) register-blocked vector loops."""
-    cdef intp i, j
-    cdef floating* row
+    """Z = A_prev W^T + b, then the activation over Z: GEMM, then the bias with the
+    activation, or for a thin layer (few outputs or few inputs) register-blocked
+    vector loops that add the bias themselves."""
+    cdef const floating* bias = NULL  # still to add
     if n_out <= THIN_UNITS:  # dot products along n_in
         _thin_dots(a_prev, w, b, z, m, n_in, n_out)
     elif n_in <= THIN_UNITS:  # sums of the n_in rows of W^T
@@ -242,11 +262,8 @@ cdef inline void _dense_forward(const floating* a_prev, const floating* w, const
     else:
         gemm(False, True, <int> m, <int> n_out, <int> n_in, <floating> 1, a_prev,
              <int> n_in, w, <int> n_in, <floating> 0, z, <int> n_out)
-        for i in range(m):
-            row = z + i * n_out
-            for j in range(n_out):
-                row[j] += b[j]
-    _activate(z, a, m * n_out, act, slope)
+        bias = b
+    _bias_activate(z, a, bias, m, n_out, act, slope)
 
 
 cdef inline void _dense_backward(const floating* dz, const floating* a_prev, const floating* w,
@@ -254,8 +271,6 @@ cdef inline void _dense_backward(const floating* dz, const floating* a_prev, con
                           intp m, intp n_in, intp n_out) noexcept nogil:
     """dW = dZ^T A_prev, db = column sums of dZ, dA_prev = dZ W (skipped if NULL); a
     thin layer's products in vector loops (dA_prev of a layer of few inputs by GEMM)."""
-    cdef intp i, j
-    cdef const floating* row
     if n_out <= THIN_UNITS:
         _thin_gram(dz, a_prev, dw, m, n_out, n_in, False)
     elif n_in <= THIN_UNITS:  # dW^T = A_prev^T dZ, stored transposed
@@ -263,11 +278,7 @@ cdef inline void _dense_backward(const floating* dz, const floating* a_prev, con
     else:
         gemm(True, False, <int> n_out, <int> n_in, <int> m, <floating> 1, dz,
              <int> n_out, a_prev, <int> n_in, <floating> 0, dw, <int> n_in)
-    memset(db, 0, n_out * sizeof(floating))
-    for i in range(m):
-        row = dz + i * n_out
-        for j in range(n_out):
-            db[j] += row[j]
+    _column_sums(dz, db, m, n_out)
     if da_prev == NULL:
         return
     if n_out <= THIN_UNITS:
@@ -326,12 +337,6 @@ cdef inline void _narrow_product(const floating* w, intp w_row, intp w_col,
     else:
         fnn_narrow_product_d(w, w_row, w_col, b, src, dst, n_out, n_in, m, ld, gate, act,
                              slope)
-
-
-cdef inline bint _gated(int act) noexcept nogil:
-    """Whether _vector.h's narrow kernels apply act'(z) themselves (the first five)."""
-    return act == IDENTITY or act == SIGMOID or act == TANH or act == RELU \
-        or act == LEAKY_RELU
 
 
 cdef inline bint _reads_z(int act, floating slope) noexcept nogil:

@@ -131,5 +131,11 @@ static const char* fnn_vector_build(void) {
 #define fnn_transpose_f(...) FNN_DISPATCH(fnn_transpose_f, __VA_ARGS__)
 #define fnn_adam_d(...) FNN_DISPATCH(fnn_adam_d, __VA_ARGS__)
 #define fnn_adam_f(...) FNN_DISPATCH(fnn_adam_f, __VA_ARGS__)
+#define fnn_bias_act_d(...) FNN_DISPATCH(fnn_bias_act_d, __VA_ARGS__)
+#define fnn_bias_act_f(...) FNN_DISPATCH(fnn_bias_act_f, __VA_ARGS__)
+#define fnn_act_grad_d(...) FNN_DISPATCH(fnn_act_grad_d, __VA_ARGS__)
+#define fnn_act_grad_f(...) FNN_DISPATCH(fnn_act_grad_f, __VA_ARGS__)
+#define fnn_column_sums_d(...) FNN_DISPATCH(fnn_column_sums_d, __VA_ARGS__)
+#define fnn_column_sums_f(...) FNN_DISPATCH(fnn_column_sums_f, __VA_ARGS__)
 
 #endif

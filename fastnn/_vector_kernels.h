@@ -493,6 +493,73 @@ static void FNN_NAME(fnn_thin_combine)(const FNN_T* L, const FNN_T* R, ptrdiff_t
 }
 #undef FNN_FOUR_TERMS
 
+/* Rows of samples (samples-are-rows, n values a row, m rows) for the GEMM path's
+ * elementwise passes. fnn_bias_act: z += b in each row (b may be NULL), then for
+ * identity, relu and leaky_relu a = act(z) (a may be z); for sigmoid and tanh only the
+ * bias (their activation is fnn_sigmoid's and fnn_tanh's pass). */
+FNN_TARGET
+static void FNN_NAME(fnn_bias_act)(FNN_T* z, FNN_T* a, const FNN_T* b, ptrdiff_t m,
+                                   ptrdiff_t n, int act, FNN_T slope) {
+    const int activate = act != FNN_SIGMOID && act != FNN_TANH;
+    ptrdiff_t i, j, k;
+    if (b == NULL) {  /* one run of m n values */
+        n *= m;
+        m = 1;
+    }
+    for (i = 0; i < m; i++) {
+        FNN_T* zr = z + i * n;
+        FNN_T* ar = a + i * n;
+        for (j = 0; j < n; j += k) {
+            FNN_V v;
+            k = n - j < FNN_LANES ? n - j : FNN_LANES;
+            v = FNN_NAME(fnn_load)(zr + j, k);
+            if (b != NULL) {
+                v += FNN_NAME(fnn_load)(b + j, k);
+                FNN_NAME(fnn_store)(zr + j, v, k);
+            }
+            if (activate && (ar != zr || act != FNN_IDENTITY))
+                FNN_NAME(fnn_store)(ar + j, FNN_NAME(fnn_gate)(v, v, act, slope), k);
+        }
+    }
+}
+
+/* out = da g'(z) over n values, from g = z for relu and leaky_relu, g = a = act(z) for
+ * sigmoid and tanh (fnn_gate; identity: da); out may be da. */
+FNN_TARGET
+static void FNN_NAME(fnn_act_grad)(const FNN_T* da, const FNN_T* g, FNN_T* out,
+                                   ptrdiff_t n, int act, FNN_T slope) {
+    ptrdiff_t i, k;
+    for (i = 0; i < n; i += k) {
+        FNN_V v;
+        k = n - i < FNN_LANES ? n - i : FNN_LANES;
+        v = FNN_NAME(fnn_load)(da + i, k);
+        if (act != FNN_IDENTITY)
+            v = FNN_NAME(fnn_gate)(v, FNN_NAME(fnn_load)(g + i, k), act, slope);
+        FNN_NAME(fnn_store)(out + i, v, k);
+    }
+}
+
+/* s[j] = sum of x[i n + j] over the m rows, in row order (db = the column sums of
+ * dZ): four vectors of columns at a time, their sums held in registers down the rows. */
+FNN_TARGET
+static void FNN_NAME(fnn_column_sums)(const FNN_T* x, FNN_T* s, ptrdiff_t m, ptrdiff_t n) {
+    ptrdiff_t i, j, q, k[4];
+    for (j = 0; j < n; j += FNN_WIDE) {
+        FNN_V sum[4] = {{0}, {0}, {0}, {0}};
+        for (q = 0; q < 4; q++) {
+            ptrdiff_t left = n - j - q * FNN_LANES;
+            k[q] = left < 0 ? 0 : left < FNN_LANES ? left : FNN_LANES;
+        }
+        for (i = 0; i < m; i++)
+            for (q = 0; q < 4; q++)
+                if (k[q] > 0)
+                    sum[q] += FNN_NAME(fnn_load)(x + i * n + j + q * FNN_LANES, k[q]);
+        for (q = 0; q < 4; q++)
+            if (k[q] > 0)
+                FNN_NAME(fnn_store)(s + j + q * FNN_LANES, sum[q], k[q]);
+    }
+}
+
 /* The FNN_LANES values p[0], p[stride], p[2 stride], ... as a vector: one gather
  * instruction with AVX-512 (idx holds 0, stride, 2 stride, ... as its lanes' offsets),
  * lane by lane in the other builds. */
