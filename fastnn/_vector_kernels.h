@@ -494,33 +494,53 @@ static void FNN_NAME(fnn_thin_combine)(const FNN_T* L, const FNN_T* R, ptrdiff_t
 #undef FNN_FOUR_TERMS
 
 /* Rows of samples (samples-are-rows, n values a row, m rows) for the GEMM path's
- * elementwise passes. fnn_bias_act: z += b in each row (b may be NULL), then for
- * identity, relu and leaky_relu a = act(z) (a may be z); for sigmoid and tanh only the
- * bias (their activation is fnn_sigmoid's and fnn_tanh's pass). */
+ * elementwise passes. Each loop takes whole vectors, then the partial one: a count of
+ * min(lanes, left) carried from vector to vector would chain every iteration. */
+
+/* the k values at j of fnn_bias_act's row zr (b: the bias or NULL) into ar */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_bias_act_at)(FNN_T* zr, FNN_T* ar, const FNN_T* b,
+                                                     ptrdiff_t j, ptrdiff_t k, int act,
+                                                     FNN_T slope) {
+    FNN_V v = FNN_NAME(fnn_load)(zr + j, k);
+    if (b != NULL) {
+        v += FNN_NAME(fnn_load)(b + j, k);
+        FNN_NAME(fnn_store)(zr + j, v, k);
+    }
+    if (act >= 0)
+        FNN_NAME(fnn_store)(ar + j, FNN_NAME(fnn_gate)(v, v, act, slope), k);
+}
+
+/* z += b in each row (b may be NULL), then for identity, relu and leaky_relu
+ * a = act(z) (a may be z); for sigmoid and tanh only the bias (their activation is
+ * fnn_sigmoid's and fnn_tanh's pass). */
 FNN_TARGET
 static void FNN_NAME(fnn_bias_act)(FNN_T* z, FNN_T* a, const FNN_T* b, ptrdiff_t m,
                                    ptrdiff_t n, int act, FNN_T slope) {
-    const int activate = act != FNN_SIGMOID && act != FNN_TANH;
-    ptrdiff_t i, j, k;
+    ptrdiff_t i, j;
+    if ((act == FNN_IDENTITY && a == z) || act == FNN_SIGMOID || act == FNN_TANH)
+        act = -1;  /* nothing to store in a */
     if (b == NULL) {  /* one run of m n values */
+        if (act < 0)
+            return;
         n *= m;
         m = 1;
     }
     for (i = 0; i < m; i++) {
-        FNN_T* zr = z + i * n;
-        FNN_T* ar = a + i * n;
-        for (j = 0; j < n; j += k) {
-            FNN_V v;
-            k = n - j < FNN_LANES ? n - j : FNN_LANES;
-            v = FNN_NAME(fnn_load)(zr + j, k);
-            if (b != NULL) {
-                v += FNN_NAME(fnn_load)(b + j, k);
-                FNN_NAME(fnn_store)(zr + j, v, k);
-            }
-            if (activate && (ar != zr || act != FNN_IDENTITY))
-                FNN_NAME(fnn_store)(ar + j, FNN_NAME(fnn_gate)(v, v, act, slope), k);
-        }
+        for (j = 0; j + FNN_LANES <= n; j += FNN_LANES)
+            FNN_NAME(fnn_bias_act_at)(z + i * n, a + i * n, b, j, FNN_LANES, act, slope);
+        if (j < n)
+            FNN_NAME(fnn_bias_act_at)(z + i * n, a + i * n, b, j, n - j, act, slope);
     }
+}
+
+/* the k values at i of fnn_act_grad */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_act_grad_at)(const FNN_T* da, const FNN_T* g,
+                                                     FNN_T* out, ptrdiff_t i, ptrdiff_t k,
+                                                     int act, FNN_T slope) {
+    FNN_V v = FNN_NAME(fnn_load)(da + i, k);
+    if (act != FNN_IDENTITY)
+        v = FNN_NAME(fnn_gate)(v, FNN_NAME(fnn_load)(g + i, k), act, slope);
+    FNN_NAME(fnn_store)(out + i, v, k);
 }
 
 /* out = da g'(z) over n values, from g = z for relu and leaky_relu, g = a = act(z) for
@@ -528,15 +548,11 @@ static void FNN_NAME(fnn_bias_act)(FNN_T* z, FNN_T* a, const FNN_T* b, ptrdiff_t
 FNN_TARGET
 static void FNN_NAME(fnn_act_grad)(const FNN_T* da, const FNN_T* g, FNN_T* out,
                                    ptrdiff_t n, int act, FNN_T slope) {
-    ptrdiff_t i, k;
-    for (i = 0; i < n; i += k) {
-        FNN_V v;
-        k = n - i < FNN_LANES ? n - i : FNN_LANES;
-        v = FNN_NAME(fnn_load)(da + i, k);
-        if (act != FNN_IDENTITY)
-            v = FNN_NAME(fnn_gate)(v, FNN_NAME(fnn_load)(g + i, k), act, slope);
-        FNN_NAME(fnn_store)(out + i, v, k);
-    }
+    ptrdiff_t i;
+    for (i = 0; i + FNN_LANES <= n; i += FNN_LANES)
+        FNN_NAME(fnn_act_grad_at)(da, g, out, i, FNN_LANES, act, slope);
+    if (i < n)
+        FNN_NAME(fnn_act_grad_at)(da, g, out, i, n - i, act, slope);
 }
 
 /* s[j] = sum of x[i n + j] over the m rows, in row order (db = the column sums of
