@@ -341,7 +341,7 @@ cdef extern from "_team.h" nogil:
     ctypedef void (*fnn_job)(void* context, int member, int members,
                              fnn_barrier* barrier) noexcept nogil
     void fnn_barrier_wait(fnn_barrier* barrier)
-    void fnn_team_run(int wanted, fnn_job job, void* context)
+    void fnn_team_run(int wanted, fnn_job job, void* context, bint blas)
     void fnn_blas_find(const void* blas_function)
     int fnn_blas_limit()
     int fnn_cpu_count()
@@ -1154,6 +1154,9 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
                          _parts(&self.plan, last, n_threads))
     cdef intp rows = max(_part_rows(&self.plan, ep.batch_size, n_threads),
                          _part_rows(&self.plan, last, n_threads))
+    cdef intp fewest = min(  # rows of the smallest part: all narrow (no BLAS) from it
+        ep.batch_size // _parts(&self.plan, ep.batch_size, n_threads),
+        last // _parts(&self.plan, last, n_threads))
     cdef void* work = NULL
     cdef intp work_rows = 0
     self.gate.write_begin()
@@ -1166,7 +1169,7 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
         self.work, self.work_rows = NULL, 0
         ep.grads[0] = cnp.PyArray_DATA(self.grads)
         with nogil:
-            fnn_team_run(parts, _epoch_job, &ep)
+            fnn_team_run(parts, _epoch_job, &ep, not _feature_major(&self.plan, fewest))
     finally:
         if work != NULL and self.work == NULL:
             self.work, self.work_rows = work, work_rows

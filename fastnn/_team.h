@@ -275,12 +275,13 @@ static int fnn_hire(fnn_seat* seat) {
 #endif
 
 /* Runs job on the calling thread and up to wanted - 1 helpers (as many as the budget
- * and the system give), with BLAS on one thread; returns when all are done. The job
- * learns how many members there are; what it computes must not depend on that. */
-static void fnn_team_run(int wanted, fnn_job job, void* context) {
+ * and the system give), with BLAS on one thread when the job calls BLAS (blas: a job
+ * that does not is spared the lock); returns when all are done. The job learns how
+ * many members there are; what it computes must not depend on that. */
+static void fnn_team_run(int wanted, fnn_job job, void* context, int blas) {
     int members = 1, ready = 0;
     fnn_barrier barrier;
-    fnn_blas_single_begin();
+    if (blas) fnn_blas_single_begin();
 #ifdef FNN_THREADS
     fnn_seat seats[FNN_MAX_TEAM];
     int helpers = 0;
@@ -312,7 +313,7 @@ static void fnn_team_run(int wanted, fnn_job job, void* context) {
     fnn_barrier_init(&barrier, members);
     job(context, 0, members, &barrier);
 #endif
-    fnn_blas_single_end();
+    if (blas) fnn_blas_single_end();
 }
 
 #endif
