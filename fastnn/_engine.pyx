@@ -530,7 +530,9 @@ cdef void _slices(Epoch* ep, int member, int members, int parts, intp start, int
                   double norm, floating* params) noexcept nogil:
     """This member's slices of the batch of mb rows from position start (slices
     member, member + members, ...): each one's loss into ep.part_loss and, when finite,
-    its gradient into its buffer, whether that is not finite into ep.part_bad."""
+    its gradient into its buffer, whether that is not finite into ep.part_bad (a
+    slice of several is not scanned: their sum is, and any NaN or infinity in a term
+    makes the sum one too)."""
     cdef int p
     cdef Batch part
     cdef const floating* inputs
@@ -540,7 +542,7 @@ cdef void _slices(Epoch* ep, int member, int members, int parts, intp start, int
                                         &inputs)
         ep.part_bad[p] = isfinite(ep.part_loss[p]) and _backward(
             ep.plan, params, <floating*> ep.grads[p], inputs, part.m,
-            <floating*> ep.work[p], True)
+            <floating*> ep.work[p], parts == 1)
 
 
 cdef bint _sum_slices(Epoch* ep, int parts, intp first, intp last,
