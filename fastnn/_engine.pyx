@@ -1117,8 +1117,9 @@ cdef class Engine:
         then gathered in that order into buffers of the call. n_threads (1 to 64) splits
         each step with enough work into up to n_threads slices of its rows, run on
         fastnn's own threads (as many as the CPUs free from other fastnn calls allow),
-        BLAS on one thread meanwhile; the gradients of the slices are summed in slice
-        order, so the result depends on n_threads, never on the threads that ran it.
+        BLAS on one thread meanwhile (left alone when every step takes the narrow path,
+        which calls no BLAS); the gradients of the slices are summed in slice order, so
+        the result depends on n_threads, never on the threads that ran it.
 
         In the main thread, signal handlers run every 20 ms or so, between two steps,
         with the engine let go (a handler may predict or save): what they raise

@@ -8,7 +8,8 @@
  *     finds the budget spent runs with fewer helpers, down to none. Helpers outlive
  *     their teams, asleep in between (a fork's child starts without them).
  *   - BLAS (scipy's OpenBLAS, which fastnn's products call) runs on one thread while any
- *     team runs: the team's threads are the parallelism. Its limit before the first
+ *     team whose job calls BLAS runs: the team's threads are the parallelism (a job
+ *     that calls none leaves BLAS's limit alone). Its limit before the first
  *     team (what OMP_NUM_THREADS, OPENBLAS_NUM_THREADS or threadpoolctl set) is put back
  *     when the last team ends, and is what fnn_blas_limit() reports meanwhile.
  *

@@ -537,8 +537,10 @@ static void FNN_NAME(fnn_bias_act)(FNN_T* z, FNN_T* a, const FNN_T* b, ptrdiff_t
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_act_grad_at)(const FNN_T* da, const FNN_T* g,
                                                      FNN_T* out, ptrdiff_t i, ptrdiff_t k,
                                                      int act, FNN_T slope) {
-    FNN_V v = FNN_NAME(fnn_load)(da + i, k);
-    if (act != FNN_IDENTITY)
+    FNN_V zero = {0}, v = FNN_NAME(fnn_load)(da + i, k);
+    if (act == FNN_RELU)  /* 0 where z is NaN, as z > 0 says (the twin's mask) */
+        v = FNN_NAME(fnn_positive)(FNN_NAME(fnn_load)(g + i, k), v, zero);
+    else if (act != FNN_IDENTITY)
         v = FNN_NAME(fnn_gate)(v, FNN_NAME(fnn_load)(g + i, k), act, slope);
     FNN_NAME(fnn_store)(out + i, v, k);
 }
@@ -764,9 +766,11 @@ static double FNN_NAME(fnn_sigmoid_bce)(const FNN_T* z, const FNN_T* y, FNN_T* a
  * value whatever the vector width. With AVX-512 both come instead from the 14-bit
  * estimates vrsqrt14 and vrcp14, refined on the multiply-add units by one Newton step
  * (28 bits) and one correction by the residual (m2 - s^2 for the root s, a - d q for
- * the quotient q = a / d), which leaves them within about an ulp of the exact ones.
- * A vector where those steps do not hold (m2 or step m1 not finite, a denominator not
- * positive) takes the exact formula, as the other builds do throughout. */
+ * the quotient q = a / d; GCC fuses these into multiply-adds), which leaves them
+ * within about an ulp of the exact ones. A vector where those steps do not hold (m2
+ * negative, subnormal or not finite, step m1 or the quotient not finite, a
+ * denominator not positive) takes the exact formula, as the other builds do
+ * throughout. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, FNN_T* m1,
                                                     FNN_T* m2, ptrdiff_t size, FNN_T step,
                                                     FNN_T b1, FNN_T b2, FNN_T c1, FNN_T c2,
@@ -787,6 +791,17 @@ FNN_INLINE FNN_TARGET int FNN_NAME(fnn_any_above)(FNN_V v, FNN_T limit) {
     if (sizeof(FNN_T) == 8)
         return _mm512_cmp_pd_mask((__m512d) v, (__m512d) bound, _CMP_NLE_UQ) != 0;
     return _mm512_cmp_ps_mask((__m512) v, (__m512) bound, _CMP_NLE_UQ) != 0;
+}
+
+/* Whether a lane of v is below least (the smallest normal value) and not 0: negative
+ * or subnormal, where the root's residual would underflow. */
+FNN_INLINE FNN_TARGET int FNN_NAME(fnn_any_tiny)(FNN_V v, FNN_T least) {
+    FNN_V zero = {0}, bound = zero + least;
+    if (sizeof(FNN_T) == 8)
+        return (_mm512_cmp_pd_mask((__m512d) v, (__m512d) bound, _CMP_LT_OQ)
+                & _mm512_cmp_pd_mask((__m512d) v, (__m512d) zero, _CMP_NEQ_OQ)) != 0;
+    return (_mm512_cmp_ps_mask((__m512) v, (__m512) bound, _CMP_LT_OQ)
+            & _mm512_cmp_ps_mask((__m512) v, (__m512) zero, _CMP_NEQ_OQ)) != 0;
 }
 #endif
 
@@ -820,8 +835,10 @@ static void FNN_NAME(fnn_adam)(FNN_T* p, const FNN_T* g, FNN_T* m1, FNN_T* m2,
         r = r + r * (1 - d * r);
         q = a * r;
         q = q + (a - d * q) * r;
-        if (FNN_NAME(fnn_any_above)(v, most) | FNN_NAME(fnn_any_above)(a, most)
-                | FNN_NAME(fnn_any_above)(-a, most) | FNN_NAME(fnn_any_above)(-d, -least)) {
+        if (FNN_NAME(fnn_any_above)(v, most) | FNN_NAME(fnn_any_above)(-d, -least)
+                | FNN_NAME(fnn_any_above)(a, most) | FNN_NAME(fnn_any_above)(-a, most)
+                | FNN_NAME(fnn_any_above)(q, most) | FNN_NAME(fnn_any_above)(-q, most)
+                | FNN_NAME(fnn_any_tiny)(v, least)) {
             FNN_NAME(fnn_adam_exact)(p + i, g + i, m1 + i, m2 + i, FNN_LANES, step, b1, b2,
                                      c1, c2, k, eps, wd);
             continue;

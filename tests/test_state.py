@@ -267,12 +267,10 @@ def fingerprint(net):
 
 def test_saves_pickles_and_state_dicts_taken_during_a_fit_hold_one_whole_step(tmp_path):
     X, y = toy_problem("softmax", m=128)
-    # a step an epoch, until the copier has had time for a few copies (at most 3000)
-    train = dict(epochs=3000, batch_size=None, optimizer="adam", lr=0.01)
-    make = lambda: MLP([3, 64, 64, 3], output="softmax", seed=8)  # steps long enough to
-    steps = {0: fingerprint(make())}                              # overlap a copy
-    make().fit(X, y, callbacks=[lambda n, epoch, logs: steps.update({
-        n.step_count: fingerprint(n)})], **train)
+    # a step an epoch (steps long enough to overlap a copy), until the copier has taken
+    # three rounds of copies, at two steps at least past the first (at most 3000 epochs)
+    train = dict(batch_size=None, optimizer="adam", lr=0.01)
+    make = lambda: MLP([3, 64, 64, 3], output="softmax", seed=8)  # noqa: E731
     net, copies, state_dicts, errors = make(), [], [], []
     copiers = [COPIERS["pickle"], copy.deepcopy, save_and_load(tmp_path)]
     started, stop = threading.Event(), threading.Event()
@@ -287,20 +285,25 @@ def test_saves_pickles_and_state_dicts_taken_during_a_fit_hold_one_whole_step(tm
         except Exception as error:
             errors.append(error)
 
+    def enough(n, epoch, logs):
+        return len(copies) > 3 * len(copiers) and len({t for t, *_ in copies if t}) > 1
+
     thread = threading.Thread(target=copier)
     thread.start()
     started.wait(10)
     try:
-        net.fit(X, y, callbacks=[lambda n, epoch, logs: len(copies) > 3 * len(copiers)],
-                **train)
+        net.fit(X, y, epochs=3000, callbacks=[enough], **train)
     finally:
         stop.set()
         thread.join()
+    steps = {0: fingerprint(make())}  # the same training again, every step recorded
+    make().fit(X, y, epochs=net.step_count, callbacks=[lambda n, epoch, logs: steps.update({
+        n.step_count: fingerprint(n)})], **train)
     assert errors == [] and len(copies) > 3 * len(copiers)
     for t, params, states, history in copies:
         assert (params, states) == steps[t][1:3]
         assert history in (steps[t][3], steps[t][3][:-1])  # the last epoch recorded or not
-    assert any(0 < t < 300 for t, *_ in copies)  # some taken during the fit
+    assert any(0 < t < net.step_count for t, *_ in copies)  # some taken during the fit
     assert {params for _, params, *_ in steps.values()}.issuperset(state_dicts)
 
 
