@@ -14,9 +14,8 @@
 # `code` of each fastnn.optim optimizer).
 
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, sqrt, sqrtf, NAN
+from libc.math cimport exp, expf, log, logf, sqrt, NAN
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy, memset
 
 from fastnn._blas cimport gemm
 
