@@ -75,7 +75,7 @@ def dense_forward(const floating[:, ::1] A_prev,   # IN  (m, n_in)
     _disjoint(("Z", "A", "A_prev", "W", "b"), spans, 5, 2, 1, 0)
     with nogil:
         _dense_forward(&A_prev[0, 0], &W[0, 0], &b[0], &Z[0, 0], &A[0, 0],
-                       m, n_in, n_out, activation, <floating> negative_slope)
+                       m, n_in, n_out, activation, <floating> negative_slope, NULL)
 
 
 def activation_forward(const floating[::1] Z,    # IN  (any shape, flattened)

@@ -55,6 +55,30 @@ def test_training_steps_match_the_numpy_twin(activation, output, optimizer, dtyp
     np.testing.assert_allclose(out_k, out_r, atol=tolerance, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rows", [1, 2, 33])
+def test_gemm_layers_with_and_without_a_transposed_copy_of_w_match_the_twin(rows, dtype):
+    """Layers wider than the thin ones take GEMM: those of at most 16,384 weights
+    (40x20, 30x40 here) multiply by a copy of W^T made for the call when there is more
+    than one row, the larger ones (130x130) by W itself: loss, gradients and
+    predictions against the NumPy twin."""
+    rng = np.random.default_rng(3)
+    net = MLP([20, 40, 30, 130, 130, 3], activation="tanh", output="softmax",
+              dtype=dtype, seed=4)
+    X = rng.standard_normal((rows, 20)).astype(dtype)
+    labels = rng.integers(0, 3, rows).astype(np.intp)
+    twin = reference.Engine.twin_of(net)
+    grads, twin_grads = np.empty_like(net.engine.params), np.empty_like(twin.params)
+    loss = net.engine.loss_and_gradients(X, labels, grads)
+    tolerance = 2e-5 if dtype == "float32" else 1e-11
+    assert loss == pytest.approx(twin.loss_and_gradients(X, labels, twin_grads),
+                                 rel=tolerance)
+    np.testing.assert_allclose(grads, twin_grads, rtol=0,
+                               atol=tolerance * np.abs(twin_grads).max())
+    np.testing.assert_allclose(net.engine.predict(X), twin.predict(X), rtol=0,
+                               atol=tolerance)
+
+
 def test_fit_runs_the_same_steps_as_the_twin_driven_by_the_same_loop():
     X, y = datasets.make_moons(64, seed=4)
     net = MLP([2, 8, 1], activation="tanh", seed=5)
