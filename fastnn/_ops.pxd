@@ -168,11 +168,12 @@ cdef inline void _bias_activate(floating* z, floating* a, const floating* b, int
     """Over m rows of n values: z += b in each row (b may be NULL), then a = g(z)
     elementwise (a may be z); in vector registers (_vector.h)."""
     cdef intp i
-    cdef int vector_act = act if _gated(act) else IDENTITY
+    cdef bint fused = act == IDENTITY or act == RELU or act == LEAKY_RELU  # in one pass
+    cdef floating* out = a if fused else z  # else the bias alone, the activation after
     if floating is float:
-        fnn_bias_act_f(z, a if _gated(act) else z, b, m, n, vector_act, slope)
+        fnn_bias_act_f(z, out, b, m, n, act if fused else IDENTITY, slope)
     else:
-        fnn_bias_act_d(z, a if _gated(act) else z, b, m, n, vector_act, slope)
+        fnn_bias_act_d(z, out, b, m, n, act if fused else IDENTITY, slope)
     if act == SIGMOID:
         _sigmoid(z, a, m * n)
     elif act == TANH:
@@ -196,13 +197,14 @@ cdef inline void _activation_grad(const floating* da, const floating* z, const f
     relu' and leaky_relu' from z (the derivative at exactly 0 is that of z < 0).
     """
     cdef intp i
+    cdef const floating* g = a if act == SIGMOID or act == TANH else z
     if not _gated(act):  # the last branch: leaky_relu's derivative
         for i in range(n):
             out[i] = da[i] * (1 if z[i] > 0 else slope)
     elif floating is float:
-        fnn_act_grad_f(da, a if act == SIGMOID or act == TANH else z, out, n, act, slope)
+        fnn_act_grad_f(da, g, out, n, act, slope)
     else:
-        fnn_act_grad_d(da, a if act == SIGMOID or act == TANH else z, out, n, act, slope)
+        fnn_act_grad_d(da, g, out, n, act, slope)
 
 
 cdef inline void _column_sums(const floating* x, floating* s, intp m, intp n) noexcept nogil:

@@ -510,14 +510,13 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_bias_act_at)(FNN_T* zr, FNN_T* ar, const
         FNN_NAME(fnn_store)(ar + j, FNN_NAME(fnn_gate)(v, v, act, slope), k);
 }
 
-/* z += b in each row (b may be NULL), then for identity, relu and leaky_relu
- * a = act(z) (a may be z); for sigmoid and tanh only the bias (their activation is
- * fnn_sigmoid's and fnn_tanh's pass). */
+/* z += b in each row (b may be NULL), then a = act(z) (a may be z) for act identity,
+ * relu or leaky_relu. */
 FNN_TARGET
 static void FNN_NAME(fnn_bias_act)(FNN_T* z, FNN_T* a, const FNN_T* b, ptrdiff_t m,
                                    ptrdiff_t n, int act, FNN_T slope) {
     ptrdiff_t i, j;
-    if ((act == FNN_IDENTITY && a == z) || act == FNN_SIGMOID || act == FNN_TANH)
+    if (act == FNN_IDENTITY && a == z)
         act = -1;  /* nothing to store in a */
     if (b == NULL) {  /* one run of m n values */
         if (act < 0)
