@@ -39,7 +39,7 @@ class BuildExt(build_ext):
 COMPILE_ARGS = [] if sys.platform == "win32" else ["-O3", "-fno-math-errno"]
 
 HEADERS = ["fastnn/_ops.pxd", "fastnn/_blas.pxd", "fastnn/_vector.h", "fastnn/_vector_build.h",
-           "fastnn/_vector_kernels.h"]
+           "fastnn/_vector_kernels.h", "fastnn/_gemm_kernels.h"]
 
 
 def extension(name, depends=HEADERS):

@@ -31,7 +31,7 @@ from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_
                           OUT_SOFTMAX, Optim, _activation_grad, _dense_backward,
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
-                          _output_loss, _row_stride, _transpose, _transposed_forward,
+                          _output_loss, _row_stride, _scratch_bytes, _transpose,
                           _update, fnn_vector_build, intp)
 
 cnp.import_array()
@@ -51,8 +51,8 @@ cdef struct Plan:
     intp* rows_at      # n_layers + 1: where layer l's Z starts in the workspace, per
                        # batch row (its A follows its Z); rows_at[n_layers]: all of them
     intp max_width     # widest layer after the input
-    intp wt_size       # the most weights of a layer that _transposed_forward picks
-                       # (room for its W^T after the workspace's arrays), or 0
+    size_t scratch_bytes  # the most _scratch_bytes of a layer: room after the
+                          # workspace's arrays for fnn_gemm's packing or a copy of W^T
     bint narrow        # all widths <= NARROW_BYTES: batches of NARROW_MIN or more go
                        # feature-major
 
@@ -78,8 +78,8 @@ cdef int _plan_build(Plan* plan, sizes, activations, int output, double slope,
         plan.at[l + 1] = plan.at[l] + plan.sizes[l + 1] * (plan.sizes[l] + 1)
         plan.rows_at[l + 1] = plan.rows_at[l] + 2 * plan.sizes[l + 1]
         plan.max_width = max(plan.max_width, plan.sizes[l + 1])
-        if _transposed_forward(plan.sizes[l], plan.sizes[l + 1]):
-            plan.wt_size = max(plan.wt_size, plan.sizes[l] * plan.sizes[l + 1])
+        plan.scratch_bytes = max(plan.scratch_bytes,
+                                 _scratch_bytes(plan.sizes[l], plan.sizes[l + 1], itemsize))
     plan.output = output
     plan.slope = slope
     plan.narrow = max(sizes) * itemsize <= NARROW_BYTES
@@ -157,7 +157,7 @@ cdef const floating* _forward(const Plan* plan, const floating* params,
         if fm:
             _narrow_dense_forward(a_prev, w, w + n_out * n_in, z, a, m, s, n_in, n_out,
                                   plan.acts[l], <floating> plan.slope)
-        else:  # W^T for _dense_forward after the workspace's arrays (_work_bytes)
+        else:  # the scratch after the workspace's arrays (_work_bytes)
             _dense_forward(a_prev, w, w + n_out * n_in, z, a, m, n_in, n_out,
                            plan.acts[l], <floating> plan.slope, work + _work_size(plan, s))
         a_prev = a
@@ -219,7 +219,7 @@ cdef bint _backward(const Plan* plan, const floating* params, floating* grads,
         else:
             _dense_backward(dz, a_prev, params + plan.at[l], grads + plan.at[l],
                             grads + plan.at[l] + n_out * n_in, other if l > 0 else NULL,
-                            m, n_in, n_out)
+                            m, n_in, n_out, work + _work_size(plan, s))
             if l > 0:
                 _activation_grad(other, z_prev, a_prev, other, m * n_in,
                                  plan.acts[l - 1], <floating> plan.slope)
@@ -934,10 +934,10 @@ cdef class Engine:
         overflow."""
         cdef size_t item = 4 if self.single else 8
         cdef intp per_row = _work_size(&self.plan, 1) * item
-        cdef intp weights = self.plan.wt_size * item  # W^T for _dense_forward, last
-        if m > (PY_SSIZE_T_MAX - weights) // per_row - 64:
+        cdef intp scratch = self.plan.scratch_bytes  # last (_dense_forward)
+        if m > (PY_SSIZE_T_MAX - scratch) // per_row - 64:
             raise MemoryError(f"a batch of {m} rows needs more memory than can be addressed")
-        return _stride(&self.plan, m, item) * per_row + weights
+        return _stride(&self.plan, m, item) * per_row + scratch
 
     # ------------------------------------------------------------ readers
 

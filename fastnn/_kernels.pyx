@@ -12,12 +12,13 @@ finiteness scan the argument checks use, and which vector build runs.
 cimport numpy as cnp
 import numpy as np
 from cython cimport floating
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from fastnn._ops cimport (OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX, intp, _activate, _activation_grad,
                           _dense_forward, _dense_backward, _output_loss,
                           _softmax_ce_labels, _softmax_ce_probs, _sgd, _momentum, _adam,
-                          _first_nonfinite, fnn_vector_build)
+                          _first_nonfinite, _scratch_bytes, fnn_vector_build)
 
 cnp.import_array()
 
@@ -58,6 +59,16 @@ cdef int _disjoint(tuple names, Span* spans, int n, int n_outputs,
     return 0
 
 
+cdef void* _scratch(intp n_in, intp n_out, size_t itemsize) except? NULL:
+    """A layer's scratch for _dense_forward and _dense_backward (_scratch_bytes), to
+    free; NULL for a thin layer."""
+    cdef size_t nbytes = _scratch_bytes(n_in, n_out, itemsize)
+    cdef void* scratch = malloc(nbytes) if nbytes else NULL
+    if nbytes and scratch == NULL:
+        raise MemoryError()
+    return scratch
+
+
 def dense_forward(const floating[:, ::1] A_prev,   # IN  (m, n_in)
                   const floating[:, ::1] W,        # IN  (n_out, n_in)
                   const floating[::1] b,           # IN  (n_out,)
@@ -73,9 +84,11 @@ def dense_forward(const floating[:, ::1] A_prev,   # IN  (m, n_in)
     spans[3] = _span(&W[0, 0], n_out * n_in, s)
     spans[4] = _span(&b[0], n_out, s)
     _disjoint(("Z", "A", "A_prev", "W", "b"), spans, 5, 2, 1, 0)
+    cdef void* scratch = _scratch(n_in, n_out, s)
     with nogil:
         _dense_forward(&A_prev[0, 0], &W[0, 0], &b[0], &Z[0, 0], &A[0, 0],
-                       m, n_in, n_out, activation, <floating> negative_slope, NULL)
+                       m, n_in, n_out, activation, <floating> negative_slope, scratch)
+    free(scratch)
 
 
 def activation_forward(const floating[::1] Z,    # IN  (any shape, flattened)
@@ -133,11 +146,13 @@ def dense_backward(const floating[:, ::1] dA,      # IN  (m, n_out)
     spans[8] = _span(&W[0, 0], n_out * n_in, s)
     _disjoint(("dZ", "dW", "db", "dA_prev", "dA", "Z", "A", "A_prev", "W"), spans, 9, 4,
               0, 4)
+    cdef void* scratch = _scratch(n_in, n_out, s)
     with nogil:
         _activation_grad(&dA[0, 0], &Z[0, 0], &A[0, 0], &dZ[0, 0], m * n_out,
                          activation, <floating> negative_slope)
         _dense_backward(&dZ[0, 0], &A_prev[0, 0], &W[0, 0], &dW[0, 0], &db[0],
-                        da_prev, m, n_in, n_out)
+                        da_prev, m, n_in, n_out, scratch)
+    free(scratch)
 
 
 cdef int _loss_outputs(const floating* z, const void* y, intp y_bytes, floating* a,

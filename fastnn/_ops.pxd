@@ -80,6 +80,14 @@ cdef extern from "_vector.h" nogil:
     void fnn_column_sums_d(const double* x, double* s, intp m, intp n)
     void fnn_column_sums_f(const float* x, float* s, intp m, intp n)
     const char* fnn_vector_build()
+    int fnn_cpu_build()
+    enum:
+        FNN_BUILD_AVX512
+        FNN_GEMM_SCRATCH  # bytes of scratch that fnn_gemm packs B into
+    void fnn_gemm_d(intp m, intp n, intp k, const double* a, intp ars, intp acs,
+                    const double* b, intp brs, intp bcs, double* c, intp ldc, void* scratch)
+    void fnn_gemm_f(intp m, intp n, intp k, const float* a, intp ars, intp acs,
+                    const float* b, intp brs, intp bcs, float* c, intp ldc, void* scratch)
 
 
 # ---------------------------------------------------------------- codes
@@ -220,17 +228,54 @@ cdef inline void _column_sums(const floating* x, floating* s, intp m, intp n) no
 cdef enum:
     THIN_UNITS = 16  # a layer with at most this many outputs or inputs is thin
     # a GEMM layer with at most this many weights computes Z from a transposed copy of W
+    # (where fnn_gemm does not take the product)
     TRANSPOSED_MAX = 16384
+    # products of more multiply-adds than this (and 8 rows or more) go to fnn_gemm
+    OWN_GEMM_MIN = 131072
 
 
 cdef inline bint _transposed_forward(intp n_in, intp n_out) noexcept nogil:
     """Whether _dense_forward takes Z = A_prev (W^T) from a copy of W^T made for the
-    call: for GEMM layers (not thin) of at most TRANSPOSED_MAX weights. Row-major
-    A_prev W^T is OpenBLAS's TN case, whose small-matrix kernels it refuses for these
-    shapes, packing both operands instead: measured 7.1 against 3.9 us for 32x64x64
-    (NN, the copy included: 5.5), 28 against 17 (19) for 100x64x100; no gain from
-    256x256 weights up, where the copy costs more than it saves."""
+    call, when BLAS takes the product: for GEMM layers (not thin) of at most
+    TRANSPOSED_MAX weights. Row-major A_prev W^T is OpenBLAS's TN case, whose
+    small-matrix kernels it refuses for these shapes, packing both operands instead:
+    measured 7.1 against 3.9 us for 32x64x64 (NN, the copy included: 5.5), 28 against
+    17 (19) for 100x64x100; no gain from 256x256 weights up, where the copy costs more
+    than it saves."""
     return n_out > THIN_UNITS and n_in > THIN_UNITS and n_out * n_in <= TRANSPOSED_MAX
+
+
+cdef inline size_t _scratch_bytes(intp n_in, intp n_out, size_t itemsize) noexcept nogil:
+    """The scratch _dense_forward and _dense_backward may use for a layer: fnn_gemm's
+    packed blocks, or the copy of W^T (_transposed_forward); none for thin layers."""
+    if n_out <= THIN_UNITS or n_in <= THIN_UNITS:
+        return 0
+    if _transposed_forward(n_in, n_out):
+        return max(<size_t> FNN_GEMM_SCRATCH, n_in * n_out * itemsize)
+    return FNN_GEMM_SCRATCH
+
+
+cdef inline bint _own_gemm(intp m, intp n, intp k, const void* scratch) noexcept nogil:
+    """Whether C (m, n) = A (m, k) B goes to fastnn's own product, fnn_gemm: in the
+    AVX-512 build (the only one that has it), given a scratch, for products of more
+    than OWN_GEMM_MIN multiply-adds and 8 rows or more. There it beats OpenBLAS by
+    not packing A (and B once per call): 1.2-1.5x on the tabular and digits shapes
+    (64x256x256, 256x256x64 from A^T, 200x100x64 from W^T), measured one-threaded on
+    this CPU; below, OpenBLAS's small-matrix kernels, which pack nothing, win (0.7-0.9x
+    at 32x64x64 and 64x64x32), and a few rows do not pay for packing B."""
+    return (scratch != NULL and fnn_cpu_build() == FNN_BUILD_AVX512 and m >= 8
+            and m * n * k > OWN_GEMM_MIN)
+
+
+cdef inline void _own_product(intp m, intp n, intp k, const floating* a, intp ars,
+                              intp acs, const floating* b, intp brs, intp bcs,
+                              floating* c, intp ldc, void* scratch) noexcept nogil:
+    """C (m, n) = A (m, k) B (k, n) by fnn_gemm: A(i, p) at a[i ars + p acs], B(p, j)
+    at b[p brs + j bcs], C row-major (_gemm_kernels.h)."""
+    if floating is float:
+        fnn_gemm_f(m, n, k, a, ars, acs, b, brs, bcs, c, ldc, scratch)
+    else:
+        fnn_gemm_d(m, n, k, a, ars, acs, b, brs, bcs, c, ldc, scratch)
 
 
 cdef inline void _thin_dots(const floating* L, const floating* R, const floating* bias,
@@ -263,38 +308,43 @@ cdef inline void _thin_combine(const floating* L, const floating* R, intp r_row,
 
 cdef inline void _dense_forward(const floating* a_prev, const floating* w, const floating* b,
                          floating* z, floating* a, intp m, intp n_in, intp n_out,
-                         int act, floating slope, floating* wt) noexcept nogil:
-    """Z = A_prev W^T + b, then the activation over Z: GEMM, then the bias with the
-    activation, or for a thin layer (few outputs or few inputs) register-blocked
-    vector loops that add the bias themselves. wt: room for n_in n_out values, or
-    NULL: with it, a layer that _transposed_forward picks multiplies by a copy of W^T
-    made there (for more than one row)."""
+                         int act, floating slope, void* scratch) noexcept nogil:
+    """Z = A_prev W^T + b, then the activation over Z: a product (fnn_gemm or BLAS),
+    then the bias with the activation, or for a thin layer (few outputs or few inputs)
+    register-blocked vector loops that add the bias themselves. scratch: NULL, or
+    _scratch_bytes of the layer for fnn_gemm or BLAS through a copy of W^T."""
     cdef const floating* bias = NULL  # still to add
+    cdef floating* wt = <floating*> scratch
     if n_out <= THIN_UNITS:  # dot products along n_in
         _thin_dots(a_prev, w, b, z, m, n_in, n_out)
     elif n_in <= THIN_UNITS:  # sums of the n_in rows of W^T
         _thin_combine(a_prev, w, 1, n_in, b, z, m, n_in, n_out)
-    elif wt != NULL and m > 1 and _transposed_forward(n_in, n_out):
-        _transpose(w, wt, n_out, n_in, n_in, n_out)
-        gemm(False, False, <int> m, <int> n_out, <int> n_in, <floating> 1, a_prev,
-             <int> n_in, wt, <int> n_out, <floating> 0, z, <int> n_out)
-        bias = b
     else:
-        gemm(False, True, <int> m, <int> n_out, <int> n_in, <floating> 1, a_prev,
-             <int> n_in, w, <int> n_in, <floating> 0, z, <int> n_out)
         bias = b
+        if _own_gemm(m, n_out, n_in, scratch):
+            _own_product(m, n_out, n_in, a_prev, n_in, 1, w, 1, n_in, z, n_out, scratch)
+        elif scratch != NULL and m > 1 and _transposed_forward(n_in, n_out):
+            _transpose(w, wt, n_out, n_in, n_in, n_out)
+            gemm(False, False, <int> m, <int> n_out, <int> n_in, <floating> 1, a_prev,
+                 <int> n_in, wt, <int> n_out, <floating> 0, z, <int> n_out)
+        else:
+            gemm(False, True, <int> m, <int> n_out, <int> n_in, <floating> 1, a_prev,
+                 <int> n_in, w, <int> n_in, <floating> 0, z, <int> n_out)
     _bias_activate(z, a, bias, m, n_out, act, slope)
 
 
 cdef inline void _dense_backward(const floating* dz, const floating* a_prev, const floating* w,
                           floating* dw, floating* db, floating* da_prev,
-                          intp m, intp n_in, intp n_out) noexcept nogil:
+                          intp m, intp n_in, intp n_out, void* scratch) noexcept nogil:
     """dW = dZ^T A_prev, db = column sums of dZ, dA_prev = dZ W (skipped if NULL); a
-    thin layer's products in vector loops (dA_prev of a layer of few inputs by GEMM)."""
+    thin layer's products in vector loops (dA_prev of a layer of few inputs by a
+    product), the others by fnn_gemm or BLAS (scratch as for _dense_forward)."""
     if n_out <= THIN_UNITS:
         _thin_gram(dz, a_prev, dw, m, n_out, n_in, False)
     elif n_in <= THIN_UNITS:  # dW^T = A_prev^T dZ, stored transposed
         _thin_gram(a_prev, dz, dw, m, n_in, n_out, True)
+    elif _own_gemm(n_out, n_in, m, scratch):
+        _own_product(n_out, n_in, m, dz, 1, n_out, a_prev, n_in, 1, dw, n_in, scratch)
     else:
         gemm(True, False, <int> n_out, <int> n_in, <int> m, <floating> 1, dz,
              <int> n_out, a_prev, <int> n_in, <floating> 0, dw, <int> n_in)
@@ -303,6 +353,8 @@ cdef inline void _dense_backward(const floating* dz, const floating* a_prev, con
         return
     if n_out <= THIN_UNITS:
         _thin_combine(dz, w, n_in, 1, NULL, da_prev, m, n_out, n_in)
+    elif n_in > THIN_UNITS and _own_gemm(m, n_in, n_out, scratch):
+        _own_product(m, n_in, n_out, dz, n_out, 1, w, n_in, 1, da_prev, n_in, scratch)
     else:
         gemm(False, False, <int> m, <int> n_in, <int> n_out, <floating> 1, dz,
              <int> n_out, w, <int> n_in, <floating> 0, da_prev, <int> n_in)

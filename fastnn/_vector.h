@@ -51,6 +51,11 @@ static const double fnn_inverse_factorial[19] = {
     1.0 / 87178291200.0, 1.0 / 1307674368000.0, 1.0 / 20922789888000.0,
     1.0 / 355687428096000.0, 1.0 / 6402373705728000.0};
 
+/* The AVX-512 build's matrix product (_gemm_kernels.h) packs blocks of B of this many
+ * bytes (a part of any L1 data cache), into a scratch of FNN_GEMM_SCRATCH bytes. */
+#define FNN_GEMM_PACK_BYTES 32768
+enum { FNN_GEMM_SCRATCH = FNN_GEMM_PACK_BYTES + 64 };
+
 /* FNN_NAME(fnn_sigmoid) is fnn_sigmoid_d_fma in the FMA build for double, and so on */
 #define FNN_JOIN(name, type, build) name##_##type##_##build
 #define FNN_EXPAND_JOIN(name, type, build) FNN_JOIN(name, type, build)
@@ -97,9 +102,14 @@ static int fnn_cpu_build(void) {
 #define FNN_DISPATCH(name, ...) \
     (fnn_cpu_build() == FNN_BUILD_AVX512 ? name##_avx512(__VA_ARGS__) \
      : fnn_cpu_build() == FNN_BUILD_FMA ? name##_fma(__VA_ARGS__) : name##_base(__VA_ARGS__))
+/* fastnn's own matrix product, in the AVX-512 build only (BLAS elsewhere) */
+#define fnn_gemm_d(...) fnn_gemm_d_avx512(__VA_ARGS__)
+#define fnn_gemm_f(...) fnn_gemm_f_avx512(__VA_ARGS__)
 #else
 #define FNN_DISPATCH(name, ...) name##_base(__VA_ARGS__)
 #define fnn_cpu_build() 0
+#define fnn_gemm_d(...) ((void) 0)  /* not called: fnn_cpu_build() is never 2 here */
+#define fnn_gemm_f(...) ((void) 0)
 #endif
 
 /* "avx512", "fma" or "base": the build of these kernels that runs here. */

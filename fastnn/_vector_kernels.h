@@ -851,6 +851,10 @@ static void FNN_NAME(fnn_adam)(FNN_T* p, const FNN_T* g, FNN_T* m1, FNN_T* m2,
                              k, eps, wd);
 }
 
+#if FNN_BYTES == 64
+#include "_gemm_kernels.h"
+#endif
+
 #undef FNN_V
 #undef FNN_IV
 #undef FNN_UV

@@ -62,6 +62,21 @@ def test_dense_layer_with_unit_dimensions_matches_twin(m, n_in, n_out, dtype, as
         check_dense_against_twin("tanh", dtype, m, n_in, n_out, 5, first_layer, assert_close)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n_in,n_out", [(8, 129, 130), (13, 300, 37), (31, 17, 257),
+                                          (97, 65, 23), (64, 256, 256), (200, 100, 64)])
+def test_dense_layers_of_fastnns_own_product_match_twin(m, n_in, n_out, dtype,
+                                                        assert_close):
+    """Where the AVX-512 build has it, fastnn's own product (_gemm_kernels.h) takes
+    every product of these layers (more than 2^17 multiply-adds, 8 rows or more):
+    the forward from W^T, dW from dZ^T, dA_prev from W. The shapes cover its edges:
+    rows past whole tiles of 6, columns past whole blocks (32 doubles, 64 floats) and
+    within a vector, and k past a block of 128 rows of B (k = 129, 130, 257, 300)."""
+    for first_layer in (False, True):
+        check_dense_against_twin("relu", dtype, m, n_in, n_out, 6, first_layer,
+                                 assert_close)
+
+
 def check_dense_against_twin(activation, dtype, m, n_in, n_out, seed, first_layer,
                              assert_close):
     rng = np.random.default_rng(seed)

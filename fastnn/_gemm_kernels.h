@@ -1,0 +1,128 @@
+/* The AVX-512 build's matrix product (included by _vector_kernels.h in that build only):
+ * C (m, n) = A (m, k) B (k, n) into row-major C, for the engine's GEMM layers, where
+ * OpenBLAS packs both operands on every call (12% of a tabular step). Like BLIS's
+ * kernels, with one operand packed: B in blocks of FNN_GEMM_KC rows by FNN_GEMM_NR
+ * columns, copied into an aligned scratch that stays in L1 (zero past the last column),
+ * each swept by A in tiles of FNN_GEMM_MR rows, whose values it reads where they are:
+ * MR x NV vector accumulators (24 of the 32 registers), and for each p one load of B per
+ * vector and one broadcast of A per row. Each C value is one chain of fused multiply-adds
+ * over p = 0, 1, ..., k - 1 in order (a block of rows of B continues from the C that the
+ * previous one stored), so its bits do not depend on the blocking, on m or on which rows
+ * a thread takes. */
+
+#define FNN_GEMM_MR 6
+#define FNN_GEMM_NV 4
+#define FNN_GEMM_NR (FNN_GEMM_NV * FNN_LANES)
+#define FNN_GEMM_KC ((ptrdiff_t) (FNN_GEMM_PACK_BYTES / (FNN_GEMM_NR * sizeof(FNN_T))))
+
+/* rows [p0, p0 + kc) and columns [j0, j0 + nv L) of B into pack (kc, FNN_GEMM_NR):
+ * B(p, j) at b[p brs + j bcs]; the last vector has `last` columns of B, then zeros.
+ * Rows of B (bcs = 1) a vector at a time; columns (a transposed B) gathered. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_gemm_pack)(const FNN_T* b, ptrdiff_t brs,
+                                                   ptrdiff_t bcs, ptrdiff_t kc, int nv,
+                                                   ptrdiff_t last, FNN_T* pack) {
+    FNN_IV idx;
+    ptrdiff_t p, t;
+    int v;
+    if (bcs == 1) {
+        for (p = 0; p < kc; p++)
+            for (v = 0; v < nv; v++)
+                *(FNN_V*) (pack + p * FNN_GEMM_NR + v * FNN_LANES) = FNN_NAME(fnn_load)(
+                    b + p * brs + v * FNN_LANES, v == nv - 1 ? last : FNN_LANES);
+        return;
+    }
+    if (sizeof(FNN_T) == 4 && bcs > 0x7fffffff / FNN_LANES) {  /* int32 gather offsets */
+        for (p = 0; p < kc; p++)
+            for (t = 0; t < nv * FNN_LANES; t++)
+                pack[p * FNN_GEMM_NR + t] =
+                    t < (nv - 1) * FNN_LANES + last ? b[p * brs + t * bcs] : 0;
+        return;
+    }
+    for (t = 0; t < FNN_LANES; t++)
+        idx[t] = (FNN_I) (t * bcs);
+    for (p = 0; p < kc; p++) {
+        for (v = 0; v + 1 < nv; v++)
+            *(FNN_V*) (pack + p * FNN_GEMM_NR + v * FNN_LANES) =
+                FNN_NAME(fnn_gather)(b + p * brs + v * FNN_LANES * bcs, bcs, idx);
+        for (t = 0; t < FNN_LANES; t++)
+            pack[p * FNN_GEMM_NR + v * FNN_LANES + t] =
+                t < last ? b[p * brs + (v * FNN_LANES + t) * bcs] : 0;
+    }
+}
+
+/* C[i0 : i0 + mr, j0 : j0 + nv L] (the last vector `last` columns) = A's mr rows times
+ * the packed block of kc rows, plus what C holds when accumulate. A's rows past mr
+ * repeat its last row (computed, not stored), so that every tile has MR rows of
+ * accumulators; inlined with a constant nv. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_gemm_tile)(int nv, ptrdiff_t mr, const FNN_T* a,
+                                                   ptrdiff_t ars, ptrdiff_t acs,
+                                                   const FNN_T* pack, ptrdiff_t kc,
+                                                   FNN_T* c, ptrdiff_t ldc, ptrdiff_t last,
+                                                   int accumulate) {
+    FNN_V acc[FNN_GEMM_MR][FNN_GEMM_NV], zero = {0};
+    const FNN_T* row[FNN_GEMM_MR];
+    ptrdiff_t p;
+    int i, v;
+    for (i = 0; i < FNN_GEMM_MR; i++) {
+        row[i] = a + (i < mr ? i : mr - 1) * ars;
+        for (v = 0; v < nv; v++)
+            acc[i][v] = accumulate && i < mr
+                ? FNN_NAME(fnn_load)(c + i * ldc + v * FNN_LANES, v == nv - 1 ? last : FNN_LANES)
+                : zero;
+    }
+    for (p = 0; p < kc; p++) {
+        const FNN_V* bp = (const FNN_V*) (pack + p * FNN_GEMM_NR);
+        for (i = 0; i < FNN_GEMM_MR; i++) {
+            FNN_V ai = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_set1_pd(row[i][p * acs])
+                                          : (FNN_V) _mm512_set1_ps(row[i][p * acs]);
+            for (v = 0; v < nv; v++)
+                acc[i][v] += ai * bp[v];
+        }
+    }
+    for (i = 0; i < mr; i++)
+        for (v = 0; v < nv; v++)
+            FNN_NAME(fnn_store)(c + i * ldc + v * FNN_LANES, acc[i][v],
+                                v == nv - 1 ? last : FNN_LANES);
+}
+
+/* C (m, n) = A (m, k) B (k, n), C row-major with row stride ldc, A(i, p) at
+ * a[i ars + p acs] and B(p, j) at b[p brs + j bcs] (a row-major array or its
+ * transpose each); scratch: FNN_GEMM_SCRATCH bytes, for the packed blocks of B. */
+FNN_TARGET
+static void FNN_NAME(fnn_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FNN_T* a,
+                               ptrdiff_t ars, ptrdiff_t acs, const FNN_T* b, ptrdiff_t brs,
+                               ptrdiff_t bcs, FNN_T* c, ptrdiff_t ldc, void* scratch) {
+    FNN_T* pack = (FNN_T*) ((char*) scratch + (64 - (size_t) scratch % 64) % 64);
+    ptrdiff_t p0, j0, i0, kc, nc, last, i;
+    int nv;
+    if (k == 0)
+        for (i = 0; i < m; i++)
+            memset(c + i * ldc, 0, n * sizeof(FNN_T));
+    for (p0 = 0; p0 < k; p0 += kc) {
+        kc = k - p0 < FNN_GEMM_KC ? k - p0 : FNN_GEMM_KC;
+        for (j0 = 0; j0 < n; j0 += FNN_GEMM_NR) {
+            nc = n - j0 < FNN_GEMM_NR ? n - j0 : FNN_GEMM_NR;
+            nv = (int) ((nc + FNN_LANES - 1) / FNN_LANES);
+            last = nc - (nv - 1) * FNN_LANES;
+            FNN_NAME(fnn_gemm_pack)(b + p0 * brs + j0 * bcs, brs, bcs, kc, nv, last, pack);
+            for (i0 = 0; i0 < m; i0 += FNN_GEMM_MR) {
+#define FNN_GEMM_TILE(nv) \
+    FNN_NAME(fnn_gemm_tile)(nv, m - i0 < FNN_GEMM_MR ? m - i0 : FNN_GEMM_MR, \
+                            a + i0 * ars + p0 * acs, ars, acs, pack, kc, c + i0 * ldc + j0, \
+                            ldc, last, p0 > 0)
+                switch (nv) {  /* a constant nv in each */
+                case 1: FNN_GEMM_TILE(1); break;
+                case 2: FNN_GEMM_TILE(2); break;
+                case 3: FNN_GEMM_TILE(3); break;
+                default: FNN_GEMM_TILE(FNN_GEMM_NV); break;
+                }
+#undef FNN_GEMM_TILE
+            }
+        }
+    }
+}
+
+#undef FNN_GEMM_MR
+#undef FNN_GEMM_NV
+#undef FNN_GEMM_NR
+#undef FNN_GEMM_KC
