@@ -32,7 +32,8 @@ from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
                           _output_loss, _row_stride, _scratch_bytes, _transpose,
-                          _update, fnn_vector_build, intp)
+                          _update, fnn_add_into_d, fnn_add_into_f, fnn_vector_build,
+                          intp)
 
 cnp.import_array()
 fnn_vector_build()  # settles the vector build at import, before any thread can ask
@@ -552,16 +553,16 @@ cdef void _slices(Epoch* ep, int member, int members, int parts, intp start, int
 cdef bint _sum_slices(Epoch* ep, int parts, intp first, intp last,
                       floating* params) noexcept nogil:
     """grads[0][first:last] += grads[1] + ... in slice order; whether a sum is not
-    finite. (params: the dtype.)"""
+    finite (tested as the last slice is added). (params: the dtype.)"""
     cdef int p
-    cdef intp i
-    cdef floating* grads = <floating*> ep.grads[0]
-    cdef floating* other
+    cdef bint bad = False
+    cdef floating* grads = <floating*> ep.grads[0] + first
     for p in range(1, parts):
-        other = <floating*> ep.grads[p]
-        for i in range(first, last):
-            grads[i] += other[i]
-    return _first_nonfinite(grads + first, last - first, sizeof(floating) == 4) >= 0
+        if floating is float:
+            bad = fnn_add_into_f(grads, <float*> ep.grads[p] + first, last - first)
+        else:
+            bad = fnn_add_into_d(grads, <double*> ep.grads[p] + first, last - first)
+    return bad
 
 
 cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,

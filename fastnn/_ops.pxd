@@ -52,6 +52,8 @@ cdef extern from "_vector.h" nogil:
                             const float* bias, float* C, intp m, intp K, intp N)
     bint fnn_any_nonfinite_d(const double* x, intp n)
     bint fnn_any_nonfinite_f(const float* x, intp n)
+    bint fnn_add_into_d(double* dst, const double* src, intp n)
+    bint fnn_add_into_f(float* dst, const float* src, intp n)
     void fnn_sigmoid_d(const double* z, double* a, intp n)
     void fnn_sigmoid_f(const float* z, float* a, intp n)
     void fnn_tanh_d(const double* z, double* a, intp n)

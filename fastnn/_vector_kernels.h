@@ -634,6 +634,30 @@ static int FNN_NAME(fnn_any_nonfinite)(const FNN_T* x, ptrdiff_t size) {
     return FNN_NAME(fnn_scaled_sum)(x, size, 0) != 0;
 }
 
+/* dst += src over size values; 1 when any sum is NaN or infinite (as fnn_any_nonfinite,
+ * in the same pass), else 0. */
+FNN_TARGET
+static int FNN_NAME(fnn_add_into)(FNN_T* dst, const FNN_T* src, ptrdiff_t size) {
+    FNN_V bad[2] = {{0}, {0}}, v;
+    ptrdiff_t i = 0, n;
+    for (; i + 2 * FNN_LANES <= size; i += 2 * FNN_LANES) {
+        v = FNN_NAME(fnn_load)(dst + i, FNN_LANES) + FNN_NAME(fnn_load)(src + i, FNN_LANES);
+        FNN_NAME(fnn_store)(dst + i, v, FNN_LANES);
+        bad[0] += v * 0;
+        v = FNN_NAME(fnn_load)(dst + i + FNN_LANES, FNN_LANES)
+            + FNN_NAME(fnn_load)(src + i + FNN_LANES, FNN_LANES);
+        FNN_NAME(fnn_store)(dst + i + FNN_LANES, v, FNN_LANES);
+        bad[1] += v * 0;
+    }
+    for (; i < size; i += n) {
+        n = size - i < FNN_LANES ? size - i : FNN_LANES;
+        v = FNN_NAME(fnn_load)(dst + i, n) + FNN_NAME(fnn_load)(src + i, n);
+        FNN_NAME(fnn_store)(dst + i, v, n);
+        bad[0] += v * 0;
+    }
+    return FNN_NAME(fnn_lanes_sum)(bad[0] + bad[1]) != 0;
+}
+
 /* e^x for x <= 0, lane by lane, within 2 ulp (-inf gives 0, NaN stays NaN): as
  * 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 (ln 2 in two parts, so that r is
  * exact), |r| <= ln(2) / 2, e^r by its Taylor series to r^13 / 13! (double) or r^7 / 7!

@@ -328,7 +328,7 @@ def test_an_interrupt_while_the_epoch_waits_for_a_reader_is_raised(tmp_path):
             else:
                 raise KeyboardInterrupt("second alarm")
         signal.signal(signal.SIGALRM, handler)
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        signal.setitimer(signal.ITIMER_REAL, 0.005)  # well inside the epoch (60+ ms)
         try:
             engine.epoch(X, T, update, 32, None, None, 2)
             print("returned")
