@@ -28,12 +28,11 @@ from scipy.linalg.cython_blas cimport dgemm as _scipy_dgemm
 from fastnn._gate cimport Gate
 from fastnn._kernels import _nonfinite_message
 from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_MIN,
-                          OUT_SOFTMAX, Optim, _activation_grad, _dense_backward,
+                          OUT_SOFTMAX, Optim, _activation_grad, _add_into, _dense_backward,
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
                           _output_loss, _row_stride, _scratch_bytes, _transpose,
-                          _update, fnn_add_into_d, fnn_add_into_f, fnn_vector_build,
-                          intp)
+                          _update, fnn_vector_build, intp)
 
 cnp.import_array()
 fnn_vector_build()  # settles the vector build at import, before any thread can ask
@@ -558,10 +557,7 @@ cdef bint _sum_slices(Epoch* ep, int parts, intp first, intp last,
     cdef bint bad = False
     cdef floating* grads = <floating*> ep.grads[0] + first
     for p in range(1, parts):
-        if floating is float:
-            bad = fnn_add_into_f(grads, <float*> ep.grads[p] + first, last - first)
-        else:
-            bad = fnn_add_into_d(grads, <double*> ep.grads[p] + first, last - first)
+        bad = _add_into(grads, <floating*> ep.grads[p] + first, last - first)
     return bad
 
 

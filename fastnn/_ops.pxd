@@ -655,6 +655,14 @@ cdef inline void _adam(floating* p, const floating* g, floating* m1, floating* m
 
 
 
+cdef inline bint _add_into(floating* dst, const floating* src, intp n) noexcept nogil:
+    """dst += src over n values; whether any sum is NaN or infinite (same pass)."""
+    if floating is float:
+        return fnn_add_into_f(dst, src, n)
+    else:
+        return fnn_add_into_d(dst, src, n)
+
+
 cdef inline intp _first_nonfinite(const void* data, intp n, bint single) noexcept nogil:
     """Index of the first NaN or infinity among n values, or -1.
 

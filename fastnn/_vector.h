@@ -66,6 +66,9 @@ enum { FNN_GEMM_SCRATCH = FNN_GEMM_PACK_BYTES + 64 };
 #define FNN_BUILD base
 #include "_vector_build.h"
 
+/* the builds, as fnn_cpu_build numbers them (every compiler: _ops.pxd names them) */
+enum { FNN_BUILD_BASE = 0, FNN_BUILD_FMA = 1, FNN_BUILD_AVX512 = 2 };
+
 #ifdef FNN_FMA_BUILD
 /* 32-byte vectors and fused multiply-add (AVX2-era CPUs) */
 #define FNN_BYTES 32
@@ -80,8 +83,6 @@ enum { FNN_GEMM_SCRATCH = FNN_GEMM_PACK_BYTES + 64 };
 #include "_vector_build.h"
 
 #include <stdlib.h>
-
-enum { FNN_BUILD_BASE = 0, FNN_BUILD_FMA = 1, FNN_BUILD_AVX512 = 2 };
 
 /* The widest build this CPU runs (__builtin_cpu_supports also checks that the OS saves
  * the wider registers), no wider than FASTNN_VECTOR_BUILD=base or =fma asks. */
