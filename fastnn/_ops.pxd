@@ -654,7 +654,6 @@ cdef inline void _adam(floating* p, const floating* g, floating* m1, floating* m
                    eps, wd)
 
 
-
 cdef inline bint _add_into(floating* dst, const floating* src, intp n) noexcept nogil:
     """dst += src over n values; whether any sum is NaN or infinite (same pass)."""
     if floating is float:
