@@ -1,4 +1,5 @@
-/* The AVX-512 build's matrix product (included by _vector_kernels.h in that build only):
+/* The AVX-512 build's matrix product and matrix-vector product (included by
+ * _vector_kernels.h in that build only; fnn_gemv at the end).
  * C (m, n) = A (m, k) B (k, n) into row-major C, for the engine's GEMM layers, where
  * OpenBLAS packs both operands on every call (12% of a tabular step). Like BLIS's
  * kernels, with one operand packed: B in blocks of FNN_GEMM_KC rows by FNN_GEMM_NR
@@ -128,6 +129,70 @@ static void FNN_NAME(fnn_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FNN_
 #undef FNN_GEMM_TILE
             }
         }
+    }
+}
+
+/* The lanes of FNN_LANES vectors summed: lane r of the result is the sum of acc[r]'s
+ * lanes. Neighbours' lanes are added in pairs, then their 16-byte blocks, in a fixed
+ * order (one pass of shuffles for all, where a sum of each vector's lanes apart would
+ * take FNN_LANES passes). */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_lane_sums)(const FNN_V* acc) {
+    int r;
+    if (sizeof(FNN_T) == 8) {  /* s[r]: rows 2r, 2r + 1 of each 16-byte block */
+        __m512d s[4], t[2];
+        for (r = 0; r < 4; r++)
+            s[r] = _mm512_add_pd(_mm512_unpacklo_pd((__m512d) acc[2 * r], (__m512d) acc[2 * r + 1]),
+                                 _mm512_unpackhi_pd((__m512d) acc[2 * r], (__m512d) acc[2 * r + 1]));
+        for (r = 0; r < 2; r++)  /* blocks 0 + 1 and 2 + 3 of s[2r], then of s[2r + 1] */
+            t[r] = _mm512_add_pd(_mm512_shuffle_f64x2(s[2 * r], s[2 * r + 1], 0x88),
+                                 _mm512_shuffle_f64x2(s[2 * r], s[2 * r + 1], 0xdd));
+        return (FNN_V) _mm512_add_pd(_mm512_shuffle_f64x2(t[0], t[1], 0x88),
+                                     _mm512_shuffle_f64x2(t[0], t[1], 0xdd));
+    } else {  /* s[r]: pairs of lanes of rows 2r, 2r + 1; v[r]: rows 4r to 4r + 3 */
+        __m512 s[8], v[4], t[2];
+        for (r = 0; r < 8; r++)
+            s[r] = _mm512_add_ps(_mm512_unpacklo_ps((__m512) acc[2 * r], (__m512) acc[2 * r + 1]),
+                                 _mm512_unpackhi_ps((__m512) acc[2 * r], (__m512) acc[2 * r + 1]));
+        for (r = 0; r < 4; r++)
+            v[r] = _mm512_add_ps(
+                (__m512) _mm512_unpacklo_pd((__m512d) s[2 * r], (__m512d) s[2 * r + 1]),
+                (__m512) _mm512_unpackhi_pd((__m512d) s[2 * r], (__m512d) s[2 * r + 1]));
+        for (r = 0; r < 2; r++)
+            t[r] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * r], v[2 * r + 1], 0x88),
+                                 _mm512_shuffle_f32x4(v[2 * r], v[2 * r + 1], 0xdd));
+        return (FNN_V) _mm512_add_ps(_mm512_shuffle_f32x4(t[0], t[1], 0x88),
+                                     _mm512_shuffle_f32x4(t[0], t[1], 0xdd));
+    }
+}
+
+/* y (n) = A x + b for A (n, k) row-major and b NULL or (n): one sample through a
+ * layer, where OpenBLAS's gemv took half of a one-sample prediction (measured gains:
+ * _own_gemv in _ops.pxd). FNN_LANES rows of A at a time,
+ * each a vector accumulator along k that shares each load of x (rows past n repeat the
+ * last, computed, not stored), their lanes summed together (fnn_lane_sums): each value
+ * one chain of fused multiply-adds per lane, then a fixed tree. */
+FNN_TARGET
+static void FNN_NAME(fnn_gemv)(ptrdiff_t n, ptrdiff_t k, const FNN_T* a, const FNN_T* x,
+                               const FNN_T* b, FNN_T* y) {
+    ptrdiff_t j, p, left, rows;
+    int r;
+    for (j = 0; j < n; j += FNN_LANES) {
+        FNN_V acc[FNN_LANES], zero = {0}, sums;
+        const FNN_T* row[FNN_LANES];
+        rows = n - j < FNN_LANES ? n - j : FNN_LANES;
+        for (r = 0; r < FNN_LANES; r++) {
+            row[r] = a + (j + (r < rows ? r : rows - 1)) * k;
+            acc[r] = zero;
+        }
+        for (p = 0; p < k; p += FNN_LANES) {
+            FNN_V xv;
+            left = k - p < FNN_LANES ? k - p : FNN_LANES;
+            xv = FNN_NAME(fnn_load)(x + p, left);
+            for (r = 0; r < FNN_LANES; r++)
+                acc[r] = FNN_NAME(fnn_fma)(FNN_NAME(fnn_load)(row[r] + p, left), xv, acc[r]);
+        }
+        sums = FNN_NAME(fnn_lane_sums)(acc);
+        FNN_NAME(fnn_store)(y + j, b ? sums + FNN_NAME(fnn_load)(b + j, rows) : sums, rows);
     }
 }
 

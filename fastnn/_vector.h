@@ -103,14 +103,18 @@ static int fnn_cpu_build(void) {
 #define FNN_DISPATCH(name, ...) \
     (fnn_cpu_build() == FNN_BUILD_AVX512 ? name##_avx512(__VA_ARGS__) \
      : fnn_cpu_build() == FNN_BUILD_FMA ? name##_fma(__VA_ARGS__) : name##_base(__VA_ARGS__))
-/* fastnn's own matrix product, in the AVX-512 build only (BLAS elsewhere) */
+/* fastnn's own matrix products, in the AVX-512 build only (BLAS elsewhere) */
 #define fnn_gemm_d(...) fnn_gemm_d_avx512(__VA_ARGS__)
 #define fnn_gemm_f(...) fnn_gemm_f_avx512(__VA_ARGS__)
+#define fnn_gemv_d(...) fnn_gemv_d_avx512(__VA_ARGS__)
+#define fnn_gemv_f(...) fnn_gemv_f_avx512(__VA_ARGS__)
 #else
 #define FNN_DISPATCH(name, ...) name##_base(__VA_ARGS__)
 #define fnn_cpu_build() 0
 #define fnn_gemm_d(...) ((void) 0)  /* not called: fnn_cpu_build() is never 2 here */
 #define fnn_gemm_f(...) ((void) 0)
+#define fnn_gemv_d(...) ((void) 0)
+#define fnn_gemv_f(...) ((void) 0)
 #endif
 
 /* "avx512", "fma" or "base": the build of these kernels that runs here. */

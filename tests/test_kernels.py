@@ -78,6 +78,18 @@ def test_dense_layers_of_fastnns_own_product_match_twin(m, n_in, n_out, dtype,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_in,n_out", [(17, 17), (64, 64), (100, 250), (300, 23),
+                                        (784, 100)])
+def test_one_row_through_a_gemm_layer_matches_twin(n_in, n_out, dtype, assert_close):
+    """Where the AVX-512 build has it, fastnn's matrix-vector product (fnn_gemv) takes
+    the forward of a single row: W's rows past whole vectors of them (8 doubles, 16
+    floats) and within one, n_in past whole vectors (100, 300, 784) and within one."""
+    for first_layer in (False, True):
+        check_dense_against_twin("leaky_relu", dtype, 1, n_in, n_out, 8, first_layer,
+                                 assert_close)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_weight_gradient_over_many_rows_stays_accurate(dtype, assert_close):
     """dW sums over every row of the batch: here 100,000 rows of positive values (no
     cancellation to hide rounding) against the sums in float64. fastnn's own product
