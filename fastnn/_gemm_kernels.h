@@ -177,20 +177,30 @@ static void FNN_NAME(fnn_gemv)(ptrdiff_t n, ptrdiff_t k, const FNN_T* a, const F
     ptrdiff_t j, p, left, rows;
     int r;
     for (j = 0; j < n; j += FNN_LANES) {
-        FNN_V acc[FNN_LANES], zero = {0}, sums;
+        FNN_V acc[FNN_LANES], odd[FNN_LANES], zero = {0}, sums;
         const FNN_T* row[FNN_LANES];
         rows = n - j < FNN_LANES ? n - j : FNN_LANES;
         for (r = 0; r < FNN_LANES; r++) {
             row[r] = a + (j + (r < rows ? r : rows - 1)) * k;
-            acc[r] = zero;
+            acc[r] = odd[r] = zero;
         }
-        for (p = 0; p < k; p += FNN_LANES) {
+        for (p = 0; p + 2 * FNN_LANES <= k; p += 2 * FNN_LANES) {
+            FNN_V x0 = FNN_NAME(fnn_load)(x + p, FNN_LANES);
+            FNN_V x1 = FNN_NAME(fnn_load)(x + p + FNN_LANES, FNN_LANES);
+            for (r = 0; r < FNN_LANES; r++) {
+                acc[r] = FNN_NAME(fnn_fma)(FNN_NAME(fnn_load)(row[r] + p, FNN_LANES), x0, acc[r]);
+                odd[r] = FNN_NAME(fnn_fma)(FNN_NAME(fnn_load)(row[r] + p + FNN_LANES, FNN_LANES), x1, odd[r]);
+            }
+        }
+        for (; p < k; p += FNN_LANES) {
             FNN_V xv;
             left = k - p < FNN_LANES ? k - p : FNN_LANES;
             xv = FNN_NAME(fnn_load)(x + p, left);
             for (r = 0; r < FNN_LANES; r++)
                 acc[r] = FNN_NAME(fnn_fma)(FNN_NAME(fnn_load)(row[r] + p, left), xv, acc[r]);
         }
+        for (r = 0; r < FNN_LANES; r++)
+            acc[r] += odd[r];
         sums = FNN_NAME(fnn_lane_sums)(acc);
         FNN_NAME(fnn_store)(y + j, b ? sums + FNN_NAME(fnn_load)(b + j, rows) : sums, rows);
     }
