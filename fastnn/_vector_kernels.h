@@ -830,23 +830,27 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, FN
 }
 
 #if FNN_BYTES == 64
-/* Whether a lane of v is above limit or NaN (not v <= limit), in one compare. */
-FNN_INLINE FNN_TARGET int FNN_NAME(fnn_any_above)(FNN_V v, FNN_T limit) {
-    FNN_V bound = (FNN_V) {0} + limit;
+/* Whether a lane breaks what the refined root and quotient of fnn_adam need: the
+ * moment v neither 0 nor a normal finite value (negative or subnormal, where the
+ * root's residual would underflow, infinite or NaN), the denominator d not a normal
+ * positive value, or the quotient q not finite (as an infinite or NaN step m1 makes
+ * it). One mask of compares, tested once. */
+FNN_INLINE FNN_TARGET int FNN_NAME(fnn_adam_unsafe)(FNN_V v, FNN_V d, FNN_V q, FNN_T least,
+                                                   FNN_T most) {
+    FNN_V zero = {0}, low = zero + least, high = zero + most;
+    FNN_V size = (FNN_V) ((FNN_IV) q & ~(FNN_IV) (zero - (FNN_T) 0));  /* |q| */
     if (sizeof(FNN_T) == 8)
-        return _mm512_cmp_pd_mask((__m512d) v, (__m512d) bound, _CMP_NLE_UQ) != 0;
-    return _mm512_cmp_ps_mask((__m512) v, (__m512) bound, _CMP_NLE_UQ) != 0;
-}
-
-/* Whether a lane of v is below least (the smallest normal value) and not 0: negative
- * or subnormal, where the root's residual would underflow. */
-FNN_INLINE FNN_TARGET int FNN_NAME(fnn_any_tiny)(FNN_V v, FNN_T least) {
-    FNN_V zero = {0}, bound = zero + least;
-    if (sizeof(FNN_T) == 8)
-        return (_mm512_cmp_pd_mask((__m512d) v, (__m512d) bound, _CMP_LT_OQ)
-                & _mm512_cmp_pd_mask((__m512d) v, (__m512d) zero, _CMP_NEQ_OQ)) != 0;
-    return (_mm512_cmp_ps_mask((__m512) v, (__m512) bound, _CMP_LT_OQ)
-            & _mm512_cmp_ps_mask((__m512) v, (__m512) zero, _CMP_NEQ_OQ)) != 0;
+        return (_mm512_mask_cmp_pd_mask(_mm512_cmp_pd_mask((__m512d) v, (__m512d) zero,
+                                                           _CMP_NEQ_OQ),
+                                         (__m512d) v, (__m512d) low, _CMP_LT_OQ)
+                | _mm512_cmp_pd_mask((__m512d) v, (__m512d) high, _CMP_NLE_UQ)
+                | _mm512_cmp_pd_mask((__m512d) d, (__m512d) low, _CMP_NGE_UQ)
+                | _mm512_cmp_pd_mask((__m512d) size, (__m512d) high, _CMP_NLE_UQ)) != 0;
+    return (_mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask((__m512) v, (__m512) zero, _CMP_NEQ_OQ),
+                                    (__m512) v, (__m512) low, _CMP_LT_OQ)
+            | _mm512_cmp_ps_mask((__m512) v, (__m512) high, _CMP_NLE_UQ)
+            | _mm512_cmp_ps_mask((__m512) d, (__m512) low, _CMP_NGE_UQ)
+            | _mm512_cmp_ps_mask((__m512) size, (__m512) high, _CMP_NLE_UQ)) != 0;
 }
 #endif
 
@@ -880,10 +884,7 @@ static void FNN_NAME(fnn_adam)(FNN_T* p, const FNN_T* g, FNN_T* m1, FNN_T* m2,
         r = r + r * (1 - d * r);
         q = a * r;
         q = q + (a - d * q) * r;
-        if (FNN_NAME(fnn_any_above)(v, most) | FNN_NAME(fnn_any_above)(-d, -least)
-                | FNN_NAME(fnn_any_above)(a, most) | FNN_NAME(fnn_any_above)(-a, most)
-                | FNN_NAME(fnn_any_above)(q, most) | FNN_NAME(fnn_any_above)(-q, most)
-                | FNN_NAME(fnn_any_tiny)(v, least)) {
+        if (FNN_NAME(fnn_adam_unsafe)(v, d, q, least, most)) {
             FNN_NAME(fnn_adam_exact)(p + i, g + i, m1 + i, m2 + i, FNN_LANES, step, b1, b2,
                                      c1, c2, k, eps, wd);
             continue;
