@@ -180,9 +180,10 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_lane_sums)(const FNN_V* acc) {
     int r;
     if (sizeof(FNN_T) == 8) {  /* s[r]: rows 2r, 2r + 1 of each 16-byte block */
         __m512d s[4], t[2];
-        for (r = 0; r < 4; r++)
-            s[r] = _mm512_add_pd(_mm512_unpacklo_pd((__m512d) acc[2 * r], (__m512d) acc[2 * r + 1]),
-                                 _mm512_unpackhi_pd((__m512d) acc[2 * r], (__m512d) acc[2 * r + 1]));
+        for (r = 0; r < 4; r++) {
+            __m512d a = (__m512d) acc[2 * r], b = (__m512d) acc[2 * r + 1];
+            s[r] = _mm512_add_pd(_mm512_unpacklo_pd(a, b), _mm512_unpackhi_pd(a, b));
+        }
         for (r = 0; r < 2; r++)  /* blocks 0 + 1 and 2 + 3 of s[2r], then of s[2r + 1] */
             t[r] = _mm512_add_pd(_mm512_shuffle_f64x2(s[2 * r], s[2 * r + 1], 0x88),
                                  _mm512_shuffle_f64x2(s[2 * r], s[2 * r + 1], 0xdd));
@@ -190,13 +191,15 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_lane_sums)(const FNN_V* acc) {
                                      _mm512_shuffle_f64x2(t[0], t[1], 0xdd));
     } else {  /* s[r]: pairs of lanes of rows 2r, 2r + 1; v[r]: rows 4r to 4r + 3 */
         __m512 s[8], v[4], t[2];
-        for (r = 0; r < 8; r++)
-            s[r] = _mm512_add_ps(_mm512_unpacklo_ps((__m512) acc[2 * r], (__m512) acc[2 * r + 1]),
-                                 _mm512_unpackhi_ps((__m512) acc[2 * r], (__m512) acc[2 * r + 1]));
-        for (r = 0; r < 4; r++)
-            v[r] = _mm512_add_ps(
-                (__m512) _mm512_unpacklo_pd((__m512d) s[2 * r], (__m512d) s[2 * r + 1]),
-                (__m512) _mm512_unpackhi_pd((__m512d) s[2 * r], (__m512d) s[2 * r + 1]));
+        for (r = 0; r < 8; r++) {
+            __m512 a = (__m512) acc[2 * r], b = (__m512) acc[2 * r + 1];
+            s[r] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+        }
+        for (r = 0; r < 4; r++) {
+            __m512d a = (__m512d) s[2 * r], b = (__m512d) s[2 * r + 1];
+            v[r] = _mm512_add_ps((__m512) _mm512_unpacklo_pd(a, b),
+                                 (__m512) _mm512_unpackhi_pd(a, b));
+        }
         for (r = 0; r < 2; r++)
             t[r] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * r], v[2 * r + 1], 0x88),
                                  _mm512_shuffle_f32x4(v[2 * r], v[2 * r + 1], 0xdd));
@@ -207,10 +210,11 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_lane_sums)(const FNN_V* acc) {
 
 /* y (n) = A x + b for A (n, k) row-major and b NULL or (n): one sample through a
  * layer, where OpenBLAS's gemv took half of a one-sample prediction (measured gains:
- * _own_gemv in _ops.pxd). FNN_LANES rows of A at a time,
- * each a vector accumulator along k that shares each load of x (rows past n repeat the
- * last, computed, not stored), their lanes summed together (fnn_lane_sums): each value
- * one chain of fused multiply-adds per lane, then a fixed tree. */
+ * _own_gemv in _ops.pxd). FNN_LANES rows of A at a time, each a vector accumulator
+ * along k that shares each load of x (rows past n repeat the last, computed, not
+ * stored), in two sets (even and odd vectors of k, so that the multiply-adds' latency
+ * does not pace a row), then their lanes summed together (fnn_lane_sums): a fixed
+ * order of chains, sets and tree. */
 FNN_TARGET
 static void FNN_NAME(fnn_gemv)(ptrdiff_t n, ptrdiff_t k, const FNN_T* a, const FNN_T* x,
                                const FNN_T* b, FNN_T* y) {
@@ -228,8 +232,10 @@ static void FNN_NAME(fnn_gemv)(ptrdiff_t n, ptrdiff_t k, const FNN_T* a, const F
             FNN_V x0 = FNN_NAME(fnn_load)(x + p, FNN_LANES);
             FNN_V x1 = FNN_NAME(fnn_load)(x + p + FNN_LANES, FNN_LANES);
             for (r = 0; r < FNN_LANES; r++) {
-                acc[r] = FNN_NAME(fnn_fma)(FNN_NAME(fnn_load)(row[r] + p, FNN_LANES), x0, acc[r]);
-                odd[r] = FNN_NAME(fnn_fma)(FNN_NAME(fnn_load)(row[r] + p + FNN_LANES, FNN_LANES), x1, odd[r]);
+                FNN_V w0 = FNN_NAME(fnn_load)(row[r] + p, FNN_LANES);
+                FNN_V w1 = FNN_NAME(fnn_load)(row[r] + p + FNN_LANES, FNN_LANES);
+                acc[r] = FNN_NAME(fnn_fma)(w0, x0, acc[r]);
+                odd[r] = FNN_NAME(fnn_fma)(w1, x1, odd[r]);
             }
         }
         for (; p < k; p += FNN_LANES) {

@@ -742,15 +742,16 @@ static void FNN_NAME(fnn_tanh)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
  * (loops bound by their count of operations instead, like the sigmoid's, keep Horner's
  * rule: it takes a few fewer). */
 FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_estrin)(FNN_V x, const double* c, int n) {
-    FNN_V zero = {0}, x2 = x * x, x4 = x2 * x2, low, high;
+    FNN_V zero = {0}, x2 = x * x, x4 = x2 * x2, sum;
 #define FNN_PAIR(k) ((zero + (FNN_T) c[k]) + (zero + (FNN_T) c[(k) + 1]) * x)
 #define FNN_EIGHT(k) ((FNN_PAIR(k) + FNN_PAIR((k) + 2) * x2) \
                       + (FNN_PAIR((k) + 4) + FNN_PAIR((k) + 6) * x2) * x4)
-    low = FNN_EIGHT(0);
-    high = n == 16 ? FNN_EIGHT(8) : zero;
+    sum = FNN_EIGHT(0);
+    if (n == 16)
+        sum += FNN_EIGHT(8) * (x4 * x4);
 #undef FNN_EIGHT
 #undef FNN_PAIR
-    return n == 16 ? low + high * (x4 * x4) : low;
+    return sum;
 }
 
 /* log(1 + x) for x in [0, 1] (the e = exp(-|z|) of the binary cross-entropy), lane by
