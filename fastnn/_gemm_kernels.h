@@ -17,46 +17,6 @@
 #define FNN_GEMM_NR (FNN_GEMM_NV * FNN_LANES)
 #define FNN_GEMM_KC ((ptrdiff_t) (FNN_GEMM_PACK_BYTES / (FNN_GEMM_NR * sizeof(FNN_T))))
 
-/* One stage of fnn_transpose_block: between r[i] and r[i + h], for every i with bit h
- * clear, the blocks of h lanes off the diagonal exchanged, one two-source permute per
- * vector. Inlined with a constant h, so that the permutes' lane tables are constants. */
-FNN_INLINE FNN_TARGET void FNN_NAME(fnn_transpose_stage)(FNN_V* r, int h) {
-    FNN_IV low, high;
-    int i, e;
-#pragma GCC unroll 16
-    for (e = 0; e < FNN_LANES; e++) {  /* lanes below FNN_LANES from a, the others b */
-        int chunk = e / (2 * h) * (2 * h), at = e % (2 * h);
-        low[e] = at < h ? chunk + at : FNN_LANES + chunk + at - h;
-        high[e] = at < h ? chunk + h + at : FNN_LANES + chunk + at;
-    }
-#pragma GCC unroll 16
-    for (i = 0; i < FNN_LANES; i++) {
-        FNN_V a = r[i], b;
-        if (i & h)
-            continue;
-        b = r[i + h];
-        if (sizeof(FNN_T) == 8) {
-            r[i] = (FNN_V) _mm512_permutex2var_pd((__m512d) a, (__m512i) low, (__m512d) b);
-            r[i + h] = (FNN_V) _mm512_permutex2var_pd((__m512d) a, (__m512i) high,
-                                                      (__m512d) b);
-        } else {
-            r[i] = (FNN_V) _mm512_permutex2var_ps((__m512) a, (__m512i) low, (__m512) b);
-            r[i + h] = (FNN_V) _mm512_permutex2var_ps((__m512) a, (__m512i) high,
-                                                      (__m512) b);
-        }
-    }
-}
-
-/* The FNN_LANES x FNN_LANES block in r transposed in registers (r[c] becomes what
- * was column c): log2(FNN_LANES) stages, of h = FNN_LANES / 2 down to 1. */
-FNN_INLINE FNN_TARGET void FNN_NAME(fnn_transpose_block)(FNN_V* r) {
-    if (FNN_LANES == 16)
-        FNN_NAME(fnn_transpose_stage)(r, 8);
-    FNN_NAME(fnn_transpose_stage)(r, 4);
-    FNN_NAME(fnn_transpose_stage)(r, 2);
-    FNN_NAME(fnn_transpose_stage)(r, 1);
-}
-
 /* rows [p0, p0 + kc) and columns [j0, j0 + nv L) of B into pack (kc, FNN_GEMM_NR):
  * B(p, j) at b[p brs + j bcs], where bcs = 1 (rows of B) or brs = 1 (B a transposed
  * row-major array, W^T); the last vector has `last` columns of B, then zeros. Rows

@@ -415,7 +415,7 @@ cdef inline void _transpose(const floating* src, floating* dst, intp rows, intp 
                             intp src_stride, intp dst_stride) noexcept nogil:
     """dst (cols, rows) = src (rows, cols)^T, where row i of src starts at
     src + i src_stride and row j of dst at dst + j dst_stride; in vector registers
-    (gathers: _vector.h)."""
+    (blocks transposed in registers, or gathers: _vector_kernels.h)."""
     if floating is float:
         fnn_transpose_f(src, dst, rows, cols, src_stride, dst_stride)
     else:
