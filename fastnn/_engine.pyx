@@ -164,18 +164,35 @@ cdef const floating* _forward(const Plan* plan, const floating* params,
     return inputs
 
 
-cdef double _sum_squared_weights(const Plan* plan, const floating* params) noexcept nogil:
-    """sum over layers of ||W||^2 (biases excluded), for the L2 penalty: in double,
-    as eight running sums over the values i = j mod 8 (independent chains of adds,
-    which the compiler keeps in vector registers; one sum was latency-bound, 4 cycles
-    a weight), added up in a fixed order at the end."""
-    cdef intp l, i, j, n
+cdef enum:
+    SQUARES_CHUNKS = 64  # the penalty's sum of squares in at most this many chunks
+    SQUARES_MIN = 4096   # of at least this many parameters (a plan's fixed split)
+
+
+cdef intp _squares_chunk(const Plan* plan) noexcept nogil:
+    """The parameters in each chunk of the penalty's sum (_chunk_squares), which
+    depends on the plan alone, so that the sum's bits do not depend on the threads."""
+    cdef intp n = plan.at[plan.n_layers]
+    return max(<intp> SQUARES_MIN, (n + SQUARES_CHUNKS - 1) // SQUARES_CHUNKS)
+
+
+cdef double _chunk_squares(const Plan* plan, const floating* params,
+                           intp c) noexcept nogil:
+    """sum of w^2 over the weights (biases excluded) among chunk c of params, the
+    parameters [c size, (c + 1) size) for size = _squares_chunk: in double, as eight
+    running sums over the values i = j mod 8 of each layer's part (independent chains
+    of adds, which the compiler keeps in vector registers; one sum was latency-bound,
+    4 cycles a weight), added up in a fixed order at the end."""
+    cdef intp size = _squares_chunk(plan), l, i, j, n
+    cdef intp lo = c * size, hi = lo + size
     cdef double sums[8]
     cdef const floating* w
     memset(sums, 0, sizeof(sums))
     for l in range(plan.n_layers):
-        w = params + plan.at[l]
-        n = plan.sizes[l + 1] * plan.sizes[l]
+        w = params + max(lo, plan.at[l])
+        n = min(hi, plan.at[l] + plan.sizes[l + 1] * plan.sizes[l]) - max(lo, plan.at[l])
+        if n <= 0:  # no weight of this layer in the chunk
+            continue
         for i in range(0, n - n % 8, 8):
             for j in range(8):
                 sums[j] += (<double> w[i + j]) * w[i + j]
@@ -185,9 +202,22 @@ cdef double _sum_squared_weights(const Plan* plan, const floating* params) noexc
         ((sums[4] + sums[5]) + (sums[6] + sums[7]))
 
 
+cdef inline intp _squares_chunks(const Plan* plan) noexcept nogil:
+    """The number of chunks of the penalty's sum (at most SQUARES_CHUNKS)."""
+    cdef intp size = _squares_chunk(plan)
+    return (plan.at[plan.n_layers] + size - 1) // size
+
+
 cdef double _penalty(const Plan* plan, const floating* params, double wd) noexcept nogil:
-    """The L2 penalty 0.5 wd sum ||W||^2 (0 when wd is 0, without the sum)."""
-    return 0.5 * wd * _sum_squared_weights(plan, params) if wd != 0 else 0
+    """The L2 penalty 0.5 wd sum ||W||^2 (0 when wd is 0, without the sum): the sum of
+    the chunks' sums (_chunk_squares) in chunk order, as a team's step adds them."""
+    cdef double squares = 0
+    cdef intp c
+    if wd == 0:
+        return 0
+    for c in range(_squares_chunks(plan)):
+        squares += _chunk_squares(plan, params, c)
+    return 0.5 * wd * squares
 
 
 cdef bint _backward(const Plan* plan, const floating* params, floating* grads,
@@ -408,7 +438,7 @@ cdef struct Epoch:
     bint part_bad[MAX_PARTS]
     bint grads_bad[MAX_PARTS]
     bint overflowed[MAX_PARTS]
-    double penalty
+    double chunk_squares[SQUARES_CHUNKS]  # the penalty's sum, chunk by chunk
     bint interrupted
     bint look_now           # this step ends with a look for signals (member 0 decides)
     PyObject* gate          # the engine's Gate, let go while signal handlers run
@@ -564,15 +594,16 @@ cdef bint _sum_slices(Epoch* ep, int parts, intp first, intp last,
 cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
                  floating* params) noexcept nogil:
     """One member's share of every step of the epoch (see Engine.epoch): the forward
-    and backward of its parts, then the sum of the parts' gradients and the update on
+    and backward of its parts and its chunks of the penalty's sum, then the sum of the parts' gradients and the update on
     its range of the parameters, the members meeting at the barrier in between. Every
     member takes the same decisions from the same shared values."""
     cdef const Plan* plan = ep.plan
     cdef intp n = plan.at[plan.n_layers], start, mb
     cdef intp first = 0 if member == 0 else (n * member // members) & ~15
     cdef intp last = n if member + 1 == members else (n * (member + 1) // members) & ~15
+    cdef intp chunks = _squares_chunks(plan), c
     cdef int parts, p
-    cdef double norm, loss
+    cdef double norm, loss, squares
     cdef long t = ep.steps[0]
     cdef Optim opt
     cdef bint look, overflowed
@@ -591,17 +622,24 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
         opt.t = t
         if opt.decay_per_sample:
             opt.weight_decay /= norm
-        # 1. the loss and gradient of each of this member's parts of the batch
+        # 1. the loss and gradient of each of this member's parts of the batch, and
+        # the penalty's sums of squares on its share of the chunks
         _slices(ep, member, members, parts, start, mb, norm, params)
+        if opt.weight_decay != 0:
+            for c in range(chunks * member // members, chunks * (member + 1) // members):
+                ep.chunk_squares[c] = _chunk_squares(plan, params, c)
         if member == 0:
-            ep.penalty = _penalty(plan, params, opt.weight_decay)
             ep.look_now = _signals_due(ep)
         fnn_barrier_wait(barrier)
         look = ep.look_now
         loss = ep.part_loss[0]
         for p in range(1, parts):
             loss += ep.part_loss[p]
-        loss += ep.penalty
+        if opt.weight_decay != 0:  # as _penalty
+            squares = 0
+            for c in range(chunks):
+                squares += ep.chunk_squares[c]
+            loss += 0.5 * opt.weight_decay * squares
         if not isfinite(loss) or _any(ep.part_bad, parts):
             if member == 0:  # nothing was updated
                 ep.last_loss = loss if not isfinite(loss) else NAN

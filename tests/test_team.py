@@ -81,6 +81,22 @@ def test_a_step_in_slices_matches_the_twin(n_threads, assert_close):
     assert_close(net.engine.params, twin.params, np.float64)
 
 
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_the_members_of_a_team_share_the_penalty_and_report_the_twins_loss(n_threads):
+    """The L2 penalty's sum of squares runs in chunks fixed by the network (three for
+    its 9,610 parameters), shared among the members: a large weight decay makes it
+    most of the loss, which must be the twin's."""
+    X, y = _data(256)
+    net = MLP(SIZES, output="softmax", seed=0)
+    twin = reference.Engine.twin_of(net)
+    T = targets(net, y, len(X))
+    penalty = 0.5 * 5.0 * sum(np.sum(layer.W ** 2) for layer in net.layers)
+    loss = net.engine.epoch(X, T, _adam(net.engine, 5.0), 256, None, None, n_threads)
+    twin_loss = twin.step(X, T, _adam(twin, 5.0))
+    assert penalty > 0.5 * twin_loss
+    assert loss == pytest.approx(twin_loss, rel=1e-13)
+
+
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_the_same_n_threads_and_seed_give_the_same_bits(n_threads):
     X, y = _data()
