@@ -167,6 +167,20 @@ def test_a_diverging_step_in_slices_keeps_the_weights_from_before_it():
     assert np.array_equal(net.engine.params, before) and net.step_count == 0
 
 
+def test_a_step_whose_slices_sum_to_infinity_changes_nothing():
+    """Two identical float32 slices whose gradients are finite-looking in the loss
+    (3.9e39 in double) but overflow once summed: the sum's check (the only one for
+    slices) refuses the step, NaN and the weights as they were, not an update with
+    infinite gradients."""
+    net = MLP(SIZES, output="identity", dtype="float32", seed=0)
+    half = np.random.default_rng(0).standard_normal((128, SIZES[0])).astype(np.float32)
+    X, Y = np.vstack([half, half]) * np.float32(3e19), np.zeros((256, SIZES[-1]), np.float32)
+    assert np.isfinite(net.engine.loss(X, Y))
+    before = net.engine.params.copy()
+    assert np.isnan(net.engine.epoch(X, Y, _adam(net.engine), 256, None, None, 2))
+    assert np.array_equal(net.engine.params, before)
+
+
 def test_a_fit_diverging_in_slices_stops_where_it_does_on_one_thread():
     X, y = _data()
     steps = {}
