@@ -168,10 +168,10 @@ def test_a_diverging_step_in_slices_keeps_the_weights_from_before_it():
 
 
 def test_a_step_whose_slices_sum_to_infinity_changes_nothing():
-    """Two identical float32 slices whose gradients are finite-looking in the loss
-    (3.9e39 in double) but overflow once summed: the sum's check (the only one for
-    slices) refuses the step, NaN and the weights as they were, not an update with
-    infinite gradients."""
+    """Two identical float32 slices with a finite loss (3.9e39, summed in double) and
+    gradients that overflow float32 once summed: the sum's check (slices are not
+    scanned one by one) refuses the step, NaN and the weights as they were, not an
+    update with infinite gradients."""
     net = MLP(SIZES, output="identity", dtype="float32", seed=0)
     half = np.random.default_rng(0).standard_normal((128, SIZES[0])).astype(np.float32)
     X, Y = np.vstack([half, half]) * np.float32(3e19), np.zeros((256, SIZES[-1]), np.float32)
