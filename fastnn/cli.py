@@ -96,10 +96,24 @@ def main(argv=None):
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # the work failed: one line, never a traceback
+        if _wraps_interrupt(error):
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
         message = " ".join(str(error).split())
         print(f"{prog}: error: {type(error).__name__}: {message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _wraps_interrupt(error):
+    """Whether error was caused by Ctrl-C: Python turns a KeyboardInterrupt raised in
+    some hooks (__set_name__ while a class body runs, as during matplotlib's import)
+    into a RuntimeError whose __cause__ is the interrupt."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__
+    return False
 
 
 # ------------------------------------------------------------------ option types

@@ -509,6 +509,17 @@ def test_ctrl_c_in_the_first_moments_of_main_is_one_line_and_status_130(tmp_path
                                                err), (status, err)
 
 
+def test_ctrl_c_wrapped_by_python_in_an_import_is_still_an_interrupt(monkeypatch, capsys):
+    """A KeyboardInterrupt inside __set_name__ (matplotlib's import) reaches main as a
+    RuntimeError caused by it: still one line and status 130."""
+    class Parser:
+        def parse_args(self, argv):
+            raise RuntimeError("Error calling __set_name__") from KeyboardInterrupt()
+    monkeypatch.setattr(cli, "_parser", Parser)
+    assert cli.main(["vanishing"]) == 130
+    assert capsys.readouterr().err == "fastnn: interrupted\n"
+
+
 def test_a_closed_standard_output_ends_quietly(tmp_path):
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the first line, as with `| head -0`
