@@ -208,16 +208,25 @@ cdef inline intp _squares_chunks(const Plan* plan) noexcept nogil:
     return (plan.at[plan.n_layers] + size - 1) // size
 
 
-cdef double _penalty(const Plan* plan, const floating* params, double wd) noexcept nogil:
-    """The L2 penalty 0.5 wd sum ||W||^2 (0 when wd is 0, without the sum): the sum of
-    the chunks' sums (_chunk_squares) in chunk order, as a team's step adds them."""
+cdef double _penalty_of(const double* chunk_squares, intp chunks, double wd) noexcept nogil:
+    """0.5 wd sum ||W||^2 from the chunks' sums (_chunk_squares), added in chunk order."""
     cdef double squares = 0
     cdef intp c
+    for c in range(chunks):
+        squares += chunk_squares[c]
+    return 0.5 * wd * squares
+
+
+cdef double _penalty(const Plan* plan, const floating* params, double wd) noexcept nogil:
+    """The L2 penalty 0.5 wd sum ||W||^2 (0 when wd is 0, without the sum), from the
+    chunks' sums as a team's step has them (_penalty_of)."""
+    cdef double chunk_squares[SQUARES_CHUNKS]
+    cdef intp c, chunks = _squares_chunks(plan)
     if wd == 0:
         return 0
-    for c in range(_squares_chunks(plan)):
-        squares += _chunk_squares(plan, params, c)
-    return 0.5 * wd * squares
+    for c in range(chunks):
+        chunk_squares[c] = _chunk_squares(plan, params, c)
+    return _penalty_of(chunk_squares, chunks, wd)
 
 
 cdef bint _backward(const Plan* plan, const floating* params, floating* grads,
@@ -594,16 +603,17 @@ cdef bint _sum_slices(Epoch* ep, int parts, intp first, intp last,
 cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
                  floating* params) noexcept nogil:
     """One member's share of every step of the epoch (see Engine.epoch): the forward
-    and backward of its parts and its chunks of the penalty's sum, then the sum of the parts' gradients and the update on
-    its range of the parameters, the members meeting at the barrier in between. Every
-    member takes the same decisions from the same shared values."""
+    and backward of its parts and its chunks of the penalty's sum, then the sum of the
+    parts' gradients and the update on its range of the parameters, the members
+    meeting at the barrier in between. Every member takes the same decisions from the
+    same shared values."""
     cdef const Plan* plan = ep.plan
     cdef intp n = plan.at[plan.n_layers], start, mb
     cdef intp first = 0 if member == 0 else (n * member // members) & ~15
     cdef intp last = n if member + 1 == members else (n * (member + 1) // members) & ~15
     cdef intp chunks = _squares_chunks(plan), c
     cdef int parts, p
-    cdef double norm, loss, squares
+    cdef double norm, loss
     cdef long t = ep.steps[0]
     cdef Optim opt
     cdef bint look, overflowed
@@ -636,10 +646,7 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
         for p in range(1, parts):
             loss += ep.part_loss[p]
         if opt.weight_decay != 0:  # as _penalty
-            squares = 0
-            for c in range(chunks):
-                squares += ep.chunk_squares[c]
-            loss += 0.5 * opt.weight_decay * squares
+            loss += _penalty_of(ep.chunk_squares, chunks, opt.weight_decay)
         if not isfinite(loss) or _any(ep.part_bad, parts):
             if member == 0:  # nothing was updated
                 ep.last_loss = loss if not isfinite(loss) else NAN

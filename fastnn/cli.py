@@ -92,11 +92,8 @@ def main(argv=None):
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no more writes
         return 1
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # the work failed: one line, never a traceback
-        if _wraps_interrupt(error):
+    except (KeyboardInterrupt, Exception) as error:  # one line, never a traceback
+        if _interrupt(error):
             print(f"{prog}: interrupted", file=sys.stderr)
             return 130
         message = " ".join(str(error).split())
@@ -105,10 +102,10 @@ def main(argv=None):
     return 0
 
 
-def _wraps_interrupt(error):
-    """Whether error was caused by Ctrl-C: Python turns a KeyboardInterrupt raised in
-    some hooks (__set_name__ while a class body runs, as during matplotlib's import)
-    into a RuntimeError whose __cause__ is the interrupt."""
+def _interrupt(error):
+    """Whether error is Ctrl-C or was caused by it: Python turns a KeyboardInterrupt
+    raised in some hooks (__set_name__ while a class body runs, as during matplotlib's
+    import) into a RuntimeError whose __cause__ is the interrupt."""
     while error is not None:
         if isinstance(error, KeyboardInterrupt):
             return True
