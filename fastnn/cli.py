@@ -50,10 +50,20 @@ STD_RANGE = (1e-300, 1e6)
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on standard error, exit status 2."""
+    """An ArgumentParser whose errors are one line on standard error, exit status 2;
+    `check(parser, args)`, when set, checks what no single option can (and fills the
+    defaults that depend on the others)."""
+
+    check = None
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if self.check is not None:
+            self.check(self, namespace)
+        return namespace, extras
 
 
 def main(argv=None):
@@ -288,6 +298,17 @@ def histograms_text(activation, init_scheme, records):
              _percent(r.zero), _bars(r.hist[0])] for r in records]
     return (f"{activation}, init {_init_label(init_scheme)}\n"
             + _table(["layer", "mean", "std", "saturated", "zero", f"histogram {span}"], rows))
+
+
+def _histograms_options(parser, args):
+    """--grid draws its own seven cases: --activation or --init beside it is refused
+    (it would be ignored); without it they default to sigmoid and std 1."""
+    for name in ("activation", "init"):
+        if args.grid and getattr(args, name) is not None:
+            parser.error(f"argument --grid: not allowed with --{name} (the grid draws "
+                         "its own cases)")
+    args.activation = args.activation or "sigmoid"
+    args.init = 1.0 if args.init is None else args.init
 
 
 def run_histograms(args):
@@ -759,12 +780,14 @@ def _parser():
 
     sub = command("histograms", run_histograms, "activation histograms of a deep random "
                   "network (Deep Learning from Scratch, 6.2)")
-    sub.add_argument("--activation", default="sigmoid",
-                     choices=["sigmoid", "tanh", "relu", "leaky_relu"])
-    sub.add_argument("--init", type=_init_value, default=1.0,
+    sub.add_argument("--activation", choices=["sigmoid", "tanh", "relu", "leaky_relu"],
+                     help="default sigmoid")
+    sub.add_argument("--init", type=_init_value,
                      help=f"a std such as 1 or 0.01 (from {STD_RANGE[0]:g} to "
                           f"{STD_RANGE[1]:.0f}), or xavier, lecun, he (default 1)")
-    sub.add_argument("--grid", action="store_true", help="the classic grid of seven cases")
+    sub.add_argument("--grid", action="store_true", help="the classic grid of seven "
+                     "cases, instead of one --activation and --init")
+    sub.check = _histograms_options
     _count(sub, "--samples", MAX_SAMPLES, 1000)
     _count(sub, "--bins", MAX_BINS, 30)
 

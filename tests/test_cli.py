@@ -529,3 +529,15 @@ def test_a_closed_standard_output_ends_quietly(tmp_path):
     finally:
         os.close(write)
     assert done.returncode == 1 and done.stderr == ""
+
+
+@pytest.mark.parametrize("option,value", [("--activation", "relu"), ("--init", "he"),
+                                          ("--activation", "sigmoid"), ("--init", "1")])
+def test_grid_refuses_an_activation_or_init_it_would_ignore(capsys, no_work, option, value):
+    """--grid draws its own seven cases: an --activation or --init beside it, even one
+    equal to the default, would be silently ignored, so it is refused."""
+    for argv in (["histograms", "--grid", option, value],
+                 ["histograms", option, value, "--grid"]):
+        err = refused(capsys, argv)
+        assert err.startswith(f"fastnn histograms: error: argument --grid: not allowed "
+                              f"with {option} ")
