@@ -27,11 +27,13 @@ from scipy.linalg.cython_blas cimport dgemm as _scipy_dgemm
 
 from fastnn._gate cimport Gate
 from fastnn._kernels import _nonfinite_message
+from fastnn._layout import flat_buffer
 from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_MIN,
                           OUT_SOFTMAX, Optim, _activation_grad, _add_into, _dense_backward,
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
-                          _output_loss, _row_stride, _scratch_bytes, _transpose,
+                          _output_loss, _row_stride, _scratch_bytes, _sum_squares,
+                          _transpose,
                           _update, fnn_vector_build, intp)
 
 cnp.import_array()
@@ -179,27 +181,16 @@ cdef intp _squares_chunk(const Plan* plan) noexcept nogil:
 cdef double _chunk_squares(const Plan* plan, const floating* params,
                            intp c) noexcept nogil:
     """sum of w^2 over the weights (biases excluded) among chunk c of params, the
-    parameters [c size, (c + 1) size) for size = _squares_chunk: in double, as eight
-    running sums over the values i = j mod 8 of each layer's part (independent chains
-    of adds, which the compiler keeps in vector registers; one sum was latency-bound,
-    4 cycles a weight), added up in a fixed order at the end."""
-    cdef intp size = _squares_chunk(plan), l, i, j, n
+    parameters [c size, (c + 1) size) for size = _squares_chunk: each layer's part in
+    double (_sum_squares), added in layer order."""
+    cdef intp size = _squares_chunk(plan), l, n
     cdef intp lo = c * size, hi = lo + size
-    cdef double sums[8]
-    cdef const floating* w
-    memset(sums, 0, sizeof(sums))
+    cdef double total = 0
     for l in range(plan.n_layers):
-        w = params + max(lo, plan.at[l])
         n = min(hi, plan.at[l] + plan.sizes[l + 1] * plan.sizes[l]) - max(lo, plan.at[l])
-        if n <= 0:  # no weight of this layer in the chunk
-            continue
-        for i in range(0, n - n % 8, 8):
-            for j in range(8):
-                sums[j] += (<double> w[i + j]) * w[i + j]
-        for i in range(n - n % 8, n):
-            sums[i % 8] += (<double> w[i]) * w[i]
-    return ((sums[0] + sums[1]) + (sums[2] + sums[3])) + \
-        ((sums[4] + sums[5]) + (sums[6] + sums[7]))
+        if n > 0:  # some weights of this layer in the chunk
+            total += _sum_squares(params + max(lo, plan.at[l]), n)
+    return total
 
 
 cdef inline intp _squares_chunks(const Plan* plan) noexcept nogil:
@@ -738,7 +729,7 @@ cdef int _epoch_buffers(Epoch* ep, int parts, intp n_params, size_t work_bytes,
     cdef int p
     cdef intp n_in = ep.plan.sizes[0], k = ep.plan.sizes[ep.plan.n_layers]
     for p in range(1, parts):
-        ep.grads[p], ep.work[p] = malloc(n_params * item), _aligned_malloc(work_bytes)
+        ep.grads[p], ep.work[p] = _aligned_malloc(n_params * item), _aligned_malloc(work_bytes)
         if ep.grads[p] == NULL or ep.work[p] == NULL:
             raise MemoryError()
     if ep.order != NULL:
@@ -754,7 +745,7 @@ cdef int _epoch_buffers(Epoch* ep, int parts, intp n_params, size_t work_bytes,
 cdef void _epoch_free(Epoch* ep, int parts) noexcept:
     cdef int p
     for p in range(1, parts):
-        free(ep.grads[p])
+        _aligned_free(ep.grads[p])
         _aligned_free(ep.work[p])
     free(ep.x_batch)
     free(ep.y_batch)
@@ -956,7 +947,7 @@ cdef class Engine:
         self.single = _check_output(params, "params", self.plan.at[self.plan.n_layers], 1,
                                     None)
         self.params = params
-        self.grads = np.empty_like(params)
+        self.grads = flat_buffer(params.size, params.dtype)
 
     def __dealloc__(self):
         _plan_free(&self.plan)

@@ -52,6 +52,8 @@ cdef extern from "_vector.h" nogil:
                             const float* bias, float* C, intp m, intp K, intp N)
     bint fnn_any_nonfinite_d(const double* x, intp n)
     bint fnn_any_nonfinite_f(const float* x, intp n)
+    double fnn_sum_squares_d(const double* x, intp n)
+    double fnn_sum_squares_f(const float* x, intp n)
     bint fnn_add_into_d(double* dst, const double* src, intp n)
     bint fnn_add_into_f(float* dst, const float* src, intp n)
     void fnn_sigmoid_d(const double* z, double* a, intp n)
@@ -685,6 +687,14 @@ cdef inline bint _add_into(floating* dst, const floating* src, intp n) noexcept 
         return fnn_add_into_f(dst, src, n)
     else:
         return fnn_add_into_d(dst, src, n)
+
+
+cdef inline double _sum_squares(const floating* x, intp n) noexcept nogil:
+    """sum of x^2 over n values, in double, in a fixed order (_vector.h)."""
+    if floating is float:
+        return fnn_sum_squares_f(x, n)
+    else:
+        return fnn_sum_squares_d(x, n)
 
 
 cdef inline intp _first_nonfinite(const void* data, intp n, bint single) noexcept nogil:

@@ -136,6 +136,8 @@ static const char* fnn_vector_build(void) {
 #define fnn_thin_combine_f(...) FNN_DISPATCH(fnn_thin_combine_f, __VA_ARGS__)
 #define fnn_any_nonfinite_d(...) FNN_DISPATCH(fnn_any_nonfinite_d, __VA_ARGS__)
 #define fnn_any_nonfinite_f(...) FNN_DISPATCH(fnn_any_nonfinite_f, __VA_ARGS__)
+#define fnn_sum_squares_d(...) FNN_DISPATCH(fnn_sum_squares_d, __VA_ARGS__)
+#define fnn_sum_squares_f(...) FNN_DISPATCH(fnn_sum_squares_f, __VA_ARGS__)
 #define fnn_add_into_d(...) FNN_DISPATCH(fnn_add_into_d, __VA_ARGS__)
 #define fnn_add_into_f(...) FNN_DISPATCH(fnn_add_into_f, __VA_ARGS__)
 #define fnn_sigmoid_d(...) FNN_DISPATCH(fnn_sigmoid_d, __VA_ARGS__)

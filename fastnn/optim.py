@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from fastnn import _checks as check
+from fastnn._layout import flat_buffer
 
 __all__ = ["SGD", "Momentum", "Adam", "OptimizerState", "make_optimizer", "OPTIMIZERS"]
 
@@ -215,7 +216,8 @@ class OptimizerState:
 
     def __init__(self, optimizer, n_params, dtype):
         self.optimizer = optimizer
-        self.arrays = [np.zeros(n_params, dtype) for _ in range(optimizer.n_states)]
+        self.arrays = [flat_buffer(n_params, dtype, zeros=True)
+                       for _ in range(optimizer.n_states)]
         self.steps = np.zeros(1, np.int64)
 
 

@@ -122,7 +122,7 @@ class MLP(Training, LBFGS, Files):
                             ("bias_init", bias_init)):  # the model computes in its dtype
             check.cast(name, np.array(value), self.dtype)
         self._rng = as_rng(seed)
-        params = np.empty(_layout.n_parameters(sizes), self.dtype)
+        params = _layout.flat_buffer(_layout.n_parameters(sizes), self.dtype)
         self.layers = [Layer(W, b, act) for (W, b), act in
                        zip(_layout.layer_views(params, sizes), hidden + ("identity",))]
         self._initialise(init, bias_init)

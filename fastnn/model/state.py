@@ -570,8 +570,8 @@ def _model(header, arrays):
     net._rng = _rng_from_state(header["rng"])
     if optimizer is not None:
         state = OptimizerState(optimizer, net.engine.n_params, net.dtype)
-        state.arrays = [checked_like(_state_name(i), s, net.engine.params).copy()
-                        for i, s in enumerate(states)]
+        for i, (array, saved_array) in enumerate(zip(state.arrays, states)):
+            array[...] = checked_like(_state_name(i), saved_array, net.engine.params)
         optimizer.check_state(state.arrays)
         state.steps[0] = saved["t"]
         net._optimizer_state = state
