@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from fastnn import MLP, datasets
+from fastnn import MLP, datasets, load
 from fastnn.model.inputs import targets as as_targets
 from fastnn.optim import Adam
 from helpers import step_settings
@@ -47,3 +47,17 @@ def test_a_hundred_thousand_steps_keep_memory_flat_and_leave_inputs_alone():
     assert growth < 2 * 2**20, f"resident memory grew by {growth} bytes"
     assert (sys.getrefcount(X), sys.getrefcount(y)) == refs
     assert net.step_count == 100_500
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_flat_buffers_start_on_a_cache_line_when_made_fitted_or_loaded(tmp_path, dtype):
+    """Parameters and the optimizer's states start on a 64-byte line (the kernels'
+    vector width), however numpy placed the arrays they came from."""
+    X, y = datasets.make_spiral(200, 3, seed=0)
+    net = MLP([2, 300, 3], output="softmax", seed=0, dtype=dtype)  # past malloc's mmap size
+    net.fit(X.astype(dtype), y, epochs=1, batch_size=50, optimizer="adam")
+    net.save(tmp_path / "net.npz")
+    for model in (net, load(tmp_path / "net.npz")):
+        arrays = [model.engine.params, *model._optimizer_state.arrays]
+        assert len(arrays) == 3
+        assert [a.ctypes.data % 64 for a in arrays] == [0, 0, 0]
