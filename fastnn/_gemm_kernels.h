@@ -132,42 +132,6 @@ static void FNN_NAME(fnn_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FNN_
     }
 }
 
-/* The lanes of FNN_LANES vectors summed: lane r of the result is the sum of acc[r]'s
- * lanes. Neighbours' lanes are added in pairs, then their 16-byte blocks, in a fixed
- * order (one pass of shuffles for all, where a sum of each vector's lanes apart would
- * take FNN_LANES passes). */
-FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_lane_sums)(const FNN_V* acc) {
-    int r;
-    if (sizeof(FNN_T) == 8) {  /* s[r]: rows 2r, 2r + 1 of each 16-byte block */
-        __m512d s[4], t[2];
-        for (r = 0; r < 4; r++) {
-            __m512d a = (__m512d) acc[2 * r], b = (__m512d) acc[2 * r + 1];
-            s[r] = _mm512_add_pd(_mm512_unpacklo_pd(a, b), _mm512_unpackhi_pd(a, b));
-        }
-        for (r = 0; r < 2; r++)  /* blocks 0 + 1 and 2 + 3 of s[2r], then of s[2r + 1] */
-            t[r] = _mm512_add_pd(_mm512_shuffle_f64x2(s[2 * r], s[2 * r + 1], 0x88),
-                                 _mm512_shuffle_f64x2(s[2 * r], s[2 * r + 1], 0xdd));
-        return (FNN_V) _mm512_add_pd(_mm512_shuffle_f64x2(t[0], t[1], 0x88),
-                                     _mm512_shuffle_f64x2(t[0], t[1], 0xdd));
-    } else {  /* s[r]: pairs of lanes of rows 2r, 2r + 1; v[r]: rows 4r to 4r + 3 */
-        __m512 s[8], v[4], t[2];
-        for (r = 0; r < 8; r++) {
-            __m512 a = (__m512) acc[2 * r], b = (__m512) acc[2 * r + 1];
-            s[r] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-        }
-        for (r = 0; r < 4; r++) {
-            __m512d a = (__m512d) s[2 * r], b = (__m512d) s[2 * r + 1];
-            v[r] = _mm512_add_ps((__m512) _mm512_unpacklo_pd(a, b),
-                                 (__m512) _mm512_unpackhi_pd(a, b));
-        }
-        for (r = 0; r < 2; r++)
-            t[r] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * r], v[2 * r + 1], 0x88),
-                                 _mm512_shuffle_f32x4(v[2 * r], v[2 * r + 1], 0xdd));
-        return (FNN_V) _mm512_add_ps(_mm512_shuffle_f32x4(t[0], t[1], 0x88),
-                                     _mm512_shuffle_f32x4(t[0], t[1], 0xdd));
-    }
-}
-
 /* y (n) = A x + b for A (n, k) row-major and b NULL or (n): one sample through a
  * layer, where OpenBLAS's gemv took half of a one-sample prediction (measured gains:
  * _own_gemv in _ops.pxd). FNN_LANES rows of A at a time, each a vector accumulator

@@ -230,9 +230,10 @@ static void FNN_NAME(fnn_narrow_product)(const FNN_T* w, ptrdiff_t w_row, ptrdif
 #undef FNN_LOOPS
 }
 
-/* sum_i s x_i over m values: the row sums of dZ (s = 1) and the finiteness test
- * (s = 0, see fnn_any_nonfinite). */
-FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_scaled_sum)(const FNN_T* x, ptrdiff_t m, FNN_T s) {
+/* sum_i s x_i over m values as a vector of partial sums (fnn_scaled_sum adds its
+ * lanes): the row sums of dZ (s = 1) and the finiteness test (s = 0, see
+ * fnn_any_nonfinite). */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_scaled_sums)(const FNN_T* x, ptrdiff_t m, FNN_T s) {
     FNN_V acc[4] = {{0}, {0}, {0}, {0}};
     ptrdiff_t i = 0, n, t;
     for (; i + FNN_WIDE <= m; i += FNN_WIDE)
@@ -242,8 +243,50 @@ FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_scaled_sum)(const FNN_T* x, ptrdiff_t m
         n = m - i < FNN_LANES ? m - i : FNN_LANES;
         acc[0] += FNN_NAME(fnn_load)(x + i, n) * s;
     }
-    return FNN_NAME(fnn_lanes_sum)((acc[0] + acc[1]) + (acc[2] + acc[3]));
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
+
+FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_scaled_sum)(const FNN_T* x, ptrdiff_t m, FNN_T s) {
+    return FNN_NAME(fnn_lanes_sum)(FNN_NAME(fnn_scaled_sums)(x, m, s));
+}
+
+#if FNN_BYTES == 64
+/* The lanes of FNN_LANES vectors summed: lane r of the result is the sum of acc[r]'s
+ * lanes. Neighbours' lanes are added in pairs, then their 16-byte blocks, in a fixed
+ * order (one pass of shuffles for all, where a sum of each vector's lanes apart would
+ * take FNN_LANES passes). */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_lane_sums)(const FNN_V* acc) {
+    int r;
+    if (sizeof(FNN_T) == 8) {  /* s[r]: rows 2r, 2r + 1 of each 16-byte block */
+        __m512d s[4], t[2];
+        for (r = 0; r < 4; r++) {
+            __m512d a = (__m512d) acc[2 * r], b = (__m512d) acc[2 * r + 1];
+            s[r] = _mm512_add_pd(_mm512_unpacklo_pd(a, b), _mm512_unpackhi_pd(a, b));
+        }
+        for (r = 0; r < 2; r++)  /* blocks 0 + 1 and 2 + 3 of s[2r], then of s[2r + 1] */
+            t[r] = _mm512_add_pd(_mm512_shuffle_f64x2(s[2 * r], s[2 * r + 1], 0x88),
+                                 _mm512_shuffle_f64x2(s[2 * r], s[2 * r + 1], 0xdd));
+        return (FNN_V) _mm512_add_pd(_mm512_shuffle_f64x2(t[0], t[1], 0x88),
+                                     _mm512_shuffle_f64x2(t[0], t[1], 0xdd));
+    } else {  /* s[r]: pairs of lanes of rows 2r, 2r + 1; v[r]: rows 4r to 4r + 3 */
+        __m512 s[8], v[4], t[2];
+        for (r = 0; r < 8; r++) {
+            __m512 a = (__m512) acc[2 * r], b = (__m512) acc[2 * r + 1];
+            s[r] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+        }
+        for (r = 0; r < 4; r++) {
+            __m512d a = (__m512d) s[2 * r], b = (__m512d) s[2 * r + 1];
+            v[r] = _mm512_add_ps((__m512) _mm512_unpacklo_pd(a, b),
+                                 (__m512) _mm512_unpackhi_pd(a, b));
+        }
+        for (r = 0; r < 2; r++)
+            t[r] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * r], v[2 * r + 1], 0x88),
+                                 _mm512_shuffle_f32x4(v[2 * r], v[2 * r + 1], 0xdd));
+        return (FNN_V) _mm512_add_ps(_mm512_shuffle_f32x4(t[0], t[1], 0x88),
+                                     _mm512_shuffle_f32x4(t[0], t[1], 0xdd));
+    }
+}
+#endif
 
 /* One step of fnn_grads_block: the samples [i, i + n) (n <= FNN_LANES) of its rows. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_step)(const FNN_T* dz, const FNN_T* a,
@@ -268,7 +311,8 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_step)(const FNN_T* dz, const FNN_T
  * into two sets of accumulators, which keeps enough multiply-adds in flight. Inlined
  * with constant rj and rk, so that the accumulators live in registers. Each value is
  * summed in a fixed order: its sets (in sample order, a vector at a time) added, then
- * its lanes. */
+ * its lanes (with AVX-512, the lanes of FNN_LANES values at once: fnn_lane_sums, where
+ * one sum at a time took a fifth of the tiny network's weight gradients). */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_block)(const FNN_T* dz, const FNN_T* a,
                                                      FNN_T* dw, ptrdiff_t n_in, ptrdiff_t m,
                                                      ptrdiff_t ld, int rj, int rk) {
@@ -288,14 +332,31 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_block)(const FNN_T* dz, const FNN_
         FNN_NAME(fnn_grads_step)(dz, a, ld, i, FNN_LANES, rj, rk, acc[0]);
     if (i < m)
         FNN_NAME(fnn_grads_step)(dz, a, ld, i, m - i, rj, rk, acc[0]);
+#if FNN_BYTES == 64
+    {
+        FNN_V all[16], zero = {0};
+        FNN_T sums[16];
+        int n = rj * rk, q;
+        for (q = 0; q < 16; q++)
+            all[q] = q < n ? acc[0][q / rk][q % rk] + acc[1][q / rk][q % rk] : zero;
+        for (q = 0; q < n; q += FNN_LANES) {
+            FNN_V v = FNN_NAME(fnn_lane_sums)(all + q);
+            memcpy(sums + q, &v, sizeof v);
+        }
+        for (q = 0; q < n; q++)
+            dw[q / rk * n_in + q % rk] = sums[q];
+    }
+#else
     for (r = 0; r < rj; r++)
         for (c = 0; c < rk; c++)
             dw[r * n_in + c] = FNN_NAME(fnn_lanes_sum)(acc[0][r][c] + acc[1][r][c]);
+#endif
 }
 
 /* dw (n_out, n_in) = dz a^T and db = the row sums of dz, for dz (n_out, m) and
- * a (n_in, m), both of row stride ld: the weight gradients of a layer, in blocks of FNN_GRAD_ROWS rows of dz
- * by four rows of a (fnn_grads_block, called with the block's constant sizes). */
+ * a (n_in, m), both of row stride ld: the weight gradients of a layer, in blocks of
+ * FNN_GRAD_ROWS rows of dz by four rows of a (fnn_grads_block, called with the block's
+ * constant sizes); with AVX-512, db's lanes FNN_LANES rows at once. */
 FNN_TARGET
 static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, FNN_T* dw,
                                               FNN_T* db, ptrdiff_t n_out, ptrdiff_t n_in,
@@ -320,9 +381,20 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
             }
 #undef FNN_GRADS
         }
+#if FNN_BYTES != 64
         for (r = j; r < j + rj; r++)
             db[r] = FNN_NAME(fnn_scaled_sum)(dz + r * ld, m, 1);
+#endif
     }
+#if FNN_BYTES == 64
+    for (j = 0; j < n_out; j += FNN_LANES) {
+        FNN_V rows[FNN_LANES], zero = {0};
+        ptrdiff_t n = n_out - j < FNN_LANES ? n_out - j : FNN_LANES;
+        for (r = 0; r < FNN_LANES; r++)
+            rows[r] = r < n ? FNN_NAME(fnn_scaled_sums)(dz + (j + r) * ld, m, 1) : zero;
+        FNN_NAME(fnn_store)(db + j, FNN_NAME(fnn_lane_sums)(rows), n);
+    }
+#endif
 }
 
 /* ---- thin layers in the samples-are-rows layout: products where one dimension is a
