@@ -984,10 +984,13 @@ static double FNN_NAME(fnn_sigmoid_bce)(const FNN_T* z, const FNN_T* y, FNN_T* a
  *   p -= step m1 / (sqrt(m2) k + eps).
  * The square root and the division make the divider the bound, about five cycles a
  * value whatever the vector width. With AVX-512 both come instead from the 14-bit
- * estimates vrsqrt14 and vrcp14, refined on the multiply-add units by one Newton step
- * (28 bits) and one correction by the residual (m2 - s^2 for the root s, a - d q for
- * the quotient q = a / d; GCC fuses these into multiply-adds), which leaves them
- * within about an ulp of the exact ones. A vector where those steps do not hold (m2
+ * estimates vrsqrt14 and vrcp14, refined on the multiply-add units to 28 bits (a step
+ * of Goldschmidt's iteration for the root, of Newton's for the reciprocal) and then
+ * corrected by the residual (m2 - s^2 for the root s, a - d q for the quotient
+ * q = a / d; GCC fuses these into multiply-adds), which leaves them within about an
+ * ulp of the exact ones (the whole quotient within 3.1 ulp of one computed in long
+ * double, over a million random moments from 1e-300 to 1e300, as the exact formula).
+ * The chain of dependent operations, not the units' throughput, bounds the loop. A vector where those steps do not hold (m2
  * negative, subnormal or not finite, step m1 or the quotient not finite, a
  * denominator not positive) takes the exact formula, as the other builds do
  * throughout. */
@@ -1043,14 +1046,20 @@ static void FNN_NAME(fnn_adam)(FNN_T* p, const FNN_T* g, FNN_T* m1, FNN_T* m2,
         FNN_V gv = FNN_NAME(fnn_load)(g + i, FNN_LANES) + wd * pv;
         FNN_V u = b1 * FNN_NAME(fnn_load)(m1 + i, FNN_LANES) + c1 * gv;
         FNN_V v = b2 * FNN_NAME(fnn_load)(m2 + i, FNN_LANES) + c2 * (gv * gv);
-        FNN_V y, r, root, d, a, q;
-        /* root = sqrt(v): y ~ 1 / sqrt(v), (v y) y rather than v (y y), which would
-         * overflow for subnormal v; 0 where v is 0 (where the estimate is infinite) */
+        FNN_V y, half, e, r, root, d, a, q;
+        /* root = sqrt(v): from y ~ 1 / sqrt(v), one step of Goldschmidt's coupled
+         * iteration (g -> sqrt(v), h -> 1 / (2 sqrt(v)), 28 bits), then g corrected by
+         * its residual, g + h (v - g^2): a shorter chain of dependent operations than
+         * a Newton step on y first (10% faster in C, as accurate); 0 where v is 0
+         * (where the estimate is infinite) */
         y = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_rsqrt14_pd((__m512d) v)
                                : (FNN_V) _mm512_rsqrt14_ps((__m512) v);
-        y = y * (FNN_T) 1.5 - (FNN_T) 0.5 * ((v * y) * y) * y;
         root = v * y;
-        root = FNN_NAME(fnn_positive)(v, root + (FNN_T) 0.5 * y * (v - root * root), zero);
+        half = (FNN_T) 0.5 * y;
+        e = (FNN_T) 0.5 - root * half;
+        root = root + root * e;
+        half = half + half * e;
+        root = FNN_NAME(fnn_positive)(v, root + half * (v - root * root), zero);
         /* q = a / d: r ~ 1 / d, a r corrected by its residual */
         d = root * k + eps;
         a = step * u;
