@@ -76,9 +76,10 @@ enum { FNN_BUILD_BASE = 0, FNN_BUILD_FMA = 1, FNN_BUILD_AVX512 = 2 };
 #define FNN_BUILD fma
 #include "_vector_build.h"
 
-/* 64-byte vectors: AVX-512 Foundation (Intel since Skylake-SP, AMD since Zen 4) */
+/* 64-byte vectors: AVX-512 Foundation and DQ (Intel since Skylake-SP, AMD since
+ * Zen 4; DQ for vfpclass, which every such CPU has but the Xeon Phi) */
 #define FNN_BYTES 64
-#define FNN_TARGET __attribute__((target("avx512f,fma")))
+#define FNN_TARGET __attribute__((target("avx512f,avx512dq,fma")))
 #define FNN_BUILD avx512
 #include "_vector_build.h"
 
@@ -93,7 +94,8 @@ static int fnn_cpu_build(void) {
         int most = choice && strcmp(choice, "base") == 0 ? FNN_BUILD_BASE
                  : choice && strcmp(choice, "fma") == 0 ? FNN_BUILD_FMA : FNN_BUILD_AVX512;
         __builtin_cpu_init();
-        build = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")
+        build = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                    && __builtin_cpu_supports("fma")
                     ? FNN_BUILD_AVX512
                     : __builtin_cpu_supports("fma") ? FNN_BUILD_FMA : FNN_BUILD_BASE;
         build = build < most ? build : most;

@@ -282,9 +282,32 @@ def test_adam_in_vector_registers_keeps_the_exact_formula_past_its_range(dtype):
     p, m, v = np.zeros(n, dtype), np.full(n, info.max / 4, dtype), np.zeros(n, dtype)
     kernels.adam_update(p, np.zeros(n, dtype), m, v, 1, lr=1.0)
     assert np.all(p == -np.inf)
+    p, m, v = np.zeros(n, dtype), np.full(n, -info.max / 4, dtype), np.zeros(n, dtype)
+    kernels.adam_update(p, np.zeros(n, dtype), m, v, 1, lr=1.0)
+    assert np.all(p == np.inf)  # -inf, as the exact formula overflows, not NaN
     p, v = np.ones(n, dtype), np.full(n, -1.0, dtype)
     kernels.adam_update(p, np.zeros(n, dtype), np.ones(n, dtype), v, 1)
     assert np.all(np.isnan(p))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_adam_in_vector_registers_is_exact_for_a_subnormal_step(dtype):
+    """step m1 subnormal (a moment of 1e-313 in float64) and the quotient normal: the
+    refined quotient's residual would underflow there (5e5 ulp off), so those vectors
+    take the exact formula; p starts at 0, so the update shows the quotient whole."""
+    info = np.finfo(dtype)
+    n = 8 * 4 + 3
+    m = np.full(n, info.tiny / 1e5, dtype)  # step m1 = 10 * 0.9 m is still subnormal
+    v = np.full(n, {"float64": 1e-100, "float32": 1e-20}[dtype], dtype)
+    eps = {"float64": 1e-300, "float32": 1e-30}[dtype]
+    p = np.zeros(n, dtype)
+    kernels.adam_update(p, np.zeros(n, dtype), m, v, 1, lr=1.0, eps=eps)
+    ld = np.longdouble
+    step, k = ld(np.dtype(dtype).type(1 / (1 - 0.9))), ld(np.dtype(dtype).type(
+        1 / np.sqrt(1 - 0.999)))
+    q = step * m.astype(ld) / (np.sqrt(v.astype(ld)) * k + ld(np.dtype(dtype).type(eps)))
+    assert np.all(q > info.tiny)  # the quotient itself is a normal number
+    assert np.all(np.abs(p.astype(ld) + q) <= 4 * np.spacing(q.astype(dtype)))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
