@@ -1,6 +1,6 @@
 """The `fastnn` command: see the lessons of initialisation and activations.
 
-    fastnn histograms [--activation sigmoid] [--init 1] [--grid] [--out fig.png]
+    fastnn histograms [--activation sigmoid --init 1 | --grid] [--out fig.png]
     fastnn compare-init [--dataset circles|fastnn-circles|spiral] [--out fig.png]
     fastnn compare-activations [--out fig.png]
     fastnn vanishing [--out fig.png]

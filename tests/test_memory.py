@@ -4,6 +4,7 @@ import os
 import sys
 import tracemalloc
 
+import numpy as np
 import pytest
 
 from fastnn import MLP, datasets, load
@@ -53,9 +54,12 @@ def test_a_hundred_thousand_steps_keep_memory_flat_and_leave_inputs_alone():
 def test_flat_buffers_start_on_a_cache_line_when_made_fitted_or_loaded(tmp_path, dtype):
     """Parameters and the optimizer's states start on a 64-byte line (the kernels'
     vector width), however numpy placed the arrays they came from."""
-    X, y = datasets.make_spiral(200, 3, seed=0)
-    net = MLP([2, 300, 3], output="softmax", seed=0, dtype=dtype)  # past malloc's mmap size
-    net.fit(X.astype(dtype), y, epochs=1, batch_size=50, optimizer="adam")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((100, 64)).astype(dtype), rng.integers(0, 10, 100)
+    # 38,922 parameters: 156 KB in float32, past malloc's 128 KB mmap threshold, where
+    # numpy's own arrays start 16 bytes past a page
+    net = MLP([64, 512, 10], output="softmax", seed=0, dtype=dtype)
+    net.fit(X, y, epochs=1, batch_size=50, optimizer="adam")
     net.save(tmp_path / "net.npz")
     for model in (net, load(tmp_path / "net.npz")):
         arrays = [model.engine.params, *model._optimizer_state.arrays]
