@@ -238,6 +238,25 @@ def test_a_huge_float32_weight_decay_penalty_is_computed_in_double():
     assert np.allclose(net.layers[0].W, 2e19 * (1 - 0.1 * 0.5))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_penalty_sums_every_weight_squared_in_double(dtype):
+    """Layers of 210 and 350 weights (whole vector blocks and ragged tails), some of
+    whose float32 squares overflow: the loss of zero inputs and targets is the
+    penalty alone, 0.5 wd sum W^2, which must match NumPy's sum in float64."""
+    net = MLP([3, 70, 5], output="identity", dtype=dtype, seed=0)
+    rng = np.random.default_rng(0)
+    for layer in net.layers:
+        W = rng.standard_normal(layer.W.shape) * 10.0 ** rng.integers(-3, 20, layer.W.shape)
+        layer.W = W.astype(dtype)
+    weights = np.concatenate([layer.W.ravel().astype(np.float64) for layer in net.layers])
+    with np.errstate(over="ignore"):
+        assert dtype == "float64" or np.isinf(np.square(weights.astype(dtype))).any()
+    wd = 1e-30
+    loss = net.engine.loss(np.zeros((4, 3), dtype), np.zeros((4, 5), dtype),
+                           weight_decay=wd)
+    assert loss == pytest.approx(0.5 * wd * np.sum(weights ** 2), rel=1e-12)
+
+
 # ---------------------------------------------------------------- bad arguments
 
 FIT_CASES = [
