@@ -220,6 +220,19 @@ class OptimizerState:
                        for _ in range(optimizer.n_states)]
         self.steps = np.zeros(1, np.int64)
 
+    def __setstate__(self, state):
+        """Unpickled or deep-copied: the arrays back in flat buffers (see
+        fastnn._layout.flat_buffer; a pickle's arrays start where numpy puts them)."""
+        self.__dict__.update(state)
+        self.arrays = [_aligned_copy(array) for array in self.arrays]
+
+
+def _aligned_copy(array):
+    """array's values in a flat buffer of its dtype."""
+    copy = flat_buffer(array.size, array.dtype)
+    copy[...] = array.reshape(-1)
+    return copy
+
 
 def make_optimizer(optimizer, lr=None, **options):
     """An optimizer from a name or an instance.

@@ -65,3 +65,26 @@ def test_flat_buffers_start_on_a_cache_line_when_made_fitted_or_loaded(tmp_path,
         arrays = [model.engine.params, *model._optimizer_state.arrays]
         assert len(arrays) == 3
         assert [a.ctypes.data % 64 for a in arrays] == [0, 0, 0]
+
+
+def test_an_estimators_optimizer_state_is_aligned_after_pickling_and_copying():
+    """The estimator pickles its OptimizerState itself (the model goes through
+    fastnn's own unpickling): its arrays come back on 64-byte lines too."""
+    pytest.importorskip("sklearn")
+    import copy
+    import pickle
+    import warnings
+    from fastnn import MLPClassifier
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((100, 64)), rng.integers(0, 10, 100)
+    est = MLPClassifier(hidden_layer_sizes=(512,), max_iter=1, tol=0.0, n_iter_no_change=2,
+                        random_state=0)
+    with warnings.catch_warnings():  # (one epoch: not converged, as asked)
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    for twin in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est)):
+        arrays = twin._optimizer_state.arrays
+        assert [a.ctypes.data % 64 for a in arrays] == [0, 0]
+        assert all(np.array_equal(a, b) for a, b in zip(arrays,
+                                                        est._optimizer_state.arrays))
+        twin.partial_fit(X, y)  # and training goes on with them
