@@ -27,7 +27,6 @@ from scipy.linalg.cython_blas cimport dgemm as _scipy_dgemm
 
 from fastnn._gate cimport Gate
 from fastnn._kernels import _nonfinite_message
-from fastnn._layout import flat_buffer
 from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_MIN,
                           OUT_SOFTMAX, Optim, _activation_grad, _add_into, _dense_backward,
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
@@ -689,6 +688,19 @@ def default_threads():
     1 when fastnn cannot see BLAS's threads (a BLAS other than OpenBLAS)."""
     cdef int limit = fnn_blas_limit()
     return max(1, min(limit, fnn_cpu_count())) if limit > 0 else 1
+
+
+def flat_buffer(n, dtype, zeros=False):
+    """A 1-D array of n values of dtype (zeros when asked) whose data start on a
+    64-byte line, for the flat buffers (parameters, gradients, optimizer states):
+    numpy's large arrays start 16 bytes past a page, where every 64-byte vector of
+    the kernels straddles two cache lines (Adam's update measured 6% slower so, the
+    sum of two gradients 25%)."""
+    dtype = np.dtype(dtype)
+    spare = 64 // dtype.itemsize
+    buffer = (np.zeros if zeros else np.empty)(n + spare, dtype)
+    start = (-buffer.ctypes.data % 64) // dtype.itemsize
+    return buffer[start:start + n]
 
 
 def cpu_count():

@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from fastnn import _checks as check
-from fastnn._layout import flat_buffer
+from fastnn._engine import flat_buffer
 
 __all__ = ["SGD", "Momentum", "Adam", "OptimizerState", "make_optimizer", "OPTIMIZERS"]
 
@@ -222,7 +222,7 @@ class OptimizerState:
 
     def __setstate__(self, state):
         """Unpickled or deep-copied: the arrays back in flat buffers (see
-        fastnn._layout.flat_buffer; a pickle's arrays start where numpy puts them)."""
+        fastnn._engine.flat_buffer; a pickle's arrays start where numpy puts them)."""
         self.__dict__.update(state)
         self.arrays = [_aligned_copy(array) for array in self.arrays]
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from fastnn import _checks as check
 from fastnn import _layout
-from fastnn._engine import Engine
+from fastnn._engine import Engine, flat_buffer
 from fastnn.activations import DEFAULT_NEGATIVE_SLOPE, activation_code, check_negative_slope
 from fastnn.init import as_rng, scheme_for
 from fastnn.model import inputs
@@ -122,7 +122,7 @@ class MLP(Training, LBFGS, Files):
                             ("bias_init", bias_init)):  # the model computes in its dtype
             check.cast(name, np.array(value), self.dtype)
         self._rng = as_rng(seed)
-        params = _layout.flat_buffer(_layout.n_parameters(sizes), self.dtype)
+        params = flat_buffer(_layout.n_parameters(sizes), self.dtype)
         self.layers = [Layer(W, b, act) for (W, b), act in
                        zip(_layout.layer_views(params, sizes), hidden + ("identity",))]
         self._initialise(init, bias_init)
