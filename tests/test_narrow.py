@@ -291,6 +291,24 @@ def test_adam_in_vector_registers_keeps_the_exact_formula_past_its_range(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("divisor", [2.0, 1e4])
+def test_adam_in_vector_registers_is_exact_for_a_subnormal_denominator(dtype, divisor):
+    """A subnormal eps (allowed: eps > 0) over a second moment of 0 makes the
+    denominator subnormal and the quotient huge but finite: the update is that
+    quotient, for a denominator whose reciprocal overflows (which the refined path
+    leaves to the exact formula) and for one whose reciprocal does not."""
+    info = np.finfo(dtype)
+    n = 8 * 4 + 3
+    eps = info.tiny / divisor  # subnormal; 1 / eps overflows for the larger divisor
+    p, m, v = np.zeros(n, dtype), np.full(n, 1e-5, dtype), np.zeros(n, dtype)
+    kernels.adam_update(p, np.zeros(n, dtype), m, v, 1, lr=1e-3, eps=eps)
+    ld, cast = np.longdouble, np.dtype(dtype).type
+    q = ld(cast(1e-3 / (1 - 0.9))) * m.astype(ld) / ld(cast(eps))
+    assert np.all(np.isfinite(p)) and np.all(q < info.max)
+    assert np.all(np.abs(p.astype(ld) + q) <= 4 * np.spacing(q.astype(dtype)))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_adam_in_vector_registers_is_exact_for_a_subnormal_step(dtype):
     """step m1 subnormal (a moment of 1e-313 in float64) and the quotient normal: the
     refined quotient's residual would underflow there (5e5 ulp off), so those vectors
