@@ -381,10 +381,6 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
             }
 #undef FNN_GRADS
         }
-#if FNN_BYTES != 64
-        for (r = j; r < j + rj; r++)
-            db[r] = FNN_NAME(fnn_scaled_sum)(dz + r * ld, m, 1);
-#endif
     }
 #if FNN_BYTES == 64
     for (j = 0; j < n_out; j += FNN_LANES) {
@@ -394,6 +390,9 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
             rows[r] = r < n ? FNN_NAME(fnn_scaled_sums)(dz + (j + r) * ld, m, 1) : zero;
         FNN_NAME(fnn_store)(db + j, FNN_NAME(fnn_lane_sums)(rows), n);
     }
+#else
+    for (r = 0; r < n_out; r++)
+        db[r] = FNN_NAME(fnn_scaled_sum)(dz + r * ld, m, 1);
 #endif
 }
 
@@ -725,7 +724,6 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_transpose_block)(FNN_V* r) {
     FNN_NAME(fnn_transpose_stage)(r, 2);
     FNN_NAME(fnn_transpose_stage)(r, 1);
 }
-
 #endif
 
 /* dst (cols, rows) = src (rows, cols)^T, row i of src at src + i ss, row j of dst at
@@ -814,7 +812,8 @@ static double FNN_NAME(fnn_sum_squares)(const FNN_T* x, ptrdiff_t size) {
             }
             sums[t] += v * v;
         }
-    v = ((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7]));
+    v = ((sums[0] + sums[1]) + (sums[2] + sums[3]))
+        + ((sums[4] + sums[5]) + (sums[6] + sums[7]));
     memcpy(lanes, &v, sizeof lanes);
     for (; i < size; i++)
         lanes[i % 8] += (double) x[i] * x[i];
