@@ -32,6 +32,16 @@ def make_net(name, dtype):
     return net, X, targets(net, y, batch)
 
 
+def benchmark_quick(benchmark, function, *args, iterations):
+    """benchmark(function, *args) for a call of a few microseconds: each of 1,000 rounds
+    times `iterations` calls back to back (the statistics are per call). Left to
+    itself, pytest-benchmark calibrates on one cold first call and then times every
+    call alone, adding the timer's own cost and its loop's (about 0.3 us a round here)
+    to each."""
+    benchmark.pedantic(function, args=args, iterations=iterations, rounds=1000,
+                       warmup_rounds=10)
+
+
 def sgd_settings(engine, lr):
     """Plain SGD at lr with a fresh optimizer state, for engine's step."""
     return TrainingSettings(optimizer=SGD(lr), state=OptimizerState(
@@ -78,9 +88,10 @@ def test_training_step(benchmark, impl, network, dtype):
     engine = net.engine if impl == "fastnn" else reference.Engine.twin_of(net)
     update = engine.updater(sgd_settings(engine, 1e-4))
     step = lambda: engine.step(X, T, update)
-    rounds = 3 if network == "large" else None
-    if rounds:
-        benchmark.pedantic(step, rounds=rounds, iterations=1, warmup_rounds=1)
+    if network == "large":
+        benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
+    elif network == "tiny":
+        benchmark_quick(benchmark, step, iterations=20)
     else:
         benchmark(step)
 
@@ -95,11 +106,14 @@ def test_predict(benchmark, impl, m):
     X = np.random.default_rng(0).standard_normal((m, PREDICT_SIZES[0]))
     benchmark.group = f"predict {m} sample{'s' if m > 1 else ''}"
     if impl == "fastnn":
-        benchmark(net.predict_proba, X)  # argument checks included
+        function, args = net.predict_proba, (X,)  # argument checks included
     else:
-        twin = reference.Engine.twin_of(net)
-        out = np.empty((m, PREDICT_SIZES[-1]))
-        benchmark(twin.predict, X, out)
+        function = reference.Engine.twin_of(net).predict
+        args = (X, np.empty((m, PREDICT_SIZES[-1])))
+    if m == 1:
+        benchmark_quick(benchmark, function, *args, iterations=100)
+    else:
+        benchmark(function, *args)
 
 
 def reference_epoch(twin, X, T, batch, rng, update):

@@ -64,6 +64,8 @@ cdef extern from "_vector.h" nogil:
                              intp n, double scale)
     double fnn_sigmoid_bce_f(const float* z, const float* y, float* a, float* dz, intp n,
                              float scale)
+    double fnn_softmax_row_d(const double* z, double* p, intp k, double* sum)
+    float fnn_softmax_row_f(const float* z, float* p, intp k, float* sum)
     void fnn_transpose_d(const double* src, double* dst, intp rows, intp cols, intp ss,
                          intp ds)
     void fnn_transpose_f(const float* src, float* dst, intp rows, intp cols, intp ss,
@@ -528,19 +530,14 @@ cdef inline double _sigmoid_bce(const floating* z, const floating* y, const floa
 
 cdef inline floating _softmax_row(const floating* z, floating* p, intp k,
                            floating* log_sum) noexcept nogil:
-    """p = softmax(z) over one row. Returns zmax and sets *log_sum = log(sum e^(z - zmax)),
-    so that log softmax(z)_j = (z_j - zmax) - log_sum: no cancellation against zmax."""
-    cdef intp j
-    cdef floating zmax = z[0]
-    cdef floating s = 0
-    for j in range(1, k):
-        if z[j] > zmax:
-            zmax = z[j]
-    for j in range(k):
-        p[j] = _exp(z[j] - zmax)
-        s += p[j]
-    for j in range(k):
-        p[j] /= s
+    """p = softmax(z) over one row (fnn_softmax_row, _vector.h). Returns zmax and sets
+    *log_sum = log(sum e^(z - zmax)), so that log softmax(z)_j = (z_j - zmax) - log_sum:
+    no cancellation against zmax."""
+    cdef floating s, zmax
+    if floating is float:
+        zmax = fnn_softmax_row_f(z, p, k, &s)
+    else:
+        zmax = fnn_softmax_row_d(z, p, k, &s)
     log_sum[0] = _log(s)
     return zmax
 

@@ -148,6 +148,8 @@ static const char* fnn_vector_build(void) {
 #define fnn_tanh_f(...) FNN_DISPATCH(fnn_tanh_f, __VA_ARGS__)
 #define fnn_sigmoid_bce_d(...) FNN_DISPATCH(fnn_sigmoid_bce_d, __VA_ARGS__)
 #define fnn_sigmoid_bce_f(...) FNN_DISPATCH(fnn_sigmoid_bce_f, __VA_ARGS__)
+#define fnn_softmax_row_d(...) FNN_DISPATCH(fnn_softmax_row_d, __VA_ARGS__)
+#define fnn_softmax_row_f(...) FNN_DISPATCH(fnn_softmax_row_f, __VA_ARGS__)
 #define fnn_transpose_d(...) FNN_DISPATCH(fnn_transpose_d, __VA_ARGS__)
 #define fnn_transpose_f(...) FNN_DISPATCH(fnn_transpose_f, __VA_ARGS__)
 #define fnn_adam_d(...) FNN_DISPATCH(fnn_adam_d, __VA_ARGS__)

@@ -922,6 +922,41 @@ static void FNN_NAME(fnn_tanh)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
     }
 }
 
+/* p = softmax(z) over one row of k values: e^(z_j - zmax) (fnn_exp_nonpositive, within
+ * 2 ulp: z_j - zmax <= 0) over their sum s, a vector at a time (libm's exp took one call
+ * a value); returns zmax, with s in *sum for the caller's log. zmax is the scalar max from
+ * z[0], which skips a NaN after z[0]; that NaN's e is NaN, and so are s and every p.
+ * s is the lanes' sum (fnn_lanes_sum) of the vectors' sum. */
+FNN_TARGET
+static FNN_T FNN_NAME(fnn_softmax_row)(const FNN_T* z, FNN_T* p, ptrdiff_t k, FNN_T* sum) {
+    static const FNN_T lane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    FNN_V zero = {0}, total = zero;
+    FNN_T zmax = z[0], s;
+    ptrdiff_t j, n;
+    for (j = 1; j < k; j++)
+        if (z[j] > zmax)
+            zmax = z[j];
+    for (j = 0; j < k; j += n) {
+        FNN_V e, inside;
+        n = k - j < FNN_LANES ? k - j : FNN_LANES;
+        inside = (FNN_T) n - FNN_NAME(fnn_load)(lane, FNN_LANES);  /* > 0 in the row */
+        /* the lanes past k: e^0, then 0 (e^-inf would underflow through subnormals,
+         * which cost a microcode assist: a third of a one-sample prediction) */
+        e = FNN_NAME(fnn_exp_nonpositive)(
+            FNN_NAME(fnn_positive)(inside, FNN_NAME(fnn_load)(z + j, n) - zmax, zero));
+        e = FNN_NAME(fnn_positive)(inside, e, zero);
+        FNN_NAME(fnn_store)(p + j, e, n);
+        total += e;
+    }
+    s = FNN_NAME(fnn_lanes_sum)(total);
+    for (j = 0; j < k; j += n) {
+        n = k - j < FNN_LANES ? k - j : FNN_LANES;
+        FNN_NAME(fnn_store)(p + j, FNN_NAME(fnn_load)(p + j, n) / s, n);
+    }
+    *sum = s;
+    return zmax;
+}
+
 /* sum c_k x^k for k < n (n = 8 or 16, a constant once inlined) by Estrin's scheme:
  * the terms paired as c_2i + c_2i+1 x, those pairs paired by x^2, then by x^4 (and x^8),
  * so that the value is log2(n) multiply-adds deep instead of Horner's n - 1. That
