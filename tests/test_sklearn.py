@@ -190,6 +190,29 @@ def test_fitted_attributes_are_scikit_learns():
     assert not hasattr(MLPClassifier(), "coefs_")
 
 
+@needs_reference
+def test_two_classes_train_as_scikit_learns_also_one_class_a_call():
+    """String labels, two classes, the later partial_fit calls one class each: the
+    sigmoid's target is 1 for classes_[1] and 0 for classes_[0] (LabelBinarizer's),
+    whatever the call holds, so plain SGD from the same weights stays scikit-learn's."""
+    labels = np.array(["yes", "no"])  # classes_ sorts them: "no" is the 0
+    y = labels[Y_BINARY]
+    params = {**SMALL, "solver": "sgd", "momentum": 0, "learning_rate_init": 0.1,
+              "shuffle": False}
+    ours, theirs = MLPClassifier(**params), neural_network.MLPClassifier(**params)
+    for estimator in (ours, theirs):
+        estimator.partial_fit(X, y, classes=labels)
+    theirs.coefs_ = [c.copy() for c in ours.coefs_]
+    theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
+    for label in labels:
+        for estimator in (ours, theirs):
+            estimator.partial_fit(X[y == label], y[y == label])
+    for mine, its in zip(ours.coefs_ + ours.intercepts_,
+                         theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(mine, its, rtol=1e-7, atol=1e-10)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
 def test_partial_fit_learns_the_classes_first_and_refuses_unseen_labels():
     clf = MLPClassifier(**SMALL)
     with pytest.raises(ValueError, match="classes must be passed on the first call"):
