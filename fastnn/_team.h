@@ -306,9 +306,11 @@ static void fnn_team_run(int wanted, fnn_job job, void* context, int blas) {
         for (unsigned spins = 0; !__atomic_load_n(&seats[i].finished, __ATOMIC_ACQUIRE);)
             if (++spins > 1000) sched_yield();
     }
-    FNN_LOCK();
-    fnn_helpers_busy -= members - 1;
-    FNN_UNLOCK();
+    if (members > 1) {  /* (a team of one took no lock: a tiny step is one run) */
+        FNN_LOCK();
+        fnn_helpers_busy -= members - 1;
+        FNN_UNLOCK();
+    }
 #else
     (void) wanted;
     fnn_barrier_init(&barrier, members);
