@@ -1045,7 +1045,7 @@ cdef class Engine:
         if not (wd >= 0 and isfinite(wd)):
             raise ValueError(f"weight_decay must be finite and >= 0; got {wd!r}")
         cdef void* p = cnp.PyArray_DATA(self.params)
-        cdef bint small = batch.m * self.plan.at[self.plan.n_layers] <= SMALL_READ
+        cdef bint small = batch.m <= SMALL_READ // self.plan.at[self.plan.n_layers]
         cdef void* work = self._read_begin(batch.m, small)
         try:
             if small:  # holding the GIL
@@ -1060,7 +1060,7 @@ cdef class Engine:
 
     def predict(self, cnp.ndarray X, cnp.ndarray out=None, intp first_row=0):
         """out (m, k) = the output (probabilities or values) for X (m, n_in); returns out,
-        a new array when none is given. Thread-safe: each call has its own workspace.
+        a new array when none is given. Thread-safe: a reader (see the class's Threads).
         ValueError if an output is not finite (the network's values overflowed), naming
         its row as first_row + its index in X (X being rows of a larger matrix)."""
         return self._predict(X, out, 2, first_row)

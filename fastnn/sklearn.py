@@ -820,12 +820,13 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
             self._check_known(y)
         binarizer = self._label_binarizer
         self.classes_ = binarizer.classes_
-        if binarizer.y_type_ == "multiclass":  # class indices (the classes are sorted)
-            return np.searchsorted(self.classes_, y), "softmax", len(self.classes_)
-        if binarizer.y_type_ == "binary":  # binarizer.transform(y) (1 for the second
-            # class, 0 for the first or only one), 50 times faster
-            return np.searchsorted(self.classes_, y)[:, None], "sigmoid", 1
-        Y = binarizer.transform(y)  # a label indicator matrix
+        if y.ndim == 1 and binarizer.y_type_ in ("multiclass", "binary"):
+            indices = np.searchsorted(self.classes_, y)  # (the classes are sorted)
+            if binarizer.y_type_ == "multiclass":
+                return indices, "softmax", len(self.classes_)
+            # binarizer.transform(y), 50 times faster: 1 for the second class, 0 for the
+            return indices[:, None], "sigmoid", 1  # first or only one
+        Y = binarizer.transform(y)  # a label indicator matrix, or scikit-learn's refusal
         return Y, "sigmoid", Y.shape[1]
 
     def _check_known(self, y):

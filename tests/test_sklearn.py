@@ -211,6 +211,11 @@ def test_two_classes_train_as_scikit_learns_also_one_class_a_call():
                          theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_allclose(mine, its, rtol=1e-7, atol=1e-10)
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    for y, k in [(Y_BINARY, 2), (Y_CLASSES, 3)]:  # an indicator matrix later: refused,
+        numbers = MLPClassifier(**params).partial_fit(X, y, classes=range(k))  # as by
+        with pytest.raises(ValueError, match="not fitted with multilabel input"):  # sk-
+            numbers.partial_fit(X, np.eye(k, dtype=int)[y])  # learn (a 3-D Y for two
+            # classes, the classes' one-hot targets for three, took it before)
 
 
 def test_partial_fit_learns_the_classes_first_and_refuses_unseen_labels():
