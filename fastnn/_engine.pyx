@@ -32,8 +32,7 @@ from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
                           _output_loss, _row_stride, _scratch_bytes, _sum_squares,
-                          _transpose,
-                          _update, fnn_vector_build, intp)
+                          _transpose, _update, fnn_vector_build, intp)
 
 cnp.import_array()
 fnn_vector_build()  # settles the vector build at import, before any thread can ask

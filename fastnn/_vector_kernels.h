@@ -941,7 +941,8 @@ static FNN_T FNN_NAME(fnn_softmax_row)(const FNN_T* z, FNN_T* p, ptrdiff_t k, FN
         n = k - j < FNN_LANES ? k - j : FNN_LANES;
         inside = (FNN_T) n - FNN_NAME(fnn_load)(lane, FNN_LANES);  /* > 0 in the row */
         /* the lanes past k: e^0, then 0 (e^-inf would underflow through subnormals,
-         * which cost a microcode assist: a third of a one-sample prediction) */
+         * whose microcode assist cost more than the exps: 3% of a one-sample
+         * prediction) */
         e = FNN_NAME(fnn_exp_nonpositive)(
             FNN_NAME(fnn_positive)(inside, FNN_NAME(fnn_load)(z + j, n) - zmax, zero));
         e = FNN_NAME(fnn_positive)(inside, e, zero);
@@ -1038,10 +1039,10 @@ static double FNN_NAME(fnn_sigmoid_bce)(const FNN_T* z, const FNN_T* y, FNN_T* a
  * q = a / d; GCC fuses these into multiply-adds), which leaves them within about an
  * ulp of the exact ones (the whole quotient within 3.1 ulp of one computed in long
  * double, over a million random moments from 1e-300 to 1e300, as the exact formula).
- * The chain of dependent operations, not the units' throughput, bounds the loop. A vector where those steps do not hold (m2
- * negative, subnormal or not finite, step m1 subnormal or not finite, the quotient
- * not finite, a denominator not positive) takes the exact formula, as the other
- * builds do throughout. */
+ * The chain of dependent operations, not the units' throughput, bounds the loop. A
+ * vector where those steps do not hold (m2 negative, subnormal or not finite, step m1
+ * subnormal or not finite, the quotient not finite, a denominator not positive) takes
+ * the exact formula, as the other builds do throughout. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, FNN_T* m1,
                                                     FNN_T* m2, ptrdiff_t size, FNN_T step,
                                                     FNN_T b1, FNN_T b2, FNN_T c1, FNN_T c2,

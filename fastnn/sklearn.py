@@ -824,8 +824,9 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
             indices = np.searchsorted(self.classes_, y)  # (the classes are sorted)
             if binarizer.y_type_ == "multiclass":
                 return indices, "softmax", len(self.classes_)
-            # binarizer.transform(y), 50 times faster: 1 for the second class, 0 for the
-            return indices[:, None], "sigmoid", 1  # first or only one
+            # two classes: binarizer.transform(y), 50 times faster (1 for the second
+            # class, 0 for the first or only one)
+            return indices[:, None], "sigmoid", 1
         Y = binarizer.transform(y)  # a label indicator matrix, or scikit-learn's refusal
         return Y, "sigmoid", Y.shape[1]
 
