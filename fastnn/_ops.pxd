@@ -242,6 +242,9 @@ cdef enum:
     TRANSPOSED_MAX = 16384
     # products of more multiply-adds than this (and 8 rows or more) go to fnn_gemm
     OWN_GEMM_MIN = 131072
+    # ... unless C has more bytes than this and k more values than one block of B
+    OWN_GEMM_C_MAX = 2097152
+    OWN_GEMM_ONE_BLOCK = 128
 
 
 cdef inline bint _transposed_forward(intp n_in, intp n_out) noexcept nogil:
@@ -265,16 +268,22 @@ cdef inline size_t _scratch_bytes(intp n_in, intp n_out, size_t itemsize) noexce
     return FNN_GEMM_SCRATCH
 
 
-cdef inline bint _own_gemm(intp m, intp n, intp k, const void* scratch) noexcept nogil:
-    """Whether C (m, n) = A (m, k) B goes to fastnn's own product, fnn_gemm: in the
-    AVX-512 build (the only one that has it), given a scratch, for products of more
-    than OWN_GEMM_MIN multiply-adds and 8 rows or more. There it beats OpenBLAS by
-    not packing A (and B once per call): 1.2-1.5x on the tabular and digits shapes
+cdef inline bint _own_gemm(intp m, intp n, intp k, const void* scratch,
+                           size_t item) noexcept nogil:
+    """Whether C (m, n) = A (m, k) B of item-byte values goes to fastnn's own product,
+    fnn_gemm: in the AVX-512 build (the only one that has it), given a scratch, for
+    products of more than OWN_GEMM_MIN multiply-adds and 8 rows or more, and C of at
+    most OWN_GEMM_C_MAX bytes or k in one block of B's rows. There it beats OpenBLAS
+    by not packing A (and B once per call): 1.2-1.5x on the tabular and digits shapes
     (64x256x256, 256x256x64 from A^T, 200x100x64 from W^T), measured one-threaded on
     this CPU; below, OpenBLAS's small-matrix kernels, which pack nothing, win (0.7-0.9x
-    at 32x64x64 and 64x64x32), and a few rows do not pay for packing B."""
+    at 32x64x64 and 64x64x32), and a few rows do not pay for packing B. Above, where C
+    leaves L2 and is swept once per block of k, OpenBLAS's cache blocking wins (float64
+    in C: 0.75x at 512x2048x1024, 0.56x at 2048x1024x512 from A^T; level at 2 MB,
+    256x1024x1024)."""
     return (scratch != NULL and fnn_cpu_build() == FNN_BUILD_AVX512 and m >= 8
-            and m * n * k > OWN_GEMM_MIN)
+            and m * n * k > OWN_GEMM_MIN
+            and (m * n * <intp> item <= OWN_GEMM_C_MAX or k <= OWN_GEMM_ONE_BLOCK))
 
 
 cdef inline void _own_product(intp m, intp n, intp k, const floating* a, intp ars,
@@ -352,7 +361,7 @@ cdef inline void _dense_forward(const floating* a_prev, const floating* w, const
         _gemv(w, a_prev, b, z, n_out, n_in)
     else:
         bias = b
-        if _own_gemm(m, n_out, n_in, scratch):
+        if _own_gemm(m, n_out, n_in, scratch, sizeof(floating)):
             _own_product(m, n_out, n_in, a_prev, n_in, 1, w, 1, n_in, z, n_out, scratch)
         elif scratch != NULL and m > 1 and _transposed_forward(n_in, n_out):
             _transpose(w, wt, n_out, n_in, n_in, n_out)
@@ -374,7 +383,7 @@ cdef inline void _dense_backward(const floating* dz, const floating* a_prev, con
         _thin_gram(dz, a_prev, dw, m, n_out, n_in, False)
     elif n_in <= THIN_UNITS:  # dW^T = A_prev^T dZ, stored transposed
         _thin_gram(a_prev, dz, dw, m, n_in, n_out, True)
-    elif _own_gemm(n_out, n_in, m, scratch):
+    elif _own_gemm(n_out, n_in, m, scratch, sizeof(floating)):
         _own_product(n_out, n_in, m, dz, 1, n_out, a_prev, n_in, 1, dw, n_in, scratch)
     else:
         gemm(True, False, <int> n_out, <int> n_in, <int> m, <floating> 1, dz,
@@ -384,7 +393,7 @@ cdef inline void _dense_backward(const floating* dz, const floating* a_prev, con
         return
     if n_out <= THIN_UNITS:
         _thin_combine(dz, w, n_in, 1, NULL, da_prev, m, n_out, n_in)
-    elif n_in > THIN_UNITS and _own_gemm(m, n_in, n_out, scratch):
+    elif n_in > THIN_UNITS and _own_gemm(m, n_in, n_out, scratch, sizeof(floating)):
         _own_product(m, n_in, n_out, dz, n_out, 1, w, n_in, 1, da_prev, n_in, scratch)
     else:
         gemm(False, False, <int> m, <int> n_in, <int> n_out, <floating> 1, dz,

@@ -78,6 +78,19 @@ def test_dense_layers_of_fastnns_own_product_match_twin(m, n_in, n_out, dtype,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_in", [100, 300])
+def test_dense_layers_past_own_products_c_limit_match_twin(n_in, dtype, assert_close):
+    """Where C (m, n) of a product passes 2 MB (730 x 730 in float32 and float64) and
+    k takes more than one block of B's rows (n_in = 300), BLAS takes the forward
+    instead of fastnn's own product (_own_gemm); with one block (n_in = 100) the own
+    product keeps it. Both sides of that switch, and the smaller dW and dA_prev, match
+    the twin."""
+    for first_layer in (False, True):
+        check_dense_against_twin("relu", dtype, 730, n_in, 730, 9, first_layer,
+                                 assert_close)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_in,n_out", [(17, 17), (64, 64), (100, 250), (300, 23),
                                         (784, 100)])
 def test_one_row_through_a_gemm_layer_matches_twin(n_in, n_out, dtype, assert_close):
