@@ -5,6 +5,7 @@ value) with a message that names the argument, what was expected and what came.
 """
 import math
 import numbers
+import struct
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from fastnn import _kernels
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INT_MAX = 2**31 - 1  # BLAS takes 32-bit sizes
+_FLOAT32 = struct.Struct("f")
 
 
 def float_dtype(dtype, name="dtype"):
@@ -39,7 +41,7 @@ def ndarray(name, value, ndim=None, dtype=None):
                          f"{value.shape}")
     if value.size == 0:
         raise ValueError(f"{name} must not be empty; got shape {value.shape}")
-    if max(value.shape) > _INT_MAX:
+    if value.size > _INT_MAX and max(value.shape) > _INT_MAX:  # (max alone: 0.2 us)
         raise ValueError(f"{name} has an axis longer than 2**31 - 1: {value.shape}")
     return value
 
@@ -177,9 +179,15 @@ def cast(name, value, dtype):
 
 def representable(name, value, dtype, whose="the model's"):
     """value (a float) as it is, if dtype holds it: refused when it overflows dtype
-    or, not 0 itself, becomes 0 in it; whose says whose dtype that is."""
-    with np.errstate(over="ignore", under="ignore"):
-        held = dtype.type(value)
+    or, not 0 itself, becomes 0 in it; whose says whose dtype that is. (float32's
+    rounding by struct, as C's cast rounds: a NumPy scalar cast needs np.errstate to
+    stay quiet, which cost 1.5 us a call.)"""
+    held = value
+    if dtype.itemsize == 4:
+        try:
+            held = _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+        except OverflowError:
+            held = math.inf
     if math.isinf(held):
         raise ValueError(f"{name} = {value!r} is beyond the range of {dtype.name}, "
                          f"{whose} dtype")

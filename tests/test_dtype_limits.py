@@ -141,3 +141,32 @@ def test_relu_passes_a_nan_on_so_an_overflow_inside_is_refused(m):
     from fastnn import reference
     with np.errstate(over="ignore", invalid="ignore"):  # the twin overflows as NumPy does
         assert np.isnan(reference.Engine.twin_of(net).predict(X)[1]).all()
+
+
+@pytest.mark.parametrize("value", [
+    3.4028234663852886e38,  # float32's largest
+    3.4028235677973362e38,  # just under the rounding boundary to inf: rounds to it
+    3.4028235677973366e38,  # the boundary itself (ties to even: inf)
+    1e39, 1.401298464324817e-45,  # float32's smallest subnormal
+    7.006492321624087e-46,  # half of it: ties to even, 0
+    7.006492321624088e-46,  # just above half: the subnormal
+    1e-50, 0.0, 1e-3])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_a_float32_setting_is_refused_exactly_where_numpy_makes_it_inf_or_0(value, sign):
+    """A setting's float32 check rounds as NumPy's cast does (its own float32
+    rounding, without np.errstate): refused where the cast overflows, or turns a
+    value that is not 0 into 0; used as the cast gives it otherwise."""
+    value = sign * value
+    with np.errstate(over="ignore", under="ignore"):
+        held = np.float32(value)
+    Z, A = np.full(2, -1, np.float32), np.empty(2, np.float32)
+    if np.isinf(held):
+        with pytest.raises(ValueError, match="negative_slope = .* is beyond the range of "
+                                             "float32"):
+            kernels.activation_forward(Z, A, "leaky_relu", negative_slope=value)
+    elif held == 0 and value != 0:
+        with pytest.raises(ValueError, match="negative_slope = .* is 0 in float32"):
+            kernels.activation_forward(Z, A, "leaky_relu", negative_slope=value)
+    else:
+        kernels.activation_forward(Z, A, "leaky_relu", negative_slope=value)
+        assert np.all(A == np.float32(-1) * held)
