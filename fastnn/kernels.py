@@ -34,10 +34,12 @@ def _compiled(kernel, dtype):
     return kernel[_DTYPE_NAMES[dtype]]
 
 
-def _scalar(name, value, dtype, **bounds):
+def _scalar(name, value, dtype, low, high=None, low_open=False, high_open=False):
     """A hyper-parameter checked by check.real (with its bounds), refused when the
-    arrays' dtype cannot hold it (it overflows, or is not 0 and becomes 0)."""
-    return check.representable(name, check.real(name, value, **bounds), dtype, "the arrays'")
+    arrays' dtype cannot hold it (it overflows, or is not 0 and becomes 0). (The
+    bounds are passed on by position: forwarding **bounds cost 0.35 us a call.)"""
+    return check.representable(name, check.real(name, value, low, high, low_open,
+                                                 high_open), dtype, "the arrays'")
 
 
 def _slope(negative_slope, dtype):
