@@ -97,10 +97,11 @@ def real(name, value, low=None, high=None, low_open=False, high_open=False):
 
 def integer(name, value, low=None, high=None):
     """An int (Python or NumPy integer, not bool), at least low and at most high."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer; got {type(value).__name__} "
-                        f"{value!r}")
-    value = int(value)
+    if type(value) is not int:  # (an int skips the ABC checks, as in real)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer; got {type(value).__name__} "
+                            f"{value!r}")
+        value = int(value)
     if low is not None and value < low:
         raise ValueError(f"{name} must be at least {low}; got {value}")
     if high is not None and value > high:

@@ -71,7 +71,8 @@ def check_negative_slope(negative_slope, name="negative_slope"):
     OverflowError
         If negative_slope is an int too large for a float.
     """
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+    if type(negative_slope) is not float and (  # (a float skips the ABC check)
+            isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real)):
         raise TypeError(f"{name} must be a real number; got "
                         f"{type(negative_slope).__name__} {negative_slope!r}")
     if not math.isfinite(negative_slope):
