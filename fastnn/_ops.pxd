@@ -243,6 +243,7 @@ cdef enum:
     # products of more multiply-adds than this (and 8 rows or more) go to fnn_gemm
     OWN_GEMM_MIN = 131072
     # ... unless C has more bytes than this and k more values than one block of B
+    # (FNN_GEMM_KC in _gemm_kernels.h: FNN_GEMM_PACK_BYTES over B's 256-byte pack rows)
     OWN_GEMM_C_MAX = 2097152
     OWN_GEMM_ONE_BLOCK = 128
 
