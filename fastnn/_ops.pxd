@@ -14,7 +14,7 @@
 # `code` of each fastnn.optim optimizer).
 
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, sqrt, NAN
+from libc.math cimport exp, expf, log, log1p, log1pf, sqrt, NAN
 from libc.stdint cimport uint32_t, uint64_t
 
 from fastnn._blas cimport gemm
@@ -64,8 +64,8 @@ cdef extern from "_vector.h" nogil:
                              intp n, double scale)
     double fnn_sigmoid_bce_f(const float* z, const float* y, float* a, float* dz, intp n,
                              float scale)
-    double fnn_softmax_row_d(const double* z, double* p, intp k, double* sum)
-    float fnn_softmax_row_f(const float* z, float* p, intp k, float* sum)
+    double fnn_softmax_row_d(const double* z, double* p, intp k, double* rest)
+    float fnn_softmax_row_f(const float* z, float* p, intp k, float* rest)
     void fnn_transpose_d(const double* src, double* dst, intp rows, intp cols, intp ss,
                          intp ds)
     void fnn_transpose_f(const float* src, float* dst, intp rows, intp cols, intp ss,
@@ -138,11 +138,11 @@ cdef inline floating _exp(floating x) noexcept nogil:
         return exp(x)
 
 
-cdef inline floating _log(floating x) noexcept nogil:
+cdef inline floating _log1p(floating x) noexcept nogil:
     if floating is float:
-        return logf(x)
+        return log1pf(x)
     else:
-        return log(x)
+        return log1p(x)
 
 
 cdef inline void _tanh(const floating* z, floating* a, intp n) noexcept nogil:
@@ -542,13 +542,14 @@ cdef inline floating _softmax_row(const floating* z, floating* p, intp k,
                            floating* log_sum) noexcept nogil:
     """p = softmax(z) over one row (fnn_softmax_row, _vector.h). Returns zmax and sets
     *log_sum = log(sum e^(z - zmax)), so that log softmax(z)_j = (z_j - zmax) - log_sum:
-    no cancellation against zmax."""
-    cdef floating s, zmax
+    no cancellation against zmax; as log1p of the sum past the maximum's 1, none in a
+    loss near 0 either."""
+    cdef floating rest, zmax
     if floating is float:
-        zmax = fnn_softmax_row_f(z, p, k, &s)
+        zmax = fnn_softmax_row_f(z, p, k, &rest)
     else:
-        zmax = fnn_softmax_row_d(z, p, k, &s)
-    log_sum[0] = _log(s)
+        zmax = fnn_softmax_row_d(z, p, k, &rest)
+    log_sum[0] = _log1p(rest)
     return zmax
 
 

@@ -923,23 +923,30 @@ static void FNN_NAME(fnn_tanh)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
 }
 
 /* p = softmax(z) over one row of k values: e^(z_j - zmax) (fnn_exp_nonpositive, within
- * 2 ulp: z_j - zmax <= 0) over their sum s, a vector at a time (libm's exp took one call
- * a value); returns zmax, with s in *sum for the caller's log. zmax is the scalar max from
- * z[0], which skips a NaN after z[0]; that NaN's e is NaN, and so are s and every p.
- * s is the lanes' sum (fnn_lanes_sum) of the vectors' sum. */
+ * 2 ulp: z_j - zmax <= 0) over their sum 1 + rest, a vector at a time (libm's exp took
+ * one call a value); returns zmax, with rest in *rest for the caller's log1p. rest is
+ * the sum of every e but the first maximum's (which is exactly 1), summed apart so that
+ * a loss near 0, log(1 + rest), keeps its relative precision: with the 1 inside the
+ * sum, rest's bits below 2^-53 were lost, a relative error of 1e-10 for a loss of
+ * 1e-6. zmax is the scalar max from z[0], which skips a NaN after z[0]; that NaN's e is
+ * NaN, and so are rest and every p. rest is the lanes' sum (fnn_lanes_sum) of the
+ * vectors' sum. */
 FNN_TARGET
-static FNN_T FNN_NAME(fnn_softmax_row)(const FNN_T* z, FNN_T* p, ptrdiff_t k, FNN_T* sum) {
+static FNN_T FNN_NAME(fnn_softmax_row)(const FNN_T* z, FNN_T* p, ptrdiff_t k, FNN_T* rest) {
     static const FNN_T lane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    FNN_V zero = {0}, total = zero;
+    FNN_V zero = {0}, total = zero, lanes = FNN_NAME(fnn_load)(lane, FNN_LANES);
     FNN_T zmax = z[0], s;
-    ptrdiff_t j, n;
+    ptrdiff_t j, n, at = 0;
     for (j = 1; j < k; j++)
-        if (z[j] > zmax)
+        if (z[j] > zmax) {
             zmax = z[j];
+            at = j;
+        }
     for (j = 0; j < k; j += n) {
-        FNN_V e, inside;
+        FNN_V e, inside, away;
         n = k - j < FNN_LANES ? k - j : FNN_LANES;
-        inside = (FNN_T) n - FNN_NAME(fnn_load)(lane, FNN_LANES);  /* > 0 in the row */
+        inside = (FNN_T) n - lanes;  /* > 0 in the row */
+        away = (FNN_T) (at - j) - lanes;  /* 0 at the maximum's lane */
         /* the lanes past k: e^0, then 0 (e^-inf would underflow through subnormals,
          * whose microcode assist cost more than the exps: 3% of a one-sample
          * prediction) */
@@ -947,14 +954,14 @@ static FNN_T FNN_NAME(fnn_softmax_row)(const FNN_T* z, FNN_T* p, ptrdiff_t k, FN
             FNN_NAME(fnn_positive)(inside, FNN_NAME(fnn_load)(z + j, n) - zmax, zero));
         e = FNN_NAME(fnn_positive)(inside, e, zero);
         FNN_NAME(fnn_store)(p + j, e, n);
-        total += e;
+        total += FNN_NAME(fnn_positive)(away * away, e, zero);
     }
-    s = FNN_NAME(fnn_lanes_sum)(total);
+    *rest = FNN_NAME(fnn_lanes_sum)(total);
+    s = 1 + *rest;
     for (j = 0; j < k; j += n) {
         n = k - j < FNN_LANES ? k - j : FNN_LANES;
         FNN_NAME(fnn_store)(p + j, FNN_NAME(fnn_load)(p + j, n) / s, n);
     }
-    *sum = s;
     return zmax;
 }
 

@@ -255,11 +255,16 @@ def softmax_cross_entropy(Z, Y, P, dZ, sample_weight=None):
     m = Z.shape[0]
     shifted = Z - Z.max(axis=1, keepdims=True)
     np.exp(shifted, out=P)
-    total = P.sum(axis=1, keepdims=True)
-    P /= total
-    log_p = shifted - np.log(total)
+    # the sum of e^shifted is 1 (the first maximum's) + the rest, summed apart: the
+    # log-sum-exp as log1p(rest) keeps a loss near 0 to its last bits
+    rows, top = np.arange(m), np.argmax(Z, axis=1)
+    e_top = P[rows, top]
+    P[rows, top] = 0
+    rest = P.sum(axis=1, keepdims=True)
+    P[rows, top] = e_top
+    P /= 1 + rest
+    log_p = shifted - np.log1p(rest)
     if Y.ndim == 1:
-        rows = np.arange(m)
         np.divide(P, m, out=dZ)
         dZ[rows, Y] -= 1 / m
         return _row_mean(-log_p[rows, Y], dZ, sample_weight)
