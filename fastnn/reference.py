@@ -253,11 +253,11 @@ def softmax_cross_entropy(Z, Y, P, dZ, sample_weight=None):
         (a label in [-k, 0) is not refused: it counts from the end).
     """
     m = Z.shape[0]
-    shifted = Z - Z.max(axis=1, keepdims=True)
+    rows, top = np.arange(m), np.argmax(Z, axis=1)  # each row's first maximum
+    shifted = Z - Z[rows, top][:, None]
     np.exp(shifted, out=P)
     # the sum of e^shifted is 1 (the first maximum's) + the rest, summed apart: the
     # log-sum-exp as log1p(rest) keeps a loss near 0 to its last bits
-    rows, top = np.arange(m), np.argmax(Z, axis=1)
     e_top = P[rows, top]
     P[rows, top] = 0
     rest = P.sum(axis=1, keepdims=True)
