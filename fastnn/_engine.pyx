@@ -32,7 +32,8 @@ from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
                           _output_loss, _row_stride, _scratch_bytes, _sum_squares,
-                          _transpose, _update, fnn_vector_build, intp)
+                          _transpose, _update, fnn_flush_subnormals, fnn_fp_mode,
+                          fnn_fp_restore, fnn_vector_build, intp)
 
 cnp.import_array()
 fnn_vector_build()  # settles the vector build at import, before any thread can ask
@@ -349,7 +350,10 @@ cdef void _predict(const Plan* plan, const floating* params, const floating* x, 
 cdef double _run(const Plan* plan, bint single, const void* params, void* grads,
                  const Batch* batch, void* work, double wd, bint backward,
                  void* out) noexcept nogil:
-    """_loss_grads, or _predict of batch.x when out is not NULL, in the model's dtype."""
+    """_loss_grads, or _predict of batch.x when out is not NULL, in the model's dtype,
+    with subnormal numbers flushed to zero (fnn_flush_subnormals in _vector.h)."""
+    cdef fnn_fp_mode mode = fnn_flush_subnormals()
+    cdef double loss = 0
     if single and out != NULL:
         _predict(plan, <const float*> params, <const float*> batch.x, batch.m,
                  <float*> work, <float*> out)
@@ -357,12 +361,13 @@ cdef double _run(const Plan* plan, bint single, const void* params, void* grads,
         _predict(plan, <const double*> params, <const double*> batch.x, batch.m,
                  <double*> work, <double*> out)
     elif single:
-        return _loss_grads(plan, <const float*> params, <float*> grads, batch,
+        loss = _loss_grads(plan, <const float*> params, <float*> grads, batch,
                            <float*> work, wd, backward)
     else:
-        return _loss_grads(plan, <const double*> params, <double*> grads, batch,
+        loss = _loss_grads(plan, <const double*> params, <double*> grads, batch,
                            <double*> work, wd, backward)
-    return 0
+    fnn_fp_restore(mode)
+    return loss
 
 
 # ---------------------------------------------------------------- training
@@ -456,6 +461,7 @@ cdef struct Epoch:
     double last_loss        # the last step's return (as Engine.step's)
     PyObject* error[3]      # what a signal handler raised
     long long next_check    # when the main thread looks for signals next (ns)
+    fnn_fp_mode caller_fp_mode  # member 0's thread's floating-point mode
 
 
 cdef double _batch_norm(const Epoch* ep, const floating* w, intp start,
@@ -551,6 +557,7 @@ cdef void _look_for_signals(Epoch* ep) noexcept nogil:
     """Member 0, between two steps (the others waiting): run Python's signal handlers
     with the engine let go (so that a handler may predict or save); what one raises
     (KeyboardInterrupt) stops the epoch."""
+    fnn_fp_restore(ep.caller_fp_mode)  # the handlers run in the thread's own mode
     with gil:
         gate = <Gate> ep.gate
         gate.write_end()
@@ -564,6 +571,7 @@ cdef void _look_for_signals(Epoch* ep) noexcept nogil:
             except BaseException as error:
                 if not ep.interrupted:
                     _keep_error(ep, error)
+    fnn_flush_subnormals()
 
 
 cdef void _slices(Epoch* ep, int member, int members, int parts, intp start, intp mb,
@@ -681,11 +689,17 @@ cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
 
 cdef void _epoch_job(void* context, int member, int members,
                      fnn_barrier* barrier) noexcept nogil:
+    """_steps with subnormal numbers flushed to zero (as _run), member 0 keeping its
+    thread's own mode for the signal handlers it may run."""
     cdef Epoch* ep = <Epoch*> context
+    cdef fnn_fp_mode mode = fnn_flush_subnormals()
+    if member == 0:
+        ep.caller_fp_mode = mode
     if ep.single:
         _steps(ep, member, members, barrier, <float*> ep.params)
     else:
         _steps(ep, member, members, barrier, <double*> ep.params)
+    fnn_fp_restore(mode)
 
 
 def default_threads():

@@ -28,6 +28,9 @@ cdef extern from "_vector.h" nogil:
         TANH "FNN_TANH"
         RELU "FNN_RELU"
         LEAKY_RELU "FNN_LEAKY_RELU"
+    ctypedef unsigned long long fnn_fp_mode
+    fnn_fp_mode fnn_flush_subnormals()
+    void fnn_fp_restore(fnn_fp_mode mode)
     void fnn_narrow_product_d(const double* w, intp w_row, intp w_col, const double* b,
                               const double* src, double* dst, intp n_out, intp n_in, intp m,
                               intp ld, const double* gate, int act, double slope)
@@ -508,7 +511,9 @@ cdef inline void _narrow_dense_backward(const floating* dz, const floating* a_pr
 # loss l_i: sum_i w_i l_i / norm, where w_i are the row weights (1 when w is NULL) and
 # norm is their sum (m when w is NULL; the caller passes norm > 0). For the
 # elementwise outputs (sigmoid, identity, poisson) l_i is the mean over the row's k
-# elements.
+# elements. A weighted sum adds l_i (w_i / norm): each row's share is divided first,
+# so that weights of any scale keep their ratios (the engine flushes subnormal numbers
+# to zero: w_i l_i would vanish for weights near the smallest normal number).
 
 cdef inline floating _row_scale(const floating* w, intp i, double inv,
                                 double denom) noexcept nogil:
@@ -533,9 +538,9 @@ cdef inline double _sigmoid_bce(const floating* z, const floating* y, const floa
     if w == NULL:
         return _bce_values(z, y, a, dz, m * k, _row_scale(w, 0, inv, denom)) / denom
     for i in range(m):
-        total += w[i] * _bce_values(z + i * k, y + i * k, a + i * k, dz + i * k, k,
-                                    _row_scale(w, i, inv, denom))
-    return total / denom
+        total += (w[i] / denom) * _bce_values(z + i * k, y + i * k, a + i * k, dz + i * k,
+                                              k, _row_scale(w, i, inv, denom))
+    return total
 
 
 cdef inline floating _softmax_row(const floating* z, floating* p, intp k,
@@ -569,11 +574,11 @@ cdef inline double _softmax_ce_labels(const floating* z, const intp* labels,
             return NAN
         scale = _row_scale(w, i, inv, denom)
         zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
-        total += (log_sum - (z[i * k + c] - zmax)) * (1 if w == NULL else w[i])
+        total += (log_sum - (z[i * k + c] - zmax)) * (1 if w == NULL else w[i] / denom)
         for j in range(k):
             dz[i * k + j] = p[i * k + j] * scale
         dz[i * k + c] -= scale
-    return total / denom
+    return total / denom if w == NULL else total
 
 
 cdef inline double _softmax_ce_probs(const floating* z, const floating* y,
@@ -594,10 +599,10 @@ cdef inline double _softmax_ce_probs(const floating* z, const floating* y,
         for j in range(k):
             row += y[i * k + j] * (log_sum - (z[i * k + j] - zmax))
             ysum += y[i * k + j]
-        total += row if w == NULL else w[i] * row
+        total += row if w == NULL else (w[i] / denom) * row
         for j in range(k):
             dz[i * k + j] = (p[i * k + j] * ysum - y[i * k + j]) * scale
-    return total / denom
+    return total / denom if w == NULL else total
 
 
 cdef inline double _identity_mse(const floating* z, const floating* y, const floating* w,
@@ -615,8 +620,8 @@ cdef inline double _identity_mse(const floating* z, const floating* y, const flo
             row += (<double> r) * r  # squared in double: float32 squares overflow at 1.8e19
             a[e] = z[e]
             dz[e] = r * scale
-        total += row if w == NULL else w[i] * row
-    return total / denom
+        total += row if w == NULL else (w[i] / denom) * row
+    return total / denom if w == NULL else total
 
 
 cdef inline double _poisson(const floating* z, const floating* y, const floating* w,
@@ -637,8 +642,8 @@ cdef inline double _poisson(const floating* z, const floating* y, const floating
             if y[e] > 0:
                 row += (<double> y[e]) * log(<double> y[e])
             dz[e] = (a[e] - y[e]) * scale
-        total += row if w == NULL else w[i] * row
-    return total / denom
+        total += row if w == NULL else (w[i] / denom) * row
+    return total / denom if w == NULL else total
 
 
 # ---------------------------------------------------------------- optimizer updates

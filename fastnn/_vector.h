@@ -40,6 +40,39 @@
 #include <immintrin.h>  /* the AVX-512 build's masked loads and stores */
 #endif
 
+/* The engine's floating-point mode (_engine.pyx sets it around every computation, in
+ * every thread of it): subnormal numbers flushed to zero, as inputs and as results
+ * (x86: MXCSR's DAZ and FTZ bits; arm64: FPCR's FZ, as TensorFlow's ScopedFlushDenormal
+ * sets them), until fnn_fp_restore puts back the mode fnn_flush_subnormals returned.
+ * Weight decay drives a dead unit's weights towards 0 geometrically, into the
+ * subnormal range, where x86 CPUs take a microcode assist of about a hundred cycles on
+ * every operation that reads or makes one. Elsewhere IEEE's gradual underflow stays. */
+#if defined(__x86_64__) || defined(_M_X64) || (defined(__i386__) && defined(__SSE2__))
+#include <xmmintrin.h>
+typedef unsigned int fnn_fp_mode;
+static inline fnn_fp_mode fnn_flush_subnormals(void) {
+    fnn_fp_mode mode = _mm_getcsr();
+    _mm_setcsr(mode | 0x8040);  /* FTZ (bit 15), DAZ (bit 6) */
+    return mode;
+}
+static inline void fnn_fp_restore(fnn_fp_mode mode) { _mm_setcsr(mode); }
+#elif defined(__aarch64__) && defined(__GNUC__)
+typedef unsigned long long fnn_fp_mode;
+static inline fnn_fp_mode fnn_flush_subnormals(void) {
+    fnn_fp_mode mode;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(mode));
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(mode | (1ULL << 24)));  /* FZ */
+    return mode;
+}
+static inline void fnn_fp_restore(fnn_fp_mode mode) {
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(mode));
+}
+#else
+typedef int fnn_fp_mode;
+static inline fnn_fp_mode fnn_flush_subnormals(void) { return 0; }
+static inline void fnn_fp_restore(fnn_fp_mode mode) { (void) mode; }
+#endif
+
 /* fastnn's activation codes, in the order of fastnn.activations.ACTIVATIONS
  * (_ops.pxd takes them from here) */
 enum { FNN_IDENTITY = 0, FNN_SIGMOID = 1, FNN_TANH = 2, FNN_RELU = 3, FNN_LEAKY_RELU = 4 };

@@ -336,11 +336,26 @@ def test_a_one_dimensional_sparse_array_is_refused():
         MLP([4, 2, 1], seed=0).predict(scipy.sparse.coo_array(np.array([1.0, 0, 2, 0])))
 
 
-@pytest.mark.parametrize("scale", [1e-310, 1e-200, 1e200])
-def test_weights_of_any_scale_give_the_unweighted_loss(scale):
+@pytest.mark.parametrize("scale", [2.3e-308, 1e-200, 1e200])
+def test_weights_of_any_normal_scale_give_the_unweighted_loss(scale):
     X, y = toy_problem("softmax", m=6)
     net = _net("softmax")
     assert net.loss(X, y, np.full(6, scale)) == pytest.approx(net.loss(X, y), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype, largest", [("float64", 2e-308), ("float32", 1e-38)])
+def test_weights_that_are_all_subnormal_are_refused(dtype, largest):
+    """The engine reads subnormal numbers as 0 (test_subnormals.py): such weights would
+    be all 0, and a loss of 0 / 0."""
+    X, y = toy_problem("identity", m=6)
+    X, y, net = X.astype(dtype), y.astype(dtype), _net("identity", dtype=dtype)
+    weights = np.r_[np.full(5, largest / 4), largest]
+    for call in (lambda: net.loss(X, y, weights), lambda: net.gradients(X, y, 0, weights),
+                 lambda: net.fit(X, y, epochs=1, sample_weight=weights)):
+        with pytest.raises(ValueError, match=f"sample_weight must have a weight of at "
+                           f"least .*; the largest is {largest:.6g}"):
+            call()
+    assert net.step_count == 0
 
 
 def test_weights_whose_sum_overflows_are_refused():

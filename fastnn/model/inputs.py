@@ -315,7 +315,8 @@ def sample_weight(net, weights, m):
     net : MLP
         The model; its dtype is the weights' dtype.
     weights : array-like of shape (m,) or None
-        Real numbers, finite and >= 0, not all 0.
+        Real numbers, finite and >= 0, the largest at least the dtype's smallest
+        normal number (the engine reads subnormal numbers as 0).
     m : int
         The number of samples.
 
@@ -327,9 +328,17 @@ def sample_weight(net, weights, m):
     ------
     TypeError, ValueError
         If weights are not numbers, not m of them, negative, not finite (in the
-        model's dtype too) or all 0.
+        model's dtype too), or all 0 or subnormal.
     """
-    return None if weights is None else check.sample_weight(weights, m, net.dtype)
+    if weights is None:
+        return None
+    weights = check.sample_weight(weights, m, net.dtype)
+    largest, smallest_normal = weights.max(), np.finfo(net.dtype).tiny
+    if largest < smallest_normal:
+        raise ValueError(f"sample_weight must have a weight of at least "
+                         f"{smallest_normal:.6g} ({net.dtype.name}'s smallest normal number; "
+                         f"the model reads smaller ones as 0); the largest is {largest:.6g}")
+    return weights
 
 
 class SparseRows:
