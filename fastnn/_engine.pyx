@@ -1120,7 +1120,7 @@ cdef class Engine:
         (m,) of the model's dtype, when given), plus 0.5 weight_decay sum ||W||^2.
 
         Y: float targets (m, k) of the model's dtype, or np.intp labels (m,) for softmax.
-        Weights summing to 0 give NaN.
+        Weights summing to 0 give NaN, as do weights that are all subnormal (read as 0).
         """
         cdef Batch batch
         _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &batch)
