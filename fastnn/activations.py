@@ -4,7 +4,8 @@ The arithmetic lives in the compiled kernels (fastnn/_ops.pxd) and in the NumPy
 twin (fastnn.reference); this module only names things.
 """
 import math
-import numbers
+
+from fastnn import _checks as check
 
 #: Hidden-layer activations. An activation's position here is its code in the
 #: compiled core (the FNN_* codes of fastnn/_vector.h and fastnn/_ops.pxd).
@@ -53,7 +54,7 @@ def check_negative_slope(negative_slope, name="negative_slope"):
     Parameters
     ----------
     negative_slope : numbers.Real
-        The slope: an int, a float or a NumPy real scalar (bool refused), finite.
+        The slope: an int, a float or a NumPy real scalar (bools refused), finite.
     name : str, default="negative_slope"
         The argument's name in the error messages.
 
@@ -71,13 +72,7 @@ def check_negative_slope(negative_slope, name="negative_slope"):
     OverflowError
         If negative_slope is an int too large for a float.
     """
-    if type(negative_slope) is not float and (  # (a float skips the ABC check)
-            isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real)):
-        raise TypeError(f"{name} must be a real number; got "
-                        f"{type(negative_slope).__name__} {negative_slope!r}")
-    if not math.isfinite(negative_slope):
-        raise ValueError(f"{name} must be finite; got {negative_slope!r}")
-    return float(negative_slope)
+    return check.real(name, negative_slope)
 
 
 def gain(activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
