@@ -14,6 +14,9 @@ from fastnn import _kernels
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INT_MAX = 2**31 - 1  # BLAS takes 32-bit sizes
 _FLOAT32 = struct.Struct("f")
+#: The smallest normal number of float32 and float64, by itemsize: the engine reads
+#: (and writes) the subnormal numbers below it as 0 (README, Numerics).
+SMALLEST_NORMAL = {4: float(np.finfo(np.float32).tiny), 8: float(np.finfo(np.float64).tiny)}
 
 
 def float_dtype(dtype, name="dtype"):
@@ -179,9 +182,10 @@ def cast(name, value, dtype):
     return cast_value
 
 
-def representable(name, value, dtype, whose="the model's"):
+def representable(name, value, dtype, whose="the model's", flushed=False):
     """value (a float) as it is, if dtype holds it: refused when it overflows dtype
-    or, not 0 itself, becomes 0 in it; whose says whose dtype that is. (float32's
+    or, not 0 itself, becomes 0 in it (with flushed, also when it is subnormal in it,
+    which the engine reads as 0); whose says whose dtype that is. (float32's
     rounding by struct, as C's cast rounds: a NumPy scalar cast needs np.errstate to
     stay quiet, which cost 1.5 us a call.)"""
     held = value
@@ -195,4 +199,8 @@ def representable(name, value, dtype, whose="the model's"):
                          f"{whose} dtype")
     if value and held == 0:
         raise ValueError(f"{name} = {value!r} is 0 in {dtype.name}, {whose} dtype")
+    if flushed and held and abs(held) < SMALLEST_NORMAL[dtype.itemsize]:
+        raise ValueError(f"{name} = {value!r} is subnormal in {dtype.name}, {whose} dtype "
+                         f"(below {SMALLEST_NORMAL[dtype.itemsize]:.6g}), which the model "
+                         f"reads as 0")
     return value

@@ -16,6 +16,7 @@ import threading
 
 import numpy as np
 from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc.float cimport DBL_MIN, FLT_MIN
 from libc.limits cimport INT_MAX
 from libc.math cimport INFINITY, NAN, isfinite
 from libc.stdint cimport int64_t
@@ -856,7 +857,8 @@ cdef int _targets(const Plan* plan, object params, bint single, object Y,
 
 cdef int _weights(object params, bint single, object weights, Batch* batch) except -1:
     """batch.w and batch.norm from row weights (m,) (None: unweighted, norm m),
-    checked finite and >= 0; their sum may be 0."""
+    checked finite and >= 0; their sum may be 0. A subnormal weight counts as 0 in
+    the sum, as the computation (flushed: _run) reads it."""
     cdef cnp.ndarray arr
     cdef intp i
     cdef double value
@@ -873,7 +875,8 @@ cdef int _weights(object params, bint single, object weights, Batch* batch) exce
         if not (isfinite(value) and value >= 0):
             raise ValueError(f"weights must be finite and >= 0; weights[{i}] = "
                              f"{value!r}")
-        batch.norm += value
+        if value >= (FLT_MIN if single else DBL_MIN):
+            batch.norm += value
     if not isfinite(batch.norm):
         raise ValueError("weights must have a finite sum; theirs overflows")
     return 0
@@ -1120,7 +1123,7 @@ cdef class Engine:
         (m,) of the model's dtype, when given), plus 0.5 weight_decay sum ||W||^2.
 
         Y: float targets (m, k) of the model's dtype, or np.intp labels (m,) for softmax.
-        Weights summing to 0 give NaN, as do weights that are all subnormal (read as 0).
+        Weights summing to 0 give NaN; a subnormal weight counts as 0.
         """
         cdef Batch batch
         _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &batch)

@@ -55,17 +55,19 @@ static inline fnn_fp_mode fnn_flush_subnormals(void) {
     _mm_setcsr(mode | 0x8040);  /* FTZ (bit 15), DAZ (bit 6) */
     return mode;
 }
-static inline void fnn_fp_restore(fnn_fp_mode mode) { _mm_setcsr(mode); }
+static inline void fnn_fp_restore(fnn_fp_mode mode) {  /* the status flags stay */
+    _mm_setcsr((_mm_getcsr() & 0x3f) | (mode & ~0x3fu));
+}
 #elif defined(__aarch64__) && defined(__GNUC__)
 typedef unsigned long long fnn_fp_mode;
 static inline fnn_fp_mode fnn_flush_subnormals(void) {
     fnn_fp_mode mode;
     __asm__ __volatile__("mrs %0, fpcr" : "=r"(mode));
-    __asm__ __volatile__("msr fpcr, %0" : : "r"(mode | (1ULL << 24)));  /* FZ */
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(mode | (1ULL << 24)) : "memory");  /* FZ */
     return mode;
 }
 static inline void fnn_fp_restore(fnn_fp_mode mode) {
-    __asm__ __volatile__("msr fpcr, %0" : : "r"(mode));
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(mode) : "memory");
 }
 #else
 typedef int fnn_fp_mode;

@@ -570,7 +570,8 @@ class _MLPBase(_Solvers, BaseEstimator):
     def _check_scaled(self, data):
         """ValueError naming scikit-learn's parameter if, scaled to the engine's
         objective (see _objective_scale), it does not fit the model's dtype: infinite,
-        or a positive step or epsilon that became 0."""
+        a positive step or epsilon that became 0, or a setting the engine reads that
+        is subnormal (which it reads as 0)."""
         s, dtype = self._scale(), self.model_.dtype
         scaled = {"alpha": self._engine_decay(data),
                   "tol": s * self.tol,
@@ -580,7 +581,8 @@ class _MLPBase(_Solvers, BaseEstimator):
             with np.errstate(over="ignore", under="ignore"):
                 engine_value = dtype.type(value)
             vanished = name in ("learning_rate_init", "epsilon") and engine_value == 0
-            if not np.isfinite(engine_value) or vanished:
+            subnormal = name != "tol" and 0 < abs(engine_value) < np.finfo(dtype).tiny
+            if not np.isfinite(engine_value) or vanished or subnormal:
                 raise ValueError(f"{name}={getattr(self, name)!r} becomes {value!r} on "
                                  f"fastnn's scale of the objective, which {dtype.name} "
                                  f"cannot use; choose a less extreme {name}")

@@ -36,11 +36,16 @@ def test_predict_and_loss_read_subnormal_weights_as_zero(dtype):
     assert np.array_equal(net.predict(X), np.tile(np.array([0.5, -2.0], dtype), (4, 1)))
     net.layers[0].b = np.zeros(2, dtype)
     assert np.array_equal(net.predict(X), np.zeros((4, 2), dtype))  # IEEE: 3e-310
-    assert net.loss(X, np.zeros((4, 2), dtype)) == 0  # IEEE: about 1e-619 -> 0 anyway
+    (dW, db), = net.gradients(X, np.zeros((4, 2), dtype))  # IEEE: 2 z x / 8, subnormal
+    assert np.all(dW == 0) and np.all(db == 0)
     assert ieee_product_is_subnormal(dtype)  # the caller's mode is back
 
 
-@pytest.mark.parametrize("n_threads", [1, 2])
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@pytest.mark.parametrize("n_threads", [1, pytest.param(2, marks=pytest.mark.skipif(
+    CPUS < 2, reason="a team of two threads needs two CPUs"))])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_training_reads_subnormal_inputs_as_zero_in_every_thread(dtype, n_threads):
     """From zero weights, an SGD step moves W by -lr dZ^T X: subnormal for subnormal X
@@ -94,3 +99,37 @@ def test_signal_handlers_run_in_the_callers_mode_during_an_epoch():
     assert net.step_count % steps_per_epoch != 0  # it landed inside an epoch
     assert seen == [True]
     assert ieee_product_is_subnormal("float64")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_subnormal_sample_weights_count_as_zero_in_every_sum(dtype):
+    """The loss's numerator reads a subnormal weight as 0; its denominator (the
+    weights' sum) must too, in loss, gradients and fit alike."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6, 3)).astype(dtype), rng.standard_normal(6).astype(dtype)
+    tiny = np.finfo(dtype).tiny
+    weights = np.array([tiny / 2, tiny / 4, 1.5 * tiny, 2 * tiny, tiny / 8, 3 * tiny], dtype)
+    zeroed = np.where(weights < tiny, 0, weights).astype(dtype)
+    net = MLP([3, 4, 1], output="identity", dtype=dtype, seed=0)
+    assert net.loss(X, y, weights) == net.loss(X, y, zeroed)
+    for (dW, db), (dW0, db0) in zip(net.gradients(X, y, 0, weights),
+                                    net.gradients(X, y, 0, zeroed)):
+        assert np.array_equal(dW, dW0) and np.array_equal(db, db0)
+    T = y[:, None]
+    assert net.engine.loss(X, T, weights) == net.engine.loss(X, T, zeroed)
+    twin = MLP([3, 4, 1], output="identity", dtype=dtype, seed=0)
+    net.fit(X, y, epochs=3, batch_size=None, sample_weight=weights)
+    twin.fit(X, y, epochs=3, batch_size=None, sample_weight=zeroed)
+    assert np.array_equal(net.engine.params, twin.engine.params)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_settings_the_step_would_read_as_zero_are_refused(dtype):
+    """A subnormal Adam eps would make 0 / 0 for a weight that never had a gradient."""
+    eps = float(np.finfo(dtype).tiny) / 4
+    net = MLP([3, 1], output="identity", dtype=dtype, seed=0)
+    X, y = np.zeros((4, 3), dtype), np.ones(4, dtype)
+    for options in (dict(optimizer="adam", eps=eps), dict(weight_decay=eps)):
+        with pytest.raises(ValueError, match=f"= {eps!r} is subnormal in {dtype}"):
+            net.fit(X, y, epochs=1, **options)
+    assert net.step_count == 0

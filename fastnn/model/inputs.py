@@ -316,7 +316,8 @@ def sample_weight(net, weights, m):
         The model; its dtype is the weights' dtype.
     weights : array-like of shape (m,) or None
         Real numbers, finite and >= 0, the largest at least the dtype's smallest
-        normal number (the engine reads subnormal numbers as 0).
+        normal number: the engine reads subnormal numbers as 0, and so they are made 0
+        here (in a copy), for every sum of the weights to agree.
     m : int
         The number of samples.
 
@@ -333,12 +334,14 @@ def sample_weight(net, weights, m):
     if weights is None:
         return None
     weights = check.sample_weight(weights, m, net.dtype)
-    largest, smallest_normal = weights.max(), np.finfo(net.dtype).tiny
+    smallest_normal = check.SMALLEST_NORMAL[net.dtype.itemsize]
+    largest = weights.max()
     if largest < smallest_normal:
         raise ValueError(f"sample_weight must have a weight of at least "
                          f"{smallest_normal:.6g} ({net.dtype.name}'s smallest normal number; "
                          f"the model reads smaller ones as 0); the largest is {largest:.6g}")
-    return weights
+    subnormal = (weights > 0) & (weights < smallest_normal)
+    return np.where(subnormal, 0, weights).astype(net.dtype) if subnormal.any() else weights
 
 
 class SparseRows:

@@ -163,14 +163,16 @@ def _callbacks(callbacks):
 
 def _representable(settings, dtype):
     """ValueError unless the optimizer's settings and the weight decay, which the
-    compiled step reads in the model's dtype, neither overflow nor vanish in it."""
+    compiled step reads in the model's dtype, neither overflow nor vanish in it, nor
+    are subnormal in it (which the step reads as 0: a subnormal Adam eps would divide
+    0 by 0)."""
     optimizer = settings.optimizer
     values = {field.name: getattr(optimizer, field.name) for field in (
         dataclasses.fields(optimizer) if dataclasses.is_dataclass(optimizer) else ())}
     values["weight_decay"] = settings.weight_decay
     for name, value in values.items():
         if isinstance(value, float):
-            check.representable(name, value, dtype)
+            check.representable(name, value, dtype, flushed=True)
 
 
 def _validation(net, validation_data):
