@@ -96,6 +96,41 @@ def test_training_step(benchmark, impl, network, dtype):
         benchmark(step)
 
 
+def dead_units_net(dead_weight):
+    """The diabetes peers' network, [10, 64, 64, 1] at batch 32, with a quarter of each
+    hidden layer's units dead (bias -100: z < 0 on every row, so their weights get no
+    gradient) and their weights, in and out, all dead_weight: what L2 weight decay
+    leaves of a dead unit after a few thousand epochs (it shrinks them geometrically,
+    into the subnormal range), or 0."""
+    sizes = [10, 64, 64, 1]
+    net = MLP(sizes, output="identity", seed=0)
+    for layer in net.layers[:-1]:
+        dead = np.arange(0, layer.W.shape[0], 4)
+        W, b = layer.W.copy(), layer.b.copy()
+        W[dead], b[dead] = dead_weight, -100.0
+        layer.W, layer.b = W, b
+        following = net.layers[net.layers.index(layer) + 1]
+        W = following.W.copy()
+        W[:, dead] = dead_weight
+        following.W = W
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((32, sizes[0]))
+    return net, X, targets(net, rng.standard_normal(32), 32)
+
+
+@pytest.mark.parametrize("dead_weight", [0.0, 1e-310])
+@pytest.mark.parametrize("impl", ["fastnn", "reference"])
+def test_step_with_dead_units(benchmark, impl, dead_weight):
+    """The engine reads subnormal numbers as 0 (README, Numerics); NumPy's products
+    take a microcode assist on each."""
+    net, X, T = dead_units_net(dead_weight)
+    benchmark.group = (f"step [10, 64, 64, 1] batch 32, a quarter of the units dead, "
+                       f"their weights {'subnormal' if dead_weight else '0'}")
+    engine = net.engine if impl == "fastnn" else reference.Engine.twin_of(net)
+    update = engine.updater(sgd_settings(engine, 1e-4))
+    benchmark_quick(benchmark, engine.step, X, T, update, iterations=20)
+
+
 PREDICT_SIZES = [64, 64, 64, 10]
 
 
