@@ -133,3 +133,5 @@ def test_settings_the_step_would_read_as_zero_are_refused(dtype):
         with pytest.raises(ValueError, match=f"= {eps!r} is subnormal in {dtype}"):
             net.fit(X, y, epochs=1, **options)
     assert net.step_count == 0
+    with pytest.raises(ValueError, match=f"negative_slope = {eps!r} is subnormal in {dtype}"):
+        MLP([3, 2, 1], activation="leaky_relu", negative_slope=eps, dtype=dtype)
