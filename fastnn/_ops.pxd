@@ -515,12 +515,13 @@ cdef inline void _narrow_dense_backward(const floating* dz, const floating* a_pr
 # so that weights of any scale keep their ratios (the engine flushes subnormal numbers
 # to zero: w_i l_i would vanish for weights near the smallest normal number).
 
-cdef inline floating _row_scale(const floating* w, intp i, double inv,
-                                double denom) noexcept nogil:
-    """w_i / denom, or inv = 1 / denom when there are no weights (divided, not
-    multiplied by inv, so that tiny weights, whose 1 / denom overflows, keep their
-    ratios)."""
-    return <floating> (inv if w == NULL else w[i] / denom)
+cdef inline double _row_share(const floating* w, intp i, double inv,
+                              double denom) noexcept nogil:
+    """Row i's share of the loss, w_i / denom, or inv = 1 / denom when there are no
+    weights (divided, not multiplied by inv, so that tiny weights, whose 1 / denom
+    overflows, keep their ratios): its dZ's scale (rounded to the dtype) and, with
+    weights, its loss term's factor."""
+    return inv if w == NULL else w[i] / denom
 
 
 cdef inline double _sigmoid_bce(const floating* z, const floating* y, const floating* w,
@@ -533,13 +534,14 @@ cdef inline double _sigmoid_bce(const floating* z, const floating* y, const floa
     dZ = w_i (sigmoid(z) - y) / (norm k). Without weights all rows go in one call.
     """
     cdef intp i
-    cdef double total = 0, denom = norm * k
+    cdef double total = 0, denom = norm * k, share
     cdef double inv = 1.0 / denom
     if w == NULL:
-        return _bce_values(z, y, a, dz, m * k, _row_scale(w, 0, inv, denom)) / denom
+        return _bce_values(z, y, a, dz, m * k, <floating> inv) / denom
     for i in range(m):
-        total += (w[i] / denom) * _bce_values(z + i * k, y + i * k, a + i * k, dz + i * k,
-                                              k, _row_scale(w, i, inv, denom))
+        share = _row_share(w, i, inv, denom)
+        total += share * _bce_values(z + i * k, y + i * k, a + i * k, dz + i * k, k,
+                                     <floating> share)
     return total
 
 
@@ -567,14 +569,15 @@ cdef inline double _softmax_ce_labels(const floating* z, const intp* labels,
     """
     cdef intp i, j, c
     cdef floating scale, zmax, log_sum
-    cdef double total = 0, denom = norm, inv = 1.0 / norm
+    cdef double total = 0, denom = norm, inv = 1.0 / norm, share
     for i in range(m):
         c = labels[i]  # read once and bounded here: the caller's check cannot be trusted
         if c < 0 or c >= k:  # against another thread changing the labels meanwhile
             return NAN
-        scale = _row_scale(w, i, inv, denom)
+        share = _row_share(w, i, inv, denom)
+        scale = <floating> share
         zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
-        total += (log_sum - (z[i * k + c] - zmax)) * (1 if w == NULL else w[i] / denom)
+        total += (log_sum - (z[i * k + c] - zmax)) * (1 if w == NULL else share)
         for j in range(k):
             dz[i * k + j] = p[i * k + j] * scale
         dz[i * k + c] -= scale
@@ -590,16 +593,17 @@ cdef inline double _softmax_ce_probs(const floating* z, const floating* y,
     """
     cdef intp i, j
     cdef floating scale, zmax, log_sum, ysum
-    cdef double total = 0, row, denom = norm, inv = 1.0 / norm
+    cdef double total = 0, row, denom = norm, inv = 1.0 / norm, share
     for i in range(m):
-        scale = _row_scale(w, i, inv, denom)
+        share = _row_share(w, i, inv, denom)
+        scale = <floating> share
         zmax = _softmax_row(z + i * k, p + i * k, k, &log_sum)
         ysum = 0
         row = 0
         for j in range(k):
             row += y[i * k + j] * (log_sum - (z[i * k + j] - zmax))
             ysum += y[i * k + j]
-        total += row if w == NULL else (w[i] / denom) * row
+        total += row if w == NULL else share * row
         for j in range(k):
             dz[i * k + j] = (p[i * k + j] * ysum - y[i * k + j]) * scale
     return total / denom if w == NULL else total
@@ -611,16 +615,17 @@ cdef inline double _identity_mse(const floating* z, const floating* y, const flo
     """Squared error: l = (z - y)^2, A = Z, dZ = 2 w_i (z - y) / (norm k)."""
     cdef intp i, e
     cdef floating r, scale
-    cdef double total = 0, row, denom = norm * k, inv = 1.0 / denom
+    cdef double total = 0, row, denom = norm * k, inv = 1.0 / denom, share
     for i in range(m):
-        scale = 2 * _row_scale(w, i, inv, denom)
+        share = _row_share(w, i, inv, denom)
+        scale = 2 * <floating> share
         row = 0
         for e in range(i * k, i * k + k):
             r = z[e] - y[e]
             row += (<double> r) * r  # squared in double: float32 squares overflow at 1.8e19
             a[e] = z[e]
             dz[e] = r * scale
-        total += row if w == NULL else (w[i] / denom) * row
+        total += row if w == NULL else share * row
     return total / denom if w == NULL else total
 
 
@@ -632,9 +637,10 @@ cdef inline double _poisson(const floating* z, const floating* y, const floating
     dZ = w_i (exp(z) - y) / (norm k). Targets y >= 0."""
     cdef intp i, e
     cdef floating scale
-    cdef double total = 0, row, denom = norm * k, inv = 1.0 / denom
+    cdef double total = 0, row, denom = norm * k, inv = 1.0 / denom, share
     for i in range(m):
-        scale = _row_scale(w, i, inv, denom)
+        share = _row_share(w, i, inv, denom)
+        scale = <floating> share
         row = 0
         for e in range(i * k, i * k + k):
             a[e] = _exp(z[e])
@@ -642,7 +648,7 @@ cdef inline double _poisson(const floating* z, const floating* y, const floating
             if y[e] > 0:
                 row += (<double> y[e]) * log(<double> y[e])
             dz[e] = (a[e] - y[e]) * scale
-        total += row if w == NULL else (w[i] / denom) * row
+        total += row if w == NULL else share * row
     return total / denom if w == NULL else total
 
 

@@ -42,6 +42,7 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call,
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from fastnn import _checks as check
 from fastnn.init import SCHEMES
 from fastnn.model import MLP, TrainingSettings, inputs
 from fastnn.model.training import Batches, run_epoch, threads
@@ -581,7 +582,8 @@ class _MLPBase(_Solvers, BaseEstimator):
             with np.errstate(over="ignore", under="ignore"):
                 engine_value = dtype.type(value)
             vanished = name in ("learning_rate_init", "epsilon") and engine_value == 0
-            subnormal = name != "tol" and 0 < abs(engine_value) < np.finfo(dtype).tiny
+            subnormal = name != "tol" and \
+                0 < abs(engine_value) < check.SMALLEST_NORMAL[dtype.itemsize]
             if not np.isfinite(engine_value) or vanished or subnormal:
                 raise ValueError(f"{name}={getattr(self, name)!r} becomes {value!r} on "
                                  f"fastnn's scale of the objective, which {dtype.name} "
