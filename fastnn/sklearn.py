@@ -107,6 +107,20 @@ def _unchanged_on_error(estimator):
         raise
 
 
+def _scikit_learns_init(sizes, activation, dtype, random_state):
+    """scikit-learn's initial (W, b) of every layer, drawn as it draws them: W^T and
+    then b from U(-a, a), a = sqrt(f / (fan_in + fan_out)), f = 2 for logistic hidden
+    layers and 6 otherwise (Glorot and Bengio's uniform scheme)."""
+    factor = 2.0 if activation == "logistic" else 6.0
+    initial = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        bound = np.sqrt(factor / (n_in + n_out))
+        W = random_state.uniform(-bound, bound, (n_in, n_out)).T
+        b = random_state.uniform(-bound, bound, n_out)
+        initial.append((W.astype(dtype), b.astype(dtype)))
+    return initial
+
+
 def _hidden_sizes(hidden_layer_sizes):
     """hidden_layer_sizes (an int or a sequence of ints) as a list of ints >= 1."""
     sizes = (list(hidden_layer_sizes) if np.iterable(hidden_layer_sizes)
@@ -172,9 +186,10 @@ _PARAMETERS = """
     max_fun : int, default=15000
         lbfgs's maximum number of loss evaluations.
     init : str, float or callable, default="auto"
-        fastnn's initialisation: "auto" (He for relu and leaky_relu, Xavier
-        otherwise), a name of fastnn.init.SCHEMES, a std, or a callable
-        (shape, rng, dtype) -> array (see fastnn.MLP).
+        "auto" is scikit-learn's initialisation (weights and biases uniform in
+        +-sqrt(6 / (fan_in + fan_out)), +-sqrt(2 / (fan_in + fan_out)) for logistic);
+        otherwise fastnn.MLP's: a name of fastnn.init.SCHEMES, a std, or a callable
+        (shape, rng, dtype) -> array, with biases 0.
     negative_slope : float, default=0.01
         leaky_relu's slope for z < 0.
     n_threads : int or None, default=None
@@ -549,11 +564,17 @@ class _MLPBase(_Solvers, BaseEstimator):
         weights = self._weights(sample_weight, X, y, incremental)
         random_state = check_random_state(self.random_state)
         if first:
-            self.model_ = MLP([X.shape[1], *hidden, n_outputs],
-                              activation=_HIDDEN[self.activation], output=output,
-                              init=self.init, negative_slope=self.negative_slope,
-                              dtype=X.dtype,
+            sizes = [X.shape[1], *hidden, n_outputs]
+            auto = isinstance(self.init, str) and self.init == "auto"
+            # scikit-learn's first draws from random_state are its initial weights
+            initial = (_scikit_learns_init(sizes, self.activation, X.dtype, random_state)
+                       if auto else ())
+            self.model_ = MLP(sizes, activation=_HIDDEN[self.activation], output=output,
+                              init="zeros" if auto else self.init,
+                              negative_slope=self.negative_slope, dtype=X.dtype,
                               seed=int(random_state.randint(np.iinfo(np.int32).max)))
+            for layer, (W, b) in zip(self.model_.layers, initial):
+                layer.W, layer.b = W, b
         if first or not self._bookkeeping_fits():
             self._start_bookkeeping()
         model = self.model_

@@ -140,6 +140,29 @@ def test_training_is_scikit_learns_from_the_same_weights(case, weighted):
 
 
 @needs_reference
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-4)],
+                         ids=["float64", "float32"])
+@pytest.mark.parametrize("activation", ["logistic", "relu"])
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_init_auto_draws_scikit_learns_initial_weights(kind, activation, dtype, rtol):
+    """The same random_state, the same first draws: scikit-learn's initial weights
+    (factor 2 for logistic), so plain SGD in order trains to the same weights."""
+    ours, theirs, y = ((MLPClassifier, neural_network.MLPClassifier, Y_CLASSES)
+                       if kind == "classifier" else
+                       (MLPRegressor, neural_network.MLPRegressor, Y_VALUES))
+    params = {**SMALL, "activation": activation, "solver": "sgd", "momentum": 0,
+              "learning_rate_init": 1e-3, "shuffle": False, "max_iter": 2}
+    ours, theirs = ours(**params).fit(X.astype(dtype), y), theirs(**params).fit(
+        X.astype(dtype), y)
+    for mine, its in zip(ours.coefs_ + ours.intercepts_,
+                         theirs.coefs_ + theirs.intercepts_):
+        assert mine.dtype == its.dtype == dtype
+        np.testing.assert_allclose(mine, its, rtol=rtol, atol=rtol * 1e-3)
+    bound = np.sqrt((2 if activation == "logistic" else 6) / (5 + 7))
+    assert 0.8 * bound < np.abs(ours.intercepts_[0]).max() < 1.01 * bound
+
+
+@needs_reference
 def test_adams_epsilon_is_the_only_difference_from_scikit_learns_adam():
     ours = MLPClassifier(**SMALL, learning_rate_init=0.01)
     theirs = neural_network.MLPClassifier(**SMALL, learning_rate_init=0.01)
@@ -260,14 +283,17 @@ def test_class_weight_is_sample_weight_multiplied_in():
 
 
 def test_early_stopping_keeps_the_best_weights():
-    clf = MLPClassifier(**SMALL, max_iter=60, early_stopping=True, n_iter_no_change=3,
-                        learning_rate_init=0.05, validation_fraction=0.3)
+    clf = MLPClassifier(**{**SMALL, "random_state": 7}, max_iter=60, early_stopping=True,
+                        n_iter_no_change=3, learning_rate_init=0.05,
+                        validation_fraction=0.3)
     clf.fit(X, Y_CLASSES)
     assert len(clf.validation_scores_) == clf.n_iter_ and clf.best_loss_ is None
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     assert clf.validation_scores_[-1] < clf.best_validation_score_  # stopped late
-    # The held-out rows: the split draws from random_state after the model's seed.
-    random_state = np.random.RandomState(0)
+    # The held-out rows: the split draws from random_state after the initial weights
+    # (scikit-learn's 5 * 7 + 7 + 7 * 6 + 6 + 6 * 3 + 3 uniform draws) and model's seed.
+    random_state = np.random.RandomState(7)
+    random_state.uniform(size=111)
     random_state.randint(np.iinfo(np.int32).max)
     _, X_val, _, y_val = train_test_split(X, Y_CLASSES, test_size=0.3, stratify=Y_CLASSES,
                                           random_state=random_state)
