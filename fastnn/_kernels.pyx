@@ -5,17 +5,22 @@
 Each ``def`` below takes typed memoryviews (float32 or float64 through the fused type
 `floating`), refuses outputs that overlap another argument in memory, releases the
 GIL and calls the pointer-level kernel of fastnn/_ops.pxd. Every other check is made
-first by fastnn.kernels, whose functions document these. Also here: the compiled
-finiteness scan the argument checks use, and which vector build runs.
+first by fastnn.kernels, whose functions document these. The dense layers' kernels
+instead take their arrays as they come and check them here when they are plainly
+right (see "plain arguments"), holding the GIL for small work. Also here: the
+compiled finiteness scan the argument checks use, and which vector build runs.
 """
 
 cimport numpy as cnp
 import numpy as np
 from cython cimport floating
+from libc.limits cimport INT_MAX
+from libc.math cimport isfinite
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from fastnn._ops cimport (OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX, intp, _activate, _activation_grad,
+from fastnn._ops cimport (IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
+                          OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX, intp, _activate, _activation_grad,
                           _dense_forward, _dense_backward, _output_loss,
                           _softmax_ce_labels, _softmax_ce_probs, _sgd, _momentum, _adam,
                           _first_nonfinite, _scratch_bytes, fnn_vector_build)
@@ -69,26 +74,160 @@ cdef void* _scratch(intp n_in, intp n_out, size_t itemsize) except? NULL:
     return scratch
 
 
-def dense_forward(const floating[:, ::1] A_prev,   # IN  (m, n_in)
-                  const floating[:, ::1] W,        # IN  (n_out, n_in)
-                  const floating[::1] b,           # IN  (n_out,)
-                  floating[:, ::1] Z,              # OUT (m, n_out)
-                  floating[:, ::1] A,              # OUT (m, n_out), may be Z
-                  int activation, double negative_slope):
-    cdef intp m = A_prev.shape[0], n_in = A_prev.shape[1], n_out = W.shape[0]
-    cdef intp s = sizeof(floating)
+# ---------------------------------------------------------------- plain arguments
+# The dense kernels take their arrays as they come. A call whose arguments are plainly
+# right (the _plain_* tests below: what fastnn.kernels's checks would pass unchanged)
+# runs at once; otherwise the kernel returns False having done nothing, and
+# fastnn.kernels checks the arguments (raising its error, or copying an input that is
+# not C-contiguous) and calls again with checked=True. At small sizes its checks in
+# Python took longer than the work (README, Kernels).
+
+#: The activations' codes (IDENTITY... of _ops.pxd) by name, in code order:
+#: fastnn.activations.ACTIVATIONS lists its keys.
+ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
+                    "leaky_relu": LEAKY_RELU}
+
+cdef enum:
+    GIL_FREE_WORK = 16384  # a call of less work (multiply-adds) than this holds the GIL
+
+
+cdef inline void* _data(object array) noexcept:
+    return cnp.PyArray_DATA(<cnp.ndarray> array)
+
+
+cdef inline intp _dim(object array, int axis) noexcept:
+    return cnp.PyArray_DIM(<cnp.ndarray> array, axis)
+
+
+cdef int _plain_type(object a) noexcept:
+    """NPY_FLOAT32 or NPY_FLOAT64 for an ndarray (not a subclass) of that dtype in the
+    machine's byte order, else -1."""
+    if not cnp.PyArray_CheckExact(a):
+        return -1
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> a)
+    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) \
+            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray> a):
+        return -1
+    return t
+
+
+cdef bint _plain_array(object a, int t, int ndim, intp rows, intp cols) noexcept:
+    """a is an ndarray of type t (see _plain_type), C-contiguous and aligned, with ndim
+    axes (1 or 2), none empty or of 2**31 or more, rows of them (and cols); rows or
+    cols < 0 takes any."""
+    if _plain_type(a) != t:
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray> a
+    if cnp.PyArray_NDIM(x) != ndim or not cnp.PyArray_IS_C_CONTIGUOUS(x) \
+            or not cnp.PyArray_ISALIGNED(x):
+        return False
+    cdef intp i, n
+    for i in range(ndim):
+        n = cnp.PyArray_DIM(x, i)
+        if not 0 < n <= INT_MAX or (i == 0 and rows >= 0 and n != rows) \
+                or (i == 1 and cols >= 0 and n != cols):
+            return False
+    return True
+
+
+cdef bint _plain_input(object a, int t, int ndim, intp rows=-1, intp cols=-1) noexcept:
+    """What check.input_array passes unchanged: _plain_array, and finite."""
+    if not _plain_array(a, t, ndim, rows, cols):
+        return False
+    cdef intp n = cnp.PyArray_SIZE(<cnp.ndarray> a)
+    cdef const void* data = _data(a)
+    cdef bint single = t == cnp.NPY_FLOAT32
+    if n < GIL_FREE_WORK:
+        return _first_nonfinite(data, n, single) < 0
+    with nogil:
+        n = _first_nonfinite(data, n, single)
+    return n < 0
+
+
+cdef bint _plain_output(object a, int t, int ndim, intp rows, intp cols=-1) noexcept:
+    """What check.output_array passes: _plain_array of that shape, and writeable."""
+    return _plain_array(a, t, ndim, rows, cols) \
+        and cnp.PyArray_ISWRITEABLE(<cnp.ndarray> a)
+
+
+cdef int _plain_activation(object activation, int t, object negative_slope,
+                           double* slope) noexcept:
+    """The code of a plainly right activation name, with a negative_slope that is a
+    float, finite, and neither infinite nor 0 (unless 0) in type t, into *slope; else
+    -1."""
+    if type(activation) is not str or type(negative_slope) is not float:
+        return -1
+    code = ACTIVATION_CODES.get(activation)
+    cdef double value = negative_slope
+    cdef float single = <float> value
+    if code is None or not isfinite(value) or (t == cnp.NPY_FLOAT32 and (
+            not isfinite(single) or (value != 0 and single == 0))):
+        return -1
+    slope[0] = value
+    return code
+
+
+cdef void _dense_forward_run(floating kind, const void* a_prev, const void* w,
+                             const void* b, void* z, void* a, intp m, intp n_in,
+                             intp n_out, int activation, double slope,
+                             void* scratch) noexcept nogil:
+    """_dense_forward on the arrays' pointers (kind: their type, its value unused)."""
+    _dense_forward(<const floating*> a_prev, <const floating*> w, <const floating*> b,
+                   <floating*> z, <floating*> a, m, n_in, n_out, activation,
+                   <floating> slope, scratch)
+
+
+def dense_forward(A_prev,  # IN  (m, n_in)
+                  W,       # IN  (n_out, n_in)
+                  b,       # IN  (n_out,)
+                  Z,       # OUT (m, n_out)
+                  A,       # OUT (m, n_out), may be Z
+                  activation, negative_slope, bint checked=False):
+    """Z = A_prev W^T + b, A = g(Z). checked: the arguments passed fastnn.kernels's
+    checks (activation is its code); else they are taken when plainly right, and
+    False returned, nothing done, when they are not (see above)."""
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> A_prev) if checked else _plain_type(A_prev)
+    cdef double slope = negative_slope if checked else 0
+    cdef int act = activation if checked else _plain_activation(activation, t,
+                                                                 negative_slope, &slope)
+    cdef intp m, n_in, n_out
+    if not checked:
+        if act < 0 or not _plain_input(A_prev, t, 2):
+            return False
+        m, n_in = _dim(A_prev, 0), _dim(A_prev, 1)
+        if not (_plain_input(W, t, 2, -1, n_in) and _plain_input(b, t, 1, _dim(W, 0))
+                and _plain_output(Z, t, 2, m, _dim(W, 0))
+                and _plain_output(A, t, 2, m, _dim(W, 0))):
+            return False
+    m, n_in, n_out = _dim(A_prev, 0), _dim(A_prev, 1), _dim(W, 0)
+    cdef intp s = 4 if t == cnp.NPY_FLOAT32 else 8
     cdef Span spans[5]
-    spans[0] = _span(&Z[0, 0], m * n_out, s)
-    spans[1] = _span(&A[0, 0], m * n_out, s)
-    spans[2] = _span(&A_prev[0, 0], m * n_in, s)
-    spans[3] = _span(&W[0, 0], n_out * n_in, s)
-    spans[4] = _span(&b[0], n_out, s)
+    spans[0] = _span(_data(Z), m * n_out, s)
+    spans[1] = _span(_data(A), m * n_out, s)
+    spans[2] = _span(_data(A_prev), m * n_in, s)
+    spans[3] = _span(_data(W), n_out * n_in, s)
+    spans[4] = _span(_data(b), n_out, s)
     _disjoint(("Z", "A", "A_prev", "W", "b"), spans, 5, 2, 1, 0)
     cdef void* scratch = _scratch(n_in, n_out, s)
-    with nogil:
-        _dense_forward(&A_prev[0, 0], &W[0, 0], &b[0], &Z[0, 0], &A[0, 0],
-                       m, n_in, n_out, activation, <floating> negative_slope, scratch)
+    cdef void* p[5]
+    p[:] = [_data(A_prev), _data(W), _data(b), _data(Z), _data(A)]
+    if m * n_in * n_out < GIL_FREE_WORK:
+        if s == 4:
+            _dense_forward_run(<float> 0, p[0], p[1], p[2], p[3], p[4], m, n_in, n_out,
+                               act, slope, scratch)
+        else:
+            _dense_forward_run(<double> 0, p[0], p[1], p[2], p[3], p[4], m, n_in, n_out,
+                               act, slope, scratch)
+    else:
+        with nogil:
+            if s == 4:
+                _dense_forward_run(<float> 0, p[0], p[1], p[2], p[3], p[4], m, n_in,
+                                   n_out, act, slope, scratch)
+            else:
+                _dense_forward_run(<double> 0, p[0], p[1], p[2], p[3], p[4], m, n_in,
+                                   n_out, act, slope, scratch)
     free(scratch)
+    return True
 
 
 def activation_forward(const floating[::1] Z,    # IN  (any shape, flattened)
@@ -121,38 +260,84 @@ def activation_derivative(const floating[::1] Z,  # IN
                          <floating> negative_slope)
 
 
-def dense_backward(const floating[:, ::1] dA,      # IN  (m, n_out)
-                   const floating[:, ::1] Z,       # IN  (m, n_out) cache
-                   const floating[:, ::1] A,       # IN  (m, n_out) cache g(Z)
-                   const floating[:, ::1] A_prev,  # IN  (m, n_in)
-                   const floating[:, ::1] W,       # IN  (n_out, n_in)
-                   floating[:, ::1] dZ,            # OUT (m, n_out), may be dA
-                   floating[:, ::1] dW,            # OUT (n_out, n_in)
-                   floating[::1] db,               # OUT (n_out,)
-                   floating[:, ::1] dA_prev,       # OUT (m, n_in), or None to skip
-                   int activation, double negative_slope):
-    cdef intp m = dA.shape[0], n_in = A_prev.shape[1], n_out = dA.shape[1]
-    cdef intp s = sizeof(floating)
-    cdef floating* da_prev = NULL if dA_prev is None else &dA_prev[0, 0]
+cdef void _dense_backward_run(floating kind, const void* da, const void* z,
+                              const void* a, const void* a_prev, const void* w, void* dz,
+                              void* dw, void* db, void* da_prev, intp m, intp n_in,
+                              intp n_out, int activation, double slope,
+                              void* scratch) noexcept nogil:
+    """dZ = dA g'(Z), then _dense_backward, on the arrays' pointers (see
+    _dense_forward_run)."""
+    _activation_grad(<const floating*> da, <const floating*> z, <const floating*> a,
+                     <floating*> dz, m * n_out, activation, <floating> slope)
+    _dense_backward(<const floating*> dz, <const floating*> a_prev, <const floating*> w,
+                    <floating*> dw, <floating*> db, <floating*> da_prev, m, n_in, n_out,
+                    scratch)
+
+
+def dense_backward(dA,       # IN  (m, n_out)
+                   Z,        # IN  (m, n_out) cache
+                   A,        # IN  (m, n_out) cache g(Z)
+                   A_prev,   # IN  (m, n_in)
+                   W,        # IN  (n_out, n_in)
+                   dZ,       # OUT (m, n_out), may be dA
+                   dW,       # OUT (n_out, n_in)
+                   db,       # OUT (n_out,)
+                   dA_prev,  # OUT (m, n_in), or None to skip
+                   activation, negative_slope, bint checked=False):
+    """dZ = dA g'(Z), dW = dZ^T A_prev, db = the column sums of dZ, dA_prev = dZ W;
+    checked as in dense_forward."""
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> dA) if checked else _plain_type(dA)
+    cdef double slope = negative_slope if checked else 0
+    cdef int act = activation if checked else _plain_activation(activation, t,
+                                                                 negative_slope, &slope)
+    cdef intp m, n_in, n_out
+    if not checked:
+        if act < 0 or not (_plain_input(dA, t, 2) and _plain_input(A_prev, t, 2, _dim(dA, 0))):
+            return False
+        m, n_out, n_in = _dim(dA, 0), _dim(dA, 1), _dim(A_prev, 1)
+        if not (_plain_input(Z, t, 2, m, n_out) and _plain_input(A, t, 2, m, n_out)
+                and _plain_input(W, t, 2, n_out, n_in)
+                and _plain_output(dZ, t, 2, m, n_out)
+                and _plain_output(dW, t, 2, n_out, n_in) and _plain_output(db, t, 1, n_out)
+                and (dA_prev is None or _plain_output(dA_prev, t, 2, m, n_in))):
+            return False
+    m, n_out, n_in = _dim(dA, 0), _dim(dA, 1), _dim(A_prev, 1)
+    cdef intp s = 4 if t == cnp.NPY_FLOAT32 else 8
+    cdef void* da_prev = NULL if dA_prev is None else _data(dA_prev)
     cdef Span spans[9]
-    spans[0] = _span(&dZ[0, 0], m * n_out, s)
-    spans[1] = _span(&dW[0, 0], n_out * n_in, s)
-    spans[2] = _span(&db[0], n_out, s)
+    spans[0] = _span(_data(dZ), m * n_out, s)
+    spans[1] = _span(_data(dW), n_out * n_in, s)
+    spans[2] = _span(_data(db), n_out, s)
     spans[3] = _span(da_prev, m * n_in if da_prev != NULL else 0, s)
-    spans[4] = _span(&dA[0, 0], m * n_out, s)
-    spans[5] = _span(&Z[0, 0], m * n_out, s)
-    spans[6] = _span(&A[0, 0], m * n_out, s)
-    spans[7] = _span(&A_prev[0, 0], m * n_in, s)
-    spans[8] = _span(&W[0, 0], n_out * n_in, s)
+    spans[4] = _span(_data(dA), m * n_out, s)
+    spans[5] = _span(_data(Z), m * n_out, s)
+    spans[6] = _span(_data(A), m * n_out, s)
+    spans[7] = _span(_data(A_prev), m * n_in, s)
+    spans[8] = _span(_data(W), n_out * n_in, s)
     _disjoint(("dZ", "dW", "db", "dA_prev", "dA", "Z", "A", "A_prev", "W"), spans, 9, 4,
               0, 4)
     cdef void* scratch = _scratch(n_in, n_out, s)
-    with nogil:
-        _activation_grad(&dA[0, 0], &Z[0, 0], &A[0, 0], &dZ[0, 0], m * n_out,
-                         activation, <floating> negative_slope)
-        _dense_backward(&dZ[0, 0], &A_prev[0, 0], &W[0, 0], &dW[0, 0], &db[0],
-                        da_prev, m, n_in, n_out, scratch)
+    cdef const void* p[5]
+    cdef void* q[3]
+    p[:] = [_data(dA), _data(Z), _data(A), _data(A_prev), _data(W)]
+    q[:] = [_data(dZ), _data(dW), _data(db)]
+    if m * n_in * n_out < GIL_FREE_WORK:
+        if s == 4:
+            _dense_backward_run(<float> 0, p[0], p[1], p[2], p[3], p[4], q[0], q[1], q[2],
+                                da_prev, m, n_in, n_out, act, slope, scratch)
+        else:
+            _dense_backward_run(<double> 0, p[0], p[1], p[2], p[3], p[4], q[0], q[1],
+                                q[2], da_prev, m, n_in, n_out, act, slope, scratch)
+    else:
+        with nogil:
+            if s == 4:
+                _dense_backward_run(<float> 0, p[0], p[1], p[2], p[3], p[4], q[0], q[1],
+                                    q[2], da_prev, m, n_in, n_out, act, slope, scratch)
+            else:
+                _dense_backward_run(<double> 0, p[0], p[1], p[2], p[3], p[4], q[0], q[1],
+                                    q[2], da_prev, m, n_in, n_out, act, slope, scratch)
     free(scratch)
+    return True
 
 
 cdef int _loss_outputs(const floating* z, const void* y, intp y_bytes, floating* a,

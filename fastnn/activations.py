@@ -6,10 +6,11 @@ twin (fastnn.reference); this module only names things.
 import math
 
 from fastnn import _checks as check
+from fastnn import _kernels
 
 #: Hidden-layer activations. An activation's position here is its code in the
 #: compiled core (the FNN_* codes of fastnn/_vector.h and fastnn/_ops.pxd).
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+ACTIVATIONS = tuple(_kernels.ACTIVATION_CODES)
 
 #: Leaky ReLU's default negative slope (PyTorch's).
 DEFAULT_NEGATIVE_SLOPE = 0.01

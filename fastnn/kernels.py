@@ -159,6 +159,8 @@ def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=DEFAULT_NEGATIV
         not finite, Z or A is not C-contiguous and writeable, activation is unknown or
         negative_slope is not finite.
     """
+    if _kernels.dense_forward(A_prev, W, b, Z, A, activation, negative_slope):
+        return  # (plainly right arguments, taken in compiled code)
     A_prev = check.input_array("A_prev", A_prev, 2)
     dtype, (m, n_in) = A_prev.dtype, A_prev.shape
     W = check.input_array("W", W, 2, dtype)
@@ -168,8 +170,8 @@ def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=DEFAULT_NEGATIV
     check.same_shape("b", b, (n_out,), "(n_out,) with n_out from W")
     check.output_array("Z", Z, (m, n_out), dtype)
     check.output_array("A", A, (m, n_out), dtype)
-    _compiled(_kernels.dense_forward, dtype)(
-        A_prev, W, b, Z, A, activation_code(activation), _slope(negative_slope, dtype))
+    _kernels.dense_forward(A_prev, W, b, Z, A, activation_code(activation),
+                           _slope(negative_slope, dtype), checked=True)
 
 
 def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
@@ -217,10 +219,13 @@ def dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
         input is empty or not finite, an output is not C-contiguous and writeable,
         activation is unknown or negative_slope is not finite.
     """
+    if _kernels.dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation,
+                               negative_slope):
+        return  # (plainly right arguments, taken in compiled code)
     dA, Z, A, A_prev, W = _backward_arrays(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev)
-    _compiled(_kernels.dense_backward, dA.dtype)(
-        dA, Z, A, A_prev, W, dZ, dW, db, dA_prev, activation_code(activation),
-        _slope(negative_slope, dA.dtype))
+    _kernels.dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev,
+                            activation_code(activation), _slope(negative_slope, dA.dtype),
+                            checked=True)
 
 
 def _backward_arrays(dA, Z, A, A_prev, W, dZ, dW, db, dA_prev):

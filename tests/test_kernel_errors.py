@@ -110,6 +110,89 @@ def test_non_contiguous_inputs_are_accepted_and_correct():
     np.testing.assert_allclose(Z, A_prev @ W.T, rtol=1e-12)
 
 
+def unaligned(shape):
+    """A C-contiguous float64 array whose data starts 4 bytes past an 8-byte boundary."""
+    raw = np.zeros(int(np.prod(shape)) * 8 + 8, np.uint8)
+    start = 4 if raw.ctypes.data % 8 == 0 else 8 - raw.ctypes.data % 8 + 4
+    return raw[start:start + int(np.prod(shape)) * 8].view(np.float64).reshape(shape)
+
+
+class Subclass(np.ndarray):
+    pass
+
+
+#: Arguments the dense kernels accept but not as they come (fastnn.kernels converts
+#: or checks them first, then calls the compiled kernel with checked=True).
+ACCEPTED_NOT_PLAIN = [
+    dict(A_prev=np.ones((m, 2 * n_in))[:, ::2]), dict(W=np.asfortranarray(np.ones((n_out, n_in)))),
+    dict(b=np.ones(n_out).view(Subclass)), dict(A_prev=unaligned((m, n_in))),
+    dict(Z=unaligned((m, n_out))), dict(negative_slope=0), dict(negative_slope=np.float64(0.5)),
+]
+
+
+def _plain_call(kernel, args):
+    """The compiled dense kernel's own answer: True (done) or False (not taken)."""
+    from fastnn import _kernels
+    return getattr(_kernels, kernel)(**{"negative_slope": 0.01, **args})
+
+
+NOT_PLAIN = [("dense_forward", change) for change in [case[0] for case in FORWARD_CASES] + ACCEPTED_NOT_PLAIN + [
+    dict(A_prev=np.ones((m, n_in)).astype(">f8")), dict(Z=np.empty((m, n_out)).astype(">f8")),
+    dict(W=np.ones((n_out, n_in), np.float32), negative_slope=1e-50)]] + [
+    ("dense_backward", change) for change in [case[0] for case in BACKWARD_CASES] + [
+        dict(dA=np.ones((m, 2 * n_out))[:, ::2]), dict(A=np.ones((m, n_out)).view(Subclass)),
+        dict(W=unaligned((n_out, n_in))), dict(dA_prev=read_only((m, n_in))),
+        dict(dW=np.empty((n_out, n_in)).astype(">f8")), dict(activation="relu", negative_slope=1),
+        dict(dZ=np.empty((n_out, m)).T), dict(Z=np.full((m, n_out), np.nan))]]
+
+
+@pytest.mark.parametrize("kernel, change", NOT_PLAIN)
+def test_the_compiled_kernels_take_as_they_come_only_what_the_checks_pass(kernel, change):
+    """The compiled dense kernels refuse (returning False, writing nothing) any call
+    fastnn.kernels's checks would refuse or change; they take plainly right ones."""
+    args = (forward_args if kernel == "dense_forward" else backward_args)(**change)
+    outputs = ("Z", "A") if kernel == "dense_forward" else ("dZ", "dW", "db", "dA_prev")
+    before = {name: np.array(args[name]) for name in outputs
+              if isinstance(args[name], np.ndarray)}
+    try:
+        taken = _plain_call(kernel, args)
+    except ValueError as error:  # the overlap checks are the compiled kernel's own
+        assert "overlaps" in str(error)
+        return
+    assert taken is False
+    for name, copy in before.items():
+        np.testing.assert_array_equal(args[name], copy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_kernels_take_plainly_right_arguments_as_they_come(dtype):
+    def plain(args):
+        return {k: v.astype(dtype) if isinstance(v, np.ndarray) else v
+                for k, v in args.items()}
+    assert _plain_call("dense_forward", plain(forward_args())) is True
+    assert _plain_call("dense_backward", plain(backward_args())) is True
+    assert _plain_call("dense_backward", {**plain(backward_args()), "dA_prev": None}) is True
+
+
+@pytest.mark.parametrize("change", ACCEPTED_NOT_PLAIN)
+def test_arguments_taken_after_the_checks_give_the_twins_results(change):
+    from fastnn import reference
+    rng = np.random.default_rng(1)
+    values = dict(A_prev=rng.standard_normal((m, n_in)), W=rng.standard_normal((n_out, n_in)),
+                  b=rng.standard_normal(n_out), activation="leaky_relu")
+    args = forward_args(**values)
+    for name, value in change.items():
+        if isinstance(value, np.ndarray) and name in values:
+            value[...] = values[name]
+        args[name] = value
+    kernels.dense_forward(**args)
+    twin = {**args, "Z": np.empty((m, n_out)), "A": np.empty((m, n_out))}
+    reference.dense_forward(**{k: np.ascontiguousarray(v) if isinstance(v, np.ndarray) else v
+                               for k, v in twin.items()})
+    np.testing.assert_allclose(args["Z"], twin["Z"], rtol=1e-12)
+    np.testing.assert_allclose(args["A"], twin["A"], rtol=1e-12)
+
+
 def loss_call(name, Z=None, Y=None, A=None, dZ=None):
     Z = np.zeros((m, 3)) if Z is None else Z
     Y = np.zeros((m, 3)) if Y is None else Y
