@@ -75,28 +75,42 @@ cdef void* _scratch(intp n_in, intp n_out, size_t itemsize) except? NULL:
 
 
 # ---------------------------------------------------------------- plain arguments
-# The dense kernels take their arrays as they come. A call whose arguments are plainly
-# right (the _plain_* tests below: what fastnn.kernels's checks would pass unchanged)
-# runs at once; otherwise the kernel returns False having done nothing, and
-# fastnn.kernels checks the arguments (raising its error, or copying an input that is
-# not C-contiguous) and calls again with checked=True. At small sizes its checks in
-# Python took longer than the work (README, Kernels).
+# The layer and loss kernels take their arguments as they come. A call whose arguments
+# are plainly right (the _plain_* tests below: what fastnn.kernels's checks would pass
+# unchanged) runs at once; any other call returns False (a loss kernel: None) having
+# done nothing, and fastnn.kernels checks the arguments (raising its error, or copying
+# an input that is not C-contiguous) and calls again with checked=True. At small
+# sizes the checks in Python took longer than the work (README, Kernels).
 
 #: The activations' codes (IDENTITY... of _ops.pxd) by name, in code order:
 #: fastnn.activations.ACTIVATIONS lists its keys.
 ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
                     "leaky_relu": LEAKY_RELU}
 
+#: The output codes (OUT_* of _ops.pxd) by name.
+OUTPUTS = {"sigmoid": OUT_SIGMOID, "softmax": OUT_SOFTMAX, "identity": OUT_IDENTITY,
+           "poisson": OUT_POISSON}
+
 cdef enum:
-    GIL_FREE_WORK = 16384  # a call of less work (multiply-adds) than this holds the GIL
+    GIL_FREE_WORK = 16384  # a call of less work (multiply-adds, values) holds the GIL
 
 
 cdef inline void* _data(object array) noexcept:
     return cnp.PyArray_DATA(<cnp.ndarray> array)
 
 
+cdef inline void* _data_or_null(object array) noexcept:
+    if array is None:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray> array)
+
+
 cdef inline intp _dim(object array, int axis) noexcept:
     return cnp.PyArray_DIM(<cnp.ndarray> array, axis)
+
+
+cdef inline intp _size(object array) noexcept:
+    return cnp.PyArray_SIZE(<cnp.ndarray> array)
 
 
 cdef int _plain_type(object a) noexcept:
@@ -113,16 +127,17 @@ cdef int _plain_type(object a) noexcept:
 
 cdef bint _plain_array(object a, int t, int ndim, intp rows, intp cols) noexcept:
     """a is an ndarray of type t (see _plain_type), C-contiguous and aligned, with ndim
-    axes (1 or 2), none empty or of 2**31 or more, rows of them (and cols); rows or
-    cols < 0 takes any."""
-    if _plain_type(a) != t:
+    axes (any number when ndim < 0), none empty or of 2**31 or more, rows of them (and
+    cols) where these are not < 0."""
+    if t < 0 or _plain_type(a) != t:
         return False
     cdef cnp.ndarray x = <cnp.ndarray> a
-    if cnp.PyArray_NDIM(x) != ndim or not cnp.PyArray_IS_C_CONTIGUOUS(x) \
+    cdef int i, d = cnp.PyArray_NDIM(x)
+    if (ndim >= 0 and d != ndim) or not cnp.PyArray_IS_C_CONTIGUOUS(x) \
             or not cnp.PyArray_ISALIGNED(x):
         return False
-    cdef intp i, n
-    for i in range(ndim):
+    cdef intp n
+    for i in range(d):
         n = cnp.PyArray_DIM(x, i)
         if not 0 < n <= INT_MAX or (i == 0 and rows >= 0 and n != rows) \
                 or (i == 1 and cols >= 0 and n != cols):
@@ -130,11 +145,9 @@ cdef bint _plain_array(object a, int t, int ndim, intp rows, intp cols) noexcept
     return True
 
 
-cdef bint _plain_input(object a, int t, int ndim, intp rows=-1, intp cols=-1) noexcept:
-    """What check.input_array passes unchanged: _plain_array, and finite."""
-    if not _plain_array(a, t, ndim, rows, cols):
-        return False
-    cdef intp n = cnp.PyArray_SIZE(<cnp.ndarray> a)
+cdef bint _finite(object a, int t) noexcept:
+    """No NaN or infinity in a (a C-contiguous array of type t)."""
+    cdef intp n = _size(a)
     cdef const void* data = _data(a)
     cdef bint single = t == cnp.NPY_FLOAT32
     if n < GIL_FREE_WORK:
@@ -144,10 +157,26 @@ cdef bint _plain_input(object a, int t, int ndim, intp rows=-1, intp cols=-1) no
     return n < 0
 
 
+cdef bint _plain_input(object a, int t, int ndim, intp rows=-1, intp cols=-1) noexcept:
+    """What check.input_array passes unchanged: _plain_array, and finite."""
+    return _plain_array(a, t, ndim, rows, cols) and _finite(a, t)
+
+
 cdef bint _plain_output(object a, int t, int ndim, intp rows, intp cols=-1) noexcept:
     """What check.output_array passes: _plain_array of that shape, and writeable."""
     return _plain_array(a, t, ndim, rows, cols) \
         and cnp.PyArray_ISWRITEABLE(<cnp.ndarray> a)
+
+
+cdef bint _plain_like(object a, object like, bint output) noexcept:
+    """a plainly right with the type and shape of like (itself plainly right): an
+    output writeable, an input finite."""
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> like)
+    if _plain_type(a) != t or not cnp.PyArray_SAMESHAPE(<cnp.ndarray> a, <cnp.ndarray> like) \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a) \
+            or not cnp.PyArray_ISALIGNED(<cnp.ndarray> a):
+        return False
+    return cnp.PyArray_ISWRITEABLE(<cnp.ndarray> a) if output else _finite(a, t)
 
 
 cdef int _plain_activation(object activation, int t, object negative_slope,
@@ -167,14 +196,114 @@ cdef int _plain_activation(object activation, int t, object negative_slope,
     return code
 
 
-cdef void _dense_forward_run(floating kind, const void* a_prev, const void* w,
-                             const void* b, void* z, void* a, intp m, intp n_in,
-                             intp n_out, int activation, double slope,
-                             void* scratch) noexcept nogil:
-    """_dense_forward on the arrays' pointers (kind: their type, its value unused)."""
-    _dense_forward(<const floating*> a_prev, <const floating*> w, <const floating*> b,
-                   <floating*> z, <floating*> a, m, n_in, n_out, activation,
-                   <floating> slope, scratch)
+cdef bint _plain_labels(object labels, intp m, intp k) noexcept:
+    """labels is an ndarray of np.intp in the machine's byte order, C-contiguous and
+    aligned, of shape (m,), every one in [0, k): what check.class_labels passes."""
+    if not cnp.PyArray_CheckExact(labels):
+        return False
+    cdef cnp.ndarray y = <cnp.ndarray> labels
+    if cnp.PyArray_TYPE(y) != cnp.NPY_INTP or not cnp.PyArray_ISNOTSWAPPED(y) \
+            or cnp.PyArray_NDIM(y) != 1 or cnp.PyArray_DIM(y, 0) != m \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(y) or not cnp.PyArray_ISALIGNED(y):
+        return False
+    cdef const intp* c = <const intp*> cnp.PyArray_DATA(y)
+    cdef intp i
+    for i in range(m):
+        if not 0 <= c[i] < k:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- layers
+
+cdef void _activation_run(bint single, bint derivative, const void* z, const void* a,
+                          void* out, intp n, int act, double slope) noexcept nogil:
+    """out = g(z), or with derivative out = g'(z) from the cache a = g(z), over n
+    values of float32 (single) or float64."""
+    cdef intp i
+    if single and derivative:
+        for i in range(n):
+            (<float*> out)[i] = 1
+        _activation_grad(<const float*> out, <const float*> z, <const float*> a,
+                         <float*> out, n, act, <float> slope)
+    elif derivative:
+        for i in range(n):
+            (<double*> out)[i] = 1
+        _activation_grad(<const double*> out, <const double*> z, <const double*> a,
+                         <double*> out, n, act, slope)
+    elif single:
+        _activate(<const float*> z, <float*> out, n, act, <float> slope)
+    else:
+        _activate(<const double*> z, <double*> out, n, act, slope)
+
+
+def activation_forward(Z,  # IN  any shape
+                       A,  # OUT Z's shape, may be Z
+                       activation, negative_slope, bint checked=False):
+    """A = g(Z). checked: the arguments passed fastnn.kernels's checks (activation is
+    its code); else they are taken when plainly right, and False returned, nothing
+    done, when they are not (see above)."""
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> Z) if checked else _plain_type(Z)
+    cdef double slope = negative_slope if checked else 0
+    cdef int act = activation if checked else _plain_activation(activation, t,
+                                                                 negative_slope, &slope)
+    if not checked and (act < 0 or not (_plain_input(Z, t, -1) and _plain_like(A, Z, True))):
+        return False
+    cdef intp n = _size(Z), s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> Z)
+    cdef Span spans[2]
+    spans[0] = _span(_data(A), n, s)
+    spans[1] = _span(_data(Z), n, s)
+    _disjoint(("A", "Z"), spans, 2, 1, 0, 1)
+    cdef void* z = _data(Z)
+    cdef void* a = _data(A)
+    if n < GIL_FREE_WORK:
+        _activation_run(s == 4, False, z, NULL, a, n, act, slope)
+    else:
+        with nogil:
+            _activation_run(s == 4, False, z, NULL, a, n, act, slope)
+    return True
+
+
+def activation_derivative(Z,    # IN
+                          A,    # IN  g(Z), the cache
+                          out,  # OUT g'(Z)
+                          activation, negative_slope, bint checked=False):
+    """out = g'(Z) from the cache A = g(Z); checked as in activation_forward."""
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> Z) if checked else _plain_type(Z)
+    cdef double slope = negative_slope if checked else 0
+    cdef int act = activation if checked else _plain_activation(activation, t,
+                                                                 negative_slope, &slope)
+    if not checked and (act < 0 or not (_plain_input(Z, t, -1) and _plain_like(A, Z, False)
+                                        and _plain_like(out, Z, True))):
+        return False
+    cdef intp n = _size(Z), s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> Z)
+    cdef Span spans[3]
+    spans[0] = _span(_data(out), n, s)
+    spans[1] = _span(_data(Z), n, s)
+    spans[2] = _span(_data(A), n, s)
+    _disjoint(("out", "Z", "A"), spans, 3, 1)
+    cdef void* p[3]
+    p[:] = [_data(Z), _data(A), _data(out)]
+    if n < GIL_FREE_WORK:
+        _activation_run(s == 4, True, p[0], p[1], p[2], n, act, slope)
+    else:
+        with nogil:
+            _activation_run(s == 4, True, p[0], p[1], p[2], n, act, slope)
+    return True
+
+
+cdef void _dense_forward_run(bint single, void** p, intp m, intp n_in, intp n_out,
+                             int act, double slope, void* scratch) noexcept nogil:
+    """_dense_forward on the pointers p of (A_prev, W, b, Z, A), float32 (single) or
+    float64."""
+    if single:
+        _dense_forward(<const float*> p[0], <const float*> p[1], <const float*> p[2],
+                       <float*> p[3], <float*> p[4], m, n_in, n_out, act, <float> slope,
+                       scratch)
+    else:
+        _dense_forward(<const double*> p[0], <const double*> p[1], <const double*> p[2],
+                       <double*> p[3], <double*> p[4], m, n_in, n_out, act, slope,
+                       scratch)
 
 
 def dense_forward(A_prev,  # IN  (m, n_in)
@@ -183,95 +312,56 @@ def dense_forward(A_prev,  # IN  (m, n_in)
                   Z,       # OUT (m, n_out)
                   A,       # OUT (m, n_out), may be Z
                   activation, negative_slope, bint checked=False):
-    """Z = A_prev W^T + b, A = g(Z). checked: the arguments passed fastnn.kernels's
-    checks (activation is its code); else they are taken when plainly right, and
-    False returned, nothing done, when they are not (see above)."""
+    """Z = A_prev W^T + b, A = g(Z); checked as in activation_forward."""
     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> A_prev) if checked else _plain_type(A_prev)
     cdef double slope = negative_slope if checked else 0
     cdef int act = activation if checked else _plain_activation(activation, t,
                                                                  negative_slope, &slope)
-    cdef intp m, n_in, n_out
     if not checked:
-        if act < 0 or not _plain_input(A_prev, t, 2):
+        if act < 0 or not (_plain_input(A_prev, t, 2)
+                           and _plain_input(W, t, 2, -1, _dim(A_prev, 1))):
             return False
-        m, n_in = _dim(A_prev, 0), _dim(A_prev, 1)
-        if not (_plain_input(W, t, 2, -1, n_in) and _plain_input(b, t, 1, _dim(W, 0))
-                and _plain_output(Z, t, 2, m, _dim(W, 0))
-                and _plain_output(A, t, 2, m, _dim(W, 0))):
+        if not (_plain_input(b, t, 1, _dim(W, 0))
+                and _plain_output(Z, t, 2, _dim(A_prev, 0), _dim(W, 0))
+                and _plain_output(A, t, 2, _dim(A_prev, 0), _dim(W, 0))):
             return False
-    m, n_in, n_out = _dim(A_prev, 0), _dim(A_prev, 1), _dim(W, 0)
-    cdef intp s = 4 if t == cnp.NPY_FLOAT32 else 8
-    cdef Span spans[5]
-    spans[0] = _span(_data(Z), m * n_out, s)
-    spans[1] = _span(_data(A), m * n_out, s)
-    spans[2] = _span(_data(A_prev), m * n_in, s)
-    spans[3] = _span(_data(W), n_out * n_in, s)
-    spans[4] = _span(_data(b), n_out, s)
-    _disjoint(("Z", "A", "A_prev", "W", "b"), spans, 5, 2, 1, 0)
-    cdef void* scratch = _scratch(n_in, n_out, s)
+    cdef intp m = _dim(A_prev, 0), n_in = _dim(A_prev, 1), n_out = _dim(W, 0)
+    cdef intp s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> A_prev)
     cdef void* p[5]
     p[:] = [_data(A_prev), _data(W), _data(b), _data(Z), _data(A)]
+    cdef Span spans[5]
+    spans[0] = _span(p[3], m * n_out, s)
+    spans[1] = _span(p[4], m * n_out, s)
+    spans[2] = _span(p[0], m * n_in, s)
+    spans[3] = _span(p[1], n_out * n_in, s)
+    spans[4] = _span(p[2], n_out, s)
+    _disjoint(("Z", "A", "A_prev", "W", "b"), spans, 5, 2, 1, 0)
+    cdef void* scratch = _scratch(n_in, n_out, s)
     if m * n_in * n_out < GIL_FREE_WORK:
-        if s == 4:
-            _dense_forward_run(<float> 0, p[0], p[1], p[2], p[3], p[4], m, n_in, n_out,
-                               act, slope, scratch)
-        else:
-            _dense_forward_run(<double> 0, p[0], p[1], p[2], p[3], p[4], m, n_in, n_out,
-                               act, slope, scratch)
+        _dense_forward_run(s == 4, p, m, n_in, n_out, act, slope, scratch)
     else:
         with nogil:
-            if s == 4:
-                _dense_forward_run(<float> 0, p[0], p[1], p[2], p[3], p[4], m, n_in,
-                                   n_out, act, slope, scratch)
-            else:
-                _dense_forward_run(<double> 0, p[0], p[1], p[2], p[3], p[4], m, n_in,
-                                   n_out, act, slope, scratch)
+            _dense_forward_run(s == 4, p, m, n_in, n_out, act, slope, scratch)
     free(scratch)
     return True
 
 
-def activation_forward(const floating[::1] Z,    # IN  (any shape, flattened)
-                       floating[::1] A,          # OUT (same size), may be Z
-                       int activation, double negative_slope):
-    cdef intp n = Z.shape[0]
-    cdef Span spans[2]
-    spans[0] = _span(&A[0], n, sizeof(floating))
-    spans[1] = _span(&Z[0], n, sizeof(floating))
-    _disjoint(("A", "Z"), spans, 2, 1, 0, 1)
-    with nogil:
-        _activate(&Z[0], &A[0], n, activation, <floating> negative_slope)
-
-
-def activation_derivative(const floating[::1] Z,  # IN
-                          const floating[::1] A,  # IN  g(Z), the cache
-                          floating[::1] out,      # OUT g'(Z)
-                          int activation, double negative_slope):
-    cdef intp n = Z.shape[0]
-    cdef Span spans[3]
-    spans[0] = _span(&out[0], n, sizeof(floating))
-    spans[1] = _span(&Z[0], n, sizeof(floating))
-    spans[2] = _span(&A[0], n, sizeof(floating))
-    _disjoint(("out", "Z", "A"), spans, 3, 1)
-    cdef intp i
-    with nogil:
-        for i in range(n):
-            out[i] = 1
-        _activation_grad(&out[0], &Z[0], &A[0], &out[0], n, activation,
-                         <floating> negative_slope)
-
-
-cdef void _dense_backward_run(floating kind, const void* da, const void* z,
-                              const void* a, const void* a_prev, const void* w, void* dz,
-                              void* dw, void* db, void* da_prev, intp m, intp n_in,
-                              intp n_out, int activation, double slope,
-                              void* scratch) noexcept nogil:
-    """dZ = dA g'(Z), then _dense_backward, on the arrays' pointers (see
-    _dense_forward_run)."""
-    _activation_grad(<const floating*> da, <const floating*> z, <const floating*> a,
-                     <floating*> dz, m * n_out, activation, <floating> slope)
-    _dense_backward(<const floating*> dz, <const floating*> a_prev, <const floating*> w,
-                    <floating*> dw, <floating*> db, <floating*> da_prev, m, n_in, n_out,
-                    scratch)
+cdef void _dense_backward_run(bint single, void** p, intp m, intp n_in, intp n_out,
+                              int act, double slope, void* scratch) noexcept nogil:
+    """dZ = dA g'(Z), then _dense_backward, on the pointers p of (dA, Z, A, A_prev, W,
+    dZ, dW, db, dA_prev or NULL), float32 (single) or float64."""
+    if single:
+        _activation_grad(<const float*> p[0], <const float*> p[1], <const float*> p[2],
+                         <float*> p[5], m * n_out, act, <float> slope)
+        _dense_backward(<const float*> p[5], <const float*> p[3], <const float*> p[4],
+                        <float*> p[6], <float*> p[7], <float*> p[8], m, n_in, n_out,
+                        scratch)
+    else:
+        _activation_grad(<const double*> p[0], <const double*> p[1],
+                         <const double*> p[2], <double*> p[5], m * n_out, act, slope)
+        _dense_backward(<const double*> p[5], <const double*> p[3], <const double*> p[4],
+                        <double*> p[6], <double*> p[7], <double*> p[8], m, n_in, n_out,
+                        scratch)
 
 
 def dense_backward(dA,       # IN  (m, n_out)
@@ -285,142 +375,117 @@ def dense_backward(dA,       # IN  (m, n_out)
                    dA_prev,  # OUT (m, n_in), or None to skip
                    activation, negative_slope, bint checked=False):
     """dZ = dA g'(Z), dW = dZ^T A_prev, db = the column sums of dZ, dA_prev = dZ W;
-    checked as in dense_forward."""
+    checked as in activation_forward."""
     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> dA) if checked else _plain_type(dA)
     cdef double slope = negative_slope if checked else 0
     cdef int act = activation if checked else _plain_activation(activation, t,
                                                                  negative_slope, &slope)
-    cdef intp m, n_in, n_out
+    cdef intp m, n_out, n_in
     if not checked:
-        if act < 0 or not (_plain_input(dA, t, 2) and _plain_input(A_prev, t, 2, _dim(dA, 0))):
+        if act < 0 or not (_plain_input(dA, t, 2)
+                           and _plain_input(A_prev, t, 2, _dim(dA, 0))):
             return False
         m, n_out, n_in = _dim(dA, 0), _dim(dA, 1), _dim(A_prev, 1)
-        if not (_plain_input(Z, t, 2, m, n_out) and _plain_input(A, t, 2, m, n_out)
-                and _plain_input(W, t, 2, n_out, n_in)
-                and _plain_output(dZ, t, 2, m, n_out)
+        if not (_plain_like(Z, dA, False) and _plain_like(A, dA, False)
+                and _plain_input(W, t, 2, n_out, n_in) and _plain_like(dZ, dA, True)
                 and _plain_output(dW, t, 2, n_out, n_in) and _plain_output(db, t, 1, n_out)
-                and (dA_prev is None or _plain_output(dA_prev, t, 2, m, n_in))):
+                and (dA_prev is None or _plain_like(dA_prev, A_prev, True))):
             return False
     m, n_out, n_in = _dim(dA, 0), _dim(dA, 1), _dim(A_prev, 1)
-    cdef intp s = 4 if t == cnp.NPY_FLOAT32 else 8
-    cdef void* da_prev = NULL if dA_prev is None else _data(dA_prev)
+    cdef intp s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> dA)
+    cdef void* p[9]
+    p[:] = [_data(dA), _data(Z), _data(A), _data(A_prev), _data(W), _data(dZ), _data(dW),
+            _data(db), _data_or_null(dA_prev)]
     cdef Span spans[9]
-    spans[0] = _span(_data(dZ), m * n_out, s)
-    spans[1] = _span(_data(dW), n_out * n_in, s)
-    spans[2] = _span(_data(db), n_out, s)
-    spans[3] = _span(da_prev, m * n_in if da_prev != NULL else 0, s)
-    spans[4] = _span(_data(dA), m * n_out, s)
-    spans[5] = _span(_data(Z), m * n_out, s)
-    spans[6] = _span(_data(A), m * n_out, s)
-    spans[7] = _span(_data(A_prev), m * n_in, s)
-    spans[8] = _span(_data(W), n_out * n_in, s)
+    spans[0] = _span(p[5], m * n_out, s)
+    spans[1] = _span(p[6], n_out * n_in, s)
+    spans[2] = _span(p[7], n_out, s)
+    spans[3] = _span(p[8], m * n_in if p[8] != NULL else 0, s)
+    spans[4] = _span(p[0], m * n_out, s)
+    spans[5] = _span(p[1], m * n_out, s)
+    spans[6] = _span(p[2], m * n_out, s)
+    spans[7] = _span(p[3], m * n_in, s)
+    spans[8] = _span(p[4], n_out * n_in, s)
     _disjoint(("dZ", "dW", "db", "dA_prev", "dA", "Z", "A", "A_prev", "W"), spans, 9, 4,
               0, 4)
     cdef void* scratch = _scratch(n_in, n_out, s)
-    cdef const void* p[5]
-    cdef void* q[3]
-    p[:] = [_data(dA), _data(Z), _data(A), _data(A_prev), _data(W)]
-    q[:] = [_data(dZ), _data(dW), _data(db)]
     if m * n_in * n_out < GIL_FREE_WORK:
-        if s == 4:
-            _dense_backward_run(<float> 0, p[0], p[1], p[2], p[3], p[4], q[0], q[1], q[2],
-                                da_prev, m, n_in, n_out, act, slope, scratch)
-        else:
-            _dense_backward_run(<double> 0, p[0], p[1], p[2], p[3], p[4], q[0], q[1],
-                                q[2], da_prev, m, n_in, n_out, act, slope, scratch)
+        _dense_backward_run(s == 4, p, m, n_in, n_out, act, slope, scratch)
     else:
         with nogil:
-            if s == 4:
-                _dense_backward_run(<float> 0, p[0], p[1], p[2], p[3], p[4], q[0], q[1],
-                                    q[2], da_prev, m, n_in, n_out, act, slope, scratch)
-            else:
-                _dense_backward_run(<double> 0, p[0], p[1], p[2], p[3], p[4], q[0], q[1],
-                                    q[2], da_prev, m, n_in, n_out, act, slope, scratch)
+            _dense_backward_run(s == 4, p, m, n_in, n_out, act, slope, scratch)
     free(scratch)
     return True
 
 
-cdef int _loss_outputs(const floating* z, const void* y, intp y_bytes, floating* a,
-                       floating* dz, intp size, const floating* w, intp m) except -1:
-    """The overlap check shared by the output+loss kernels (a and dz are outputs;
-    w, the row weights, may be NULL)."""
-    cdef Span spans[5]
-    spans[0] = _span(a, size, sizeof(floating))
-    spans[1] = _span(dz, size, sizeof(floating))
-    spans[2] = _span(z, size, sizeof(floating))
-    spans[3] = _span(y, y_bytes, 1)
-    spans[4] = _span(w, m if w != NULL else 0, sizeof(floating))
-    return _disjoint(("A", "dZ", "Z", "Y", "sample_weight"), spans, 5, 2)
+# ---------------------------------------------------------------- outputs and losses
+
+cdef double _output_loss_run(bint single, int output, void** p, const intp* labels,
+                             double norm, intp m, intp k) noexcept nogil:
+    """_output_loss on the pointers p of (Z, Y or NULL, A, dZ, row weights or NULL),
+    float32 (single) or float64."""
+    if single:
+        return _output_loss(output, <const float*> p[0], <const float*> p[1], labels,
+                            <const float*> p[4], norm, <float*> p[2], <float*> p[3], m, k)
+    return _output_loss(output, <const double*> p[0], <const double*> p[1], labels,
+                        <const double*> p[4], norm, <double*> p[2], <double*> p[3], m, k)
 
 
-#: The output codes (OUT_* of _ops.pxd) of the outputs elementwise_loss computes.
-ELEMENTWISE_OUTPUTS = {"sigmoid": OUT_SIGMOID, "identity": OUT_IDENTITY,
-                       "poisson": OUT_POISSON}
-
-
-cdef const floating* _row_weights(const floating[::1] w, intp m, double* norm) except? NULL:
-    """The row weights' pointer (NULL for None) and in *norm their sum (m for None);
-    the values were checked by fastnn.kernels."""
+def output_loss(int output,        # OUT_*: the output layer and its loss
+                Z,                 # IN  logits: (m, k) for softmax, else any shape
+                Y,                 # IN  targets of Z's shape; softmax: or labels (m,)
+                A,                 # OUT Z's shape: the output (probabilities, values)
+                dZ,                # OUT Z's shape: the gradient
+                sample_weight=None,  # IN  (m,) row weights of Z's type, or None
+                bint checked=False):
+    """The loss (the mean over the rows, weighted by sample_weight) of an output layer
+    on logits Z against Y, writing its output into A and its gradient into dZ. Z holds
+    m rows of k values (m the length of its first axis, 1 for a 0-d Z). checked as in
+    activation_forward: unless checked, None is returned when an argument is not
+    plainly right (any sample_weight is left to the checks)."""
+    if not 0 <= output <= OUT_POISSON:
+        raise ValueError(f"output must be an OUT_* code; got {output}")
+    cdef bint softmax = output == OUT_SOFTMAX
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> Z) if checked else _plain_type(Z)
+    cdef bint labelled = softmax and cnp.PyArray_Check(Y) and cnp.PyArray_ISINTEGER(
+        <cnp.ndarray> Y)
+    if not checked:
+        if sample_weight is not None or not _plain_input(Z, t, 2 if softmax else -1):
+            return None
+        if not (_plain_labels(Y, _dim(Z, 0), _dim(Z, 1)) if labelled
+                else _plain_like(Y, Z, False)):
+            return None
+        if not (_plain_like(A, Z, True) and _plain_like(dZ, Z, True)):
+            return None
+    cdef intp n = _size(Z), s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> Z)
+    cdef intp m = _dim(Z, 0) if cnp.PyArray_NDIM(<cnp.ndarray> Z) else 1
+    cdef void* p[5]
+    p[:] = [_data(Z), _data(Y), _data(A), _data(dZ), _data_or_null(sample_weight)]
+    cdef const intp* labels = NULL
+    if labelled:
+        labels, p[1] = <const intp*> p[1], NULL
+    cdef double norm = m
     cdef intp i
-    norm[0] = m
-    if w is None:
-        return NULL
-    if w.shape[0] != m:
-        raise ValueError(f"sample_weight must have {m} values; got {w.shape[0]}")
-    norm[0] = 0
-    for i in range(m):
-        norm[0] += w[i]
-    return &w[0]
-
-
-def elementwise_loss(const floating[::1] Z,  # IN  logits or predictions, flattened
-                     const floating[::1] Y,  # IN  targets (in [0, 1] for sigmoid)
-                     floating[::1] A,        # OUT the output: sigmoid(Z), Z or exp(Z)
-                     floating[::1] dZ,       # OUT
-                     int output,             # OUT_SIGMOID, OUT_IDENTITY or OUT_POISSON
-                     intp m,                 # rows (Z holds m rows of Z.size / m)
-                     const floating[::1] w=None):  # IN  (m,) row weights, or None
-    cdef intp n = Z.shape[0]
-    cdef double loss, norm
-    if output == OUT_SOFTMAX or m < 1 or n % m:
-        raise ValueError(f"elementwise_loss: output {output} over {m} rows of {n} values")
-    cdef const floating* weights = _row_weights(w, m, &norm)
-    _loss_outputs(&Z[0], &Y[0], n * sizeof(floating), &A[0], &dZ[0], n, weights, m)
-    with nogil:
-        loss = _output_loss(output, &Z[0], &Y[0], NULL, weights, norm, &A[0], &dZ[0], m,
-                            n // m)
-    return loss
-
-
-def softmax_cross_entropy_labels(const floating[:, ::1] Z,  # IN  (m, k) logits
-                                 const intp[::1] labels,    # IN  (m,) in [0, k)
-                                 floating[:, ::1] P,        # OUT (m, k) softmax(Z)
-                                 floating[:, ::1] dZ,       # OUT (m, k)
-                                 const floating[::1] w=None):  # IN  (m,) row weights
-    cdef intp m = Z.shape[0], k = Z.shape[1]
-    cdef double loss, norm
-    cdef const floating* weights = _row_weights(w, m, &norm)
-    _loss_outputs(&Z[0, 0], &labels[0], m * sizeof(intp), &P[0, 0], &dZ[0, 0], m * k,
-                  weights, m)
-    with nogil:
-        loss = _softmax_ce_labels(&Z[0, 0], &labels[0], weights, norm, &P[0, 0],
-                                  &dZ[0, 0], m, k)
-    return loss
-
-
-def softmax_cross_entropy_probs(const floating[:, ::1] Z,  # IN  (m, k) logits
-                                const floating[:, ::1] Y,  # IN  (m, k) target rows
-                                floating[:, ::1] P,        # OUT (m, k) softmax(Z)
-                                floating[:, ::1] dZ,       # OUT (m, k)
-                                const floating[::1] w=None):  # IN  (m,) row weights
-    cdef intp m = Z.shape[0], k = Z.shape[1]
-    cdef double loss, norm
-    cdef const floating* weights = _row_weights(w, m, &norm)
-    _loss_outputs(&Z[0, 0], &Y[0, 0], m * k * sizeof(floating), &P[0, 0], &dZ[0, 0],
-                  m * k, weights, m)
-    with nogil:
-        loss = _softmax_ce_probs(&Z[0, 0], &Y[0, 0], weights, norm, &P[0, 0], &dZ[0, 0],
-                                 m, k)
+    if sample_weight is not None:
+        if _size(sample_weight) != m:
+            raise ValueError(f"sample_weight must have {m} values; got "
+                             f"{_size(sample_weight)}")
+        norm = 0
+        for i in range(m):
+            norm += (<float*> p[4])[i] if s == 4 else (<double*> p[4])[i]
+    cdef Span spans[5]
+    spans[0] = _span(p[2], n, s)
+    spans[1] = _span(p[3], n, s)
+    spans[2] = _span(p[0], n, s)
+    spans[3] = _span(_data(Y), m * sizeof(intp) if labelled else n * s, 1)
+    spans[4] = _span(p[4], m if p[4] != NULL else 0, s)
+    _disjoint(("A", "dZ", "Z", "Y", "sample_weight"), spans, 5, 2)
+    cdef double loss
+    if n < GIL_FREE_WORK:
+        loss = _output_loss_run(s == 4, output, p, labels, norm, m, n // m)
+    else:
+        with nogil:
+            loss = _output_loss_run(s == 4, output, p, labels, norm, m, n // m)
     return loss
 
 

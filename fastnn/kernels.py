@@ -26,6 +26,8 @@ __all__ = [
 #: The largest step count t that adam_update's compiled kernel takes (a C long).
 _C_LONG_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_long) - 1) - 1
 
+_SOFTMAX = _kernels.OUTPUTS["softmax"]
+
 _DTYPE_NAMES = {check.FLOAT_DTYPES[0]: "float", check.FLOAT_DTYPES[1]: "double"}
 
 
@@ -83,11 +85,12 @@ def activation_forward(Z, A, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
         C-contiguous and writeable, activation is unknown or negative_slope is not
         finite.
     """
+    if _kernels.activation_forward(Z, A, activation, negative_slope):
+        return  # (plainly right arguments, taken in compiled code)
     Z = check.input_array("Z", Z)
     check.output_array("A", A, Z.shape, Z.dtype)
-    _compiled(_kernels.activation_forward, Z.dtype)(
-        Z.reshape(-1), A.reshape(-1), activation_code(activation),
-        _slope(negative_slope, Z.dtype))
+    _kernels.activation_forward(Z, A, activation_code(activation),
+                                _slope(negative_slope, Z.dtype), checked=True)
 
 
 def activation_derivative(Z, A, out, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
@@ -119,10 +122,11 @@ def activation_derivative(Z, A, out, activation, negative_slope=DEFAULT_NEGATIVE
         C-contiguous or not writeable, activation is unknown or negative_slope is NaN
         or infinite.
     """
+    if _kernels.activation_derivative(Z, A, out, activation, negative_slope):
+        return  # (plainly right arguments, taken in compiled code)
     Z, A = _same_size_pair(("Z", "A"), Z, A, [("out", out)])
-    _compiled(_kernels.activation_derivative, Z.dtype)(
-        Z.reshape(-1), A.reshape(-1), out.reshape(-1), activation_code(activation),
-        _slope(negative_slope, Z.dtype))
+    _kernels.activation_derivative(Z, A, out, activation_code(activation),
+                                   _slope(negative_slope, Z.dtype), checked=True)
 
 
 def dense_forward(A_prev, W, b, Z, A, activation, negative_slope=DEFAULT_NEGATIVE_SLOPE):
@@ -323,6 +327,9 @@ def softmax_cross_entropy(Z, Y, P, dZ, sample_weight=None):
         writeable, labels are not of shape (m,) or lie outside [0, k), or target rows
         are not (m, k) or not finite.
     """
+    loss = _kernels.output_loss(_SOFTMAX, Z, Y, P, dZ, sample_weight)
+    if loss is not None:
+        return loss  # (plainly right arguments, taken in compiled code)
     Z = check.input_array("Z", Z, 2)
     m, k = Z.shape
     check.output_array("P", P, Z.shape, Z.dtype)
@@ -330,13 +337,11 @@ def softmax_cross_entropy(Z, Y, P, dZ, sample_weight=None):
     if sample_weight is not None:
         sample_weight = check.sample_weight(sample_weight, m, Z.dtype, strict=True)
     if getattr(Y, "dtype", None) is not None and Y.dtype.kind in "iu":
-        labels = check.class_labels("Y", Y, m, k)
-        return _compiled(_kernels.softmax_cross_entropy_labels, Z.dtype)(
-            Z, labels, P, dZ, sample_weight)
-    Y = check.input_array("Y", Y, 2, Z.dtype)
-    check.same_shape("Y", Y, Z.shape, "(m, k) like Z, or integer labels (m,)")
-    return _compiled(_kernels.softmax_cross_entropy_probs, Z.dtype)(Z, Y, P, dZ,
-                                                                     sample_weight)
+        Y = check.class_labels("Y", Y, m, k)
+    else:
+        Y = check.input_array("Y", Y, 2, Z.dtype)
+        check.same_shape("Y", Y, Z.shape, "(m, k) like Z, or integer labels (m,)")
+    return _kernels.output_loss(_SOFTMAX, Z, Y, P, dZ, sample_weight, checked=True)
 
 
 def mean_squared_error(Z, Y, A, dZ, sample_weight=None):
@@ -379,13 +384,15 @@ def mean_squared_error(Z, Y, A, dZ, sample_weight=None):
 
 def _elementwise_loss(Z, Y, A, dZ, sample_weight, output):
     """The checks and the call shared by the elementwise output+loss kernels."""
+    code = _kernels.OUTPUTS[output]
+    loss = _kernels.output_loss(code, Z, Y, A, dZ, sample_weight)
+    if loss is not None:
+        return loss  # (plainly right arguments, taken in compiled code)
     Z, Y = _same_size_pair(("Z", "Y"), Z, Y, [("A", A), ("dZ", dZ)])
     rows = Z.shape[0] if Z.ndim else 1
     if sample_weight is not None:
         sample_weight = check.sample_weight(sample_weight, rows, Z.dtype, strict=True)
-    return _compiled(_kernels.elementwise_loss, Z.dtype)(
-        Z.reshape(-1), Y.reshape(-1), A.reshape(-1), dZ.reshape(-1),
-        _kernels.ELEMENTWISE_OUTPUTS[output], rows, sample_weight)
+    return _kernels.output_loss(code, Z, Y, A, dZ, sample_weight, checked=True)
 
 
 def _param_and_states(param, grad, states):

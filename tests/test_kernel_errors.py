@@ -130,10 +130,39 @@ ACCEPTED_NOT_PLAIN = [
 ]
 
 
-def _plain_call(kernel, args):
-    """The compiled dense kernel's own answer: True (done) or False (not taken)."""
+def activation_args(**change):
+    args = dict(Z=np.ones((m, n_out)), A=np.ones((m, n_out)), out=np.empty((m, n_out)),
+                activation="sigmoid")
+    args.update(change)
+    return args
+
+
+def loss_args(**change):
     from fastnn import _kernels
-    return getattr(_kernels, kernel)(**{"negative_slope": 0.01, **args})
+    args = dict(output=_kernels.OUTPUTS["softmax"], Z=np.zeros((m, 3)),
+                Y=np.array([0, 2, 1, 0], np.intp), A=np.empty((m, 3)), dZ=np.empty((m, 3)))
+    args.update(change)
+    return args
+
+
+#: Each compiled kernel that takes arguments as they come: its arguments, its outputs.
+PLAIN_KERNELS = {
+    "dense_forward": (forward_args, ("Z", "A")),
+    "dense_backward": (backward_args, ("dZ", "dW", "db", "dA_prev")),
+    "activation_forward": (lambda **c: {k: v for k, v in activation_args(**c).items()
+                                        if k != "out"}, ("A",)),
+    "activation_derivative": (activation_args, ("out",)),
+    "output_loss": (loss_args, ("A", "dZ")),
+}
+
+
+def _plain_call(kernel, args):
+    """The compiled kernel's own answer: True or the loss (done), False or None (not
+    taken)."""
+    from fastnn import _kernels
+    if kernel != "output_loss":
+        args = {"negative_slope": 0.01, **args}
+    return getattr(_kernels, kernel)(**args)
 
 
 NOT_PLAIN = [("dense_forward", change) for change in [case[0] for case in FORWARD_CASES] + ACCEPTED_NOT_PLAIN + [
@@ -143,15 +172,32 @@ NOT_PLAIN = [("dense_forward", change) for change in [case[0] for case in FORWAR
         dict(dA=np.ones((m, 2 * n_out))[:, ::2]), dict(A=np.ones((m, n_out)).view(Subclass)),
         dict(W=unaligned((n_out, n_in))), dict(dA_prev=read_only((m, n_in))),
         dict(dW=np.empty((n_out, n_in)).astype(">f8")), dict(activation="relu", negative_slope=1),
-        dict(dZ=np.empty((n_out, m)).T), dict(Z=np.full((m, n_out), np.nan))]]
+        dict(dZ=np.empty((n_out, m)).T), dict(Z=np.full((m, n_out), np.nan))]] + [
+    (kernel, change) for kernel in ("activation_forward", "activation_derivative")
+    for change in [dict(Z=[[1.0] * n_out] * m), dict(Z=np.ones((m, n_out), int)),
+                   dict(A=read_only((m, n_out))), dict(A=np.ones((m, n_out + 1))),
+                   dict(Z=np.full((m, n_out), np.inf)), dict(activation="softplus"),
+                   dict(activation=None), dict(negative_slope=1), dict(Z=np.ones((0, n_out))),
+                   dict(out=np.empty((n_out, m)).T), dict(Z=np.ones((m, n_out)).view(Subclass))]
+    if not (kernel == "activation_forward" and "out" in change
+            or kernel == "activation_derivative" and change.get("A") is not None
+            and not change["A"].flags.writeable)] + [
+    ("output_loss", change) for change in [
+        dict(Y=np.array([0, 2, 1, 0], np.int32)), dict(Y=np.array([0, 3, 1, 0], np.intp)),
+        dict(Y=np.array([0, -1, 1, 0], np.intp)), dict(Y=np.array([0, 1, 0], np.intp)),
+        dict(Y=np.array([0, 2, 1, 0], np.intp)[::-1]), dict(Y=np.full((m, 3), np.nan)),
+        dict(Y=np.zeros((m, 4))), dict(sample_weight=np.ones(m)), dict(Z=np.zeros(3)),
+        dict(A=read_only((m, 3))), dict(dZ=np.empty((m, 3), np.float32)),
+        dict(output=0, Y=np.zeros((m, 1))), dict(output=2, Y=np.zeros((m, 3), np.float32)),
+        dict(output=2, Y=[[0.0] * 3] * m), dict(Z=np.full((m, 3), np.nan))]]
 
 
 @pytest.mark.parametrize("kernel, change", NOT_PLAIN)
 def test_the_compiled_kernels_take_as_they_come_only_what_the_checks_pass(kernel, change):
-    """The compiled dense kernels refuse (returning False, writing nothing) any call
+    """The compiled kernels refuse (returning False or None, writing nothing) any call
     fastnn.kernels's checks would refuse or change; they take plainly right ones."""
-    args = (forward_args if kernel == "dense_forward" else backward_args)(**change)
-    outputs = ("Z", "A") if kernel == "dense_forward" else ("dZ", "dW", "db", "dA_prev")
+    make, outputs = PLAIN_KERNELS[kernel]
+    args = make(**change)
     before = {name: np.array(args[name]) for name in outputs
               if isinstance(args[name], np.ndarray)}
     try:
@@ -159,7 +205,7 @@ def test_the_compiled_kernels_take_as_they_come_only_what_the_checks_pass(kernel
     except ValueError as error:  # the overlap checks are the compiled kernel's own
         assert "overlaps" in str(error)
         return
-    assert taken is False
+    assert taken is (None if kernel == "output_loss" else False)
     for name, copy in before.items():
         np.testing.assert_array_equal(args[name], copy)
 
@@ -167,11 +213,17 @@ def test_the_compiled_kernels_take_as_they_come_only_what_the_checks_pass(kernel
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_compiled_kernels_take_plainly_right_arguments_as_they_come(dtype):
     def plain(args):
-        return {k: v.astype(dtype) if isinstance(v, np.ndarray) else v
-                for k, v in args.items()}
-    assert _plain_call("dense_forward", plain(forward_args())) is True
-    assert _plain_call("dense_backward", plain(backward_args())) is True
+        return {k: np.ones_like(v, dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+                else v for k, v in args.items()}
+    for kernel, (make, _) in PLAIN_KERNELS.items():
+        assert _plain_call(kernel, plain(make())) is not (
+            None if kernel == "output_loss" else False), kernel
     assert _plain_call("dense_backward", {**plain(backward_args()), "dA_prev": None}) is True
+    for output in (0, 2, 3):  # the elementwise outputs, on any shape
+        Z = np.full((2, 3, 2), 0.5, dtype)
+        loss = _plain_call("output_loss", dict(output=output, Z=Z, Y=Z.copy(), A=np.empty_like(Z),
+                                               dZ=np.empty_like(Z)))
+        assert loss is not None and np.isfinite(loss)
 
 
 @pytest.mark.parametrize("change", ACCEPTED_NOT_PLAIN)
@@ -269,8 +321,8 @@ def test_the_compiled_label_kernel_bounds_every_label_itself():
     from fastnn import _kernels
     Z, P, dZ = np.zeros((3, 2)), np.empty((3, 2)), np.empty((3, 2))
     for bad in (2, -1, 1 << 40):
-        loss = _kernels.softmax_cross_entropy_labels["double"](
-            Z, np.array([0, bad, 1], np.intp), P, dZ)
+        loss = _kernels.output_loss(_kernels.OUTPUTS["softmax"], Z,
+                                    np.array([0, bad, 1], np.intp), P, dZ, checked=True)
         assert np.isnan(loss)
 
 
