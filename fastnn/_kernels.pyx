@@ -11,6 +11,8 @@ right (see "plain arguments"), holding the GIL for small work. Also here: the
 compiled finiteness scan the argument checks use, and which vector build runs.
 """
 
+from types import MappingProxyType
+
 cimport numpy as cnp
 import numpy as np
 from cython cimport floating
@@ -84,12 +86,13 @@ cdef void* _scratch(intp n_in, intp n_out, size_t itemsize) except? NULL:
 
 #: The activations' codes (IDENTITY... of _ops.pxd) by name, in code order:
 #: fastnn.activations.ACTIVATIONS lists its keys.
-ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
-                    "leaky_relu": LEAKY_RELU}
+cdef dict _ACTIVATION_CODES = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH,
+                               "relu": RELU, "leaky_relu": LEAKY_RELU}
+ACTIVATION_CODES = MappingProxyType(_ACTIVATION_CODES)
 
 #: The output codes (OUT_* of _ops.pxd) by name.
-OUTPUTS = {"sigmoid": OUT_SIGMOID, "softmax": OUT_SOFTMAX, "identity": OUT_IDENTITY,
-           "poisson": OUT_POISSON}
+OUTPUTS = MappingProxyType({"sigmoid": OUT_SIGMOID, "softmax": OUT_SOFTMAX,
+                           "identity": OUT_IDENTITY, "poisson": OUT_POISSON})
 
 cdef enum:
     GIL_FREE_WORK = 16384  # a call of less work (multiply-adds, values) holds the GIL
@@ -127,13 +130,13 @@ cdef int _plain_type(object a) noexcept:
 
 cdef bint _plain_array(object a, int t, int ndim, intp rows, intp cols) noexcept:
     """a is an ndarray of type t (see _plain_type), C-contiguous and aligned, with ndim
-    axes (any number when ndim < 0), none empty or of 2**31 or more, rows of them (and
-    cols) where these are not < 0."""
+    axes (at least one when ndim < 0: the checks make a 0-d input 1-d), none empty or
+    of 2**31 or more, rows of them (and cols) where these are not < 0."""
     if t < 0 or _plain_type(a) != t:
         return False
     cdef cnp.ndarray x = <cnp.ndarray> a
     cdef int i, d = cnp.PyArray_NDIM(x)
-    if (ndim >= 0 and d != ndim) or not cnp.PyArray_IS_C_CONTIGUOUS(x) \
+    if (d != ndim if ndim >= 0 else d == 0) or not cnp.PyArray_IS_C_CONTIGUOUS(x) \
             or not cnp.PyArray_ISALIGNED(x):
         return False
     cdef intp n
@@ -143,6 +146,36 @@ cdef bint _plain_array(object a, int t, int ndim, intp rows, intp cols) noexcept
                 or (i == 1 and cols >= 0 and n != cols):
             return False
     return True
+
+
+cdef int _laid_out(tuple names, tuple arrays, int t, const intp* sizes) except -1:
+    """ValueError unless every array (None skipped) is an ndarray of type t, C-contiguous,
+    of sizes[i] values: the layout the kernel's pointers assume, tested with the GIL
+    held after every other test, as another thread may reshape an array in place (or
+    a private caller pass anything with checked=True). The kernels then use only the
+    sizes read before."""
+    cdef int i
+    cdef cnp.ndarray x
+    for i in range(len(arrays)):
+        if arrays[i] is None:
+            continue
+        if not cnp.PyArray_Check(arrays[i]):
+            raise TypeError(f"{names[i]} must be a numpy.ndarray")
+        x = <cnp.ndarray> arrays[i]
+        if cnp.PyArray_TYPE(x) != t or not cnp.PyArray_IS_C_CONTIGUOUS(x) \
+                or cnp.PyArray_SIZE(x) != sizes[i]:
+            raise ValueError(f"{names[i]} is not a C-contiguous array of {sizes[i]} values "
+                             f"of the others' dtype (did another thread reshape it?)")
+    return 0
+
+
+cdef int _checked_type(str name, object a) except -1:
+    """NPY_FLOAT32 or NPY_FLOAT64, the type of an array the checks passed; TypeError for
+    anything else (a private caller's mistake)."""
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> a) if cnp.PyArray_Check(a) else -1
+    if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+        raise TypeError(f"{name} must be a float32 or float64 numpy.ndarray")
+    return t
 
 
 cdef bint _finite(object a, int t) noexcept:
@@ -186,7 +219,7 @@ cdef int _plain_activation(object activation, int t, object negative_slope,
     -1."""
     if type(activation) is not str or type(negative_slope) is not float:
         return -1
-    code = ACTIVATION_CODES.get(activation)
+    code = _ACTIVATION_CODES.get(activation)
     cdef double value = negative_slope
     cdef float single = <float> value
     if code is None or not isfinite(value) or (t == cnp.NPY_FLOAT32 and (
@@ -239,17 +272,20 @@ cdef void _activation_run(bint single, bint derivative, const void* z, const voi
 
 def activation_forward(Z,  # IN  any shape
                        A,  # OUT Z's shape, may be Z
-                       activation, negative_slope, bint checked=False):
+                       activation, negative_slope, *, bint checked=False):
     """A = g(Z). checked: the arguments passed fastnn.kernels's checks (activation is
     its code); else they are taken when plainly right, and False returned, nothing
     done, when they are not (see above)."""
-    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> Z) if checked else _plain_type(Z)
+    cdef int t = _checked_type("Z", Z) if checked else _plain_type(Z)
     cdef double slope = negative_slope if checked else 0
     cdef int act = activation if checked else _plain_activation(activation, t,
                                                                  negative_slope, &slope)
     if not checked and (act < 0 or not (_plain_input(Z, t, -1) and _plain_like(A, Z, True))):
         return False
-    cdef intp n = _size(Z), s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> Z)
+    cdef intp n = _size(Z), s = 4 if t == cnp.NPY_FLOAT32 else 8
+    cdef intp sizes[2]
+    sizes[:] = [n, n]
+    _laid_out(("Z", "A"), (Z, A), t, sizes)
     cdef Span spans[2]
     spans[0] = _span(_data(A), n, s)
     spans[1] = _span(_data(Z), n, s)
@@ -267,16 +303,19 @@ def activation_forward(Z,  # IN  any shape
 def activation_derivative(Z,    # IN
                           A,    # IN  g(Z), the cache
                           out,  # OUT g'(Z)
-                          activation, negative_slope, bint checked=False):
+                          activation, negative_slope, *, bint checked=False):
     """out = g'(Z) from the cache A = g(Z); checked as in activation_forward."""
-    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> Z) if checked else _plain_type(Z)
+    cdef int t = _checked_type("Z", Z) if checked else _plain_type(Z)
     cdef double slope = negative_slope if checked else 0
     cdef int act = activation if checked else _plain_activation(activation, t,
                                                                  negative_slope, &slope)
     if not checked and (act < 0 or not (_plain_input(Z, t, -1) and _plain_like(A, Z, False)
                                         and _plain_like(out, Z, True))):
         return False
-    cdef intp n = _size(Z), s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> Z)
+    cdef intp n = _size(Z), s = 4 if t == cnp.NPY_FLOAT32 else 8
+    cdef intp sizes[3]
+    sizes[:] = [n, n, n]
+    _laid_out(("Z", "A", "out"), (Z, A, out), t, sizes)
     cdef Span spans[3]
     spans[0] = _span(_data(out), n, s)
     spans[1] = _span(_data(Z), n, s)
@@ -311,9 +350,9 @@ def dense_forward(A_prev,  # IN  (m, n_in)
                   b,       # IN  (n_out,)
                   Z,       # OUT (m, n_out)
                   A,       # OUT (m, n_out), may be Z
-                  activation, negative_slope, bint checked=False):
+                  activation, negative_slope, *, bint checked=False):
     """Z = A_prev W^T + b, A = g(Z); checked as in activation_forward."""
-    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> A_prev) if checked else _plain_type(A_prev)
+    cdef int t = _checked_type("A_prev", A_prev) if checked else _plain_type(A_prev)
     cdef double slope = negative_slope if checked else 0
     cdef int act = activation if checked else _plain_activation(activation, t,
                                                                  negative_slope, &slope)
@@ -326,7 +365,10 @@ def dense_forward(A_prev,  # IN  (m, n_in)
                 and _plain_output(A, t, 2, _dim(A_prev, 0), _dim(W, 0))):
             return False
     cdef intp m = _dim(A_prev, 0), n_in = _dim(A_prev, 1), n_out = _dim(W, 0)
-    cdef intp s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> A_prev)
+    cdef intp s = 4 if t == cnp.NPY_FLOAT32 else 8
+    cdef intp sizes[5]
+    sizes[:] = [m * n_in, n_out * n_in, n_out, m * n_out, m * n_out]
+    _laid_out(("A_prev", "W", "b", "Z", "A"), (A_prev, W, b, Z, A), t, sizes)
     cdef void* p[5]
     p[:] = [_data(A_prev), _data(W), _data(b), _data(Z), _data(A)]
     cdef Span spans[5]
@@ -373,10 +415,10 @@ def dense_backward(dA,       # IN  (m, n_out)
                    dW,       # OUT (n_out, n_in)
                    db,       # OUT (n_out,)
                    dA_prev,  # OUT (m, n_in), or None to skip
-                   activation, negative_slope, bint checked=False):
+                   activation, negative_slope, *, bint checked=False):
     """dZ = dA g'(Z), dW = dZ^T A_prev, db = the column sums of dZ, dA_prev = dZ W;
     checked as in activation_forward."""
-    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> dA) if checked else _plain_type(dA)
+    cdef int t = _checked_type("dA", dA) if checked else _plain_type(dA)
     cdef double slope = negative_slope if checked else 0
     cdef int act = activation if checked else _plain_activation(activation, t,
                                                                  negative_slope, &slope)
@@ -392,7 +434,12 @@ def dense_backward(dA,       # IN  (m, n_out)
                 and (dA_prev is None or _plain_like(dA_prev, A_prev, True))):
             return False
     m, n_out, n_in = _dim(dA, 0), _dim(dA, 1), _dim(A_prev, 1)
-    cdef intp s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> dA)
+    cdef intp s = 4 if t == cnp.NPY_FLOAT32 else 8
+    cdef intp sizes[9]
+    sizes[:] = [m * n_out, m * n_out, m * n_out, m * n_in, n_out * n_in, m * n_out,
+                n_out * n_in, n_out, m * n_in]
+    _laid_out(("dA", "Z", "A", "A_prev", "W", "dZ", "dW", "db", "dA_prev"),
+              (dA, Z, A, A_prev, W, dZ, dW, db, dA_prev), t, sizes)
     cdef void* p[9]
     p[:] = [_data(dA), _data(Z), _data(A), _data(A_prev), _data(W), _data(dZ), _data(dW),
             _data(db), _data_or_null(dA_prev)]
@@ -437,16 +484,16 @@ def output_loss(int output,        # OUT_*: the output layer and its loss
                 A,                 # OUT Z's shape: the output (probabilities, values)
                 dZ,                # OUT Z's shape: the gradient
                 sample_weight=None,  # IN  (m,) row weights of Z's type, or None
-                bint checked=False):
+                *, bint checked=False):
     """The loss (the mean over the rows, weighted by sample_weight) of an output layer
     on logits Z against Y, writing its output into A and its gradient into dZ. Z holds
-    m rows of k values (m the length of its first axis, 1 for a 0-d Z). checked as in
+    m rows of k values (m the length of its first axis). checked as in
     activation_forward: unless checked, None is returned when an argument is not
     plainly right (any sample_weight is left to the checks)."""
     if not 0 <= output <= OUT_POISSON:
         raise ValueError(f"output must be an OUT_* code; got {output}")
     cdef bint softmax = output == OUT_SOFTMAX
-    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> Z) if checked else _plain_type(Z)
+    cdef int t = _checked_type("Z", Z) if checked else _plain_type(Z)
     cdef bint labelled = softmax and cnp.PyArray_Check(Y) and cnp.PyArray_ISINTEGER(
         <cnp.ndarray> Y)
     if not checked:
@@ -457,8 +504,18 @@ def output_loss(int output,        # OUT_*: the output layer and its loss
             return None
         if not (_plain_like(A, Z, True) and _plain_like(dZ, Z, True)):
             return None
-    cdef intp n = _size(Z), s = cnp.PyArray_ITEMSIZE(<cnp.ndarray> Z)
-    cdef intp m = _dim(Z, 0) if cnp.PyArray_NDIM(<cnp.ndarray> Z) else 1
+    if cnp.PyArray_NDIM(<cnp.ndarray> Z) != 2 if softmax else cnp.PyArray_NDIM(
+            <cnp.ndarray> Z) == 0:
+        raise ValueError("Z must be 2-D for softmax, at least 1-D for the others")
+    cdef intp n = _size(Z), m = _dim(Z, 0), s = 4 if t == cnp.NPY_FLOAT32 else 8
+    cdef intp sizes[4]
+    sizes[:] = [n, n, n, m]
+    _laid_out(("Z", "A", "dZ", "sample_weight"), (Z, A, dZ, sample_weight), t, sizes)
+    if not labelled:
+        _laid_out(("Y",), (Y,), t, sizes)
+    elif cnp.PyArray_TYPE(<cnp.ndarray> Y) != cnp.NPY_INTP \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> Y) or _size(Y) != m:
+        raise ValueError(f"Y's labels must be a C-contiguous np.intp array of {m} values")
     cdef void* p[5]
     p[:] = [_data(Z), _data(Y), _data(A), _data(dZ), _data_or_null(sample_weight)]
     cdef const intp* labels = NULL
@@ -467,9 +524,6 @@ def output_loss(int output,        # OUT_*: the output layer and its loss
     cdef double norm = m
     cdef intp i
     if sample_weight is not None:
-        if _size(sample_weight) != m:
-            raise ValueError(f"sample_weight must have {m} values; got "
-                             f"{_size(sample_weight)}")
         norm = 0
         for i in range(m):
             norm += (<float*> p[4])[i] if s == 4 else (<double*> p[4])[i]

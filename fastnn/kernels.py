@@ -389,9 +389,8 @@ def _elementwise_loss(Z, Y, A, dZ, sample_weight, output):
     if loss is not None:
         return loss  # (plainly right arguments, taken in compiled code)
     Z, Y = _same_size_pair(("Z", "Y"), Z, Y, [("A", A), ("dZ", dZ)])
-    rows = Z.shape[0] if Z.ndim else 1
     if sample_weight is not None:
-        sample_weight = check.sample_weight(sample_weight, rows, Z.dtype, strict=True)
+        sample_weight = check.sample_weight(sample_weight, Z.shape[0], Z.dtype, strict=True)
     return _kernels.output_loss(code, Z, Y, A, dZ, sample_weight, checked=True)
 
 

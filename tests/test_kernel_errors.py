@@ -380,3 +380,76 @@ def test_adam_step_count_beyond_a_c_long_is_refused(t, error, pattern):
     with pytest.raises(error, match=pattern):
         kernels.adam_update(param, np.ones(3), np.zeros(3), np.zeros(3), t)
     np.testing.assert_array_equal(param, 1.0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda **kw: kernels.activation_forward(np.array(-0.5), np.empty(()), "leaky_relu", **kw),
+    lambda **kw: kernels.activation_derivative(np.array(-0.5), np.array(-0.005), np.empty(()),
+                                               "leaky_relu", **kw),
+    lambda **kw: kernels.mean_squared_error(np.array(0.3), np.array(1.0), np.empty(()),
+                                            np.empty(()), **kw),
+    lambda **kw: kernels.sigmoid_binary_cross_entropy(np.array(0.3), np.array(1.0), np.empty(()),
+                                                      np.empty(()), **kw)])
+def test_0_d_arrays_are_refused_whatever_else_comes(call):
+    """The checks make a 0-d input 1-d, so a 0-d output is refused: on both paths."""
+    for extra in ({}, {"negative_slope": np.float64(0.01)}, {"sample_weight": np.ones(1)}):
+        try:
+            with pytest.raises(ValueError, match="must be 1-D; got 0-D|must have shape"):
+                call(**extra)
+        except TypeError as error:  # the argument is not one this kernel takes
+            assert "unexpected keyword" in str(error)
+
+
+def test_the_private_checked_entries_refuse_what_they_cannot_lay_out():
+    """checked=True (keyword only) trusts values, never the memory layout."""
+    from fastnn import _kernels
+    softmax, Z = _kernels.OUTPUTS["softmax"], np.zeros((m, 3))
+    labels, P, dZ = np.array([0, 1, 2, 0], np.intp), np.empty((m, 3)), np.empty((m, 3))
+    with pytest.raises(TypeError, match="sample_weight must be a numpy.ndarray"):
+        _kernels.output_loss(softmax, Z, labels, P, dZ, [1.0] * m, checked=True)
+    with pytest.raises(ValueError, match="sample_weight is not a C-contiguous array of 4"):
+        _kernels.output_loss(softmax, Z, labels, P, dZ, np.ones(m, np.float32), checked=True)
+    with pytest.raises(ValueError, match="labels must be a C-contiguous np.intp array"):
+        _kernels.output_loss(softmax, Z, labels.astype(np.int32), P, dZ, checked=True)
+    with pytest.raises(TypeError, match="A_prev must be a float32 or float64"):
+        _kernels.dense_forward([[1.0]], [[1.0]], [1.0], [[0.0]], [[0.0]], 0, 0.0, checked=True)
+    with pytest.raises(TypeError):  # not by position
+        _kernels.dense_forward(*forward_args().values(), 0.01, True)
+    args = forward_args(b=np.ones(n_out + 1))
+    with pytest.raises(ValueError, match="b is not a C-contiguous array of 2 values"):
+        _kernels.dense_forward(*list(args.values())[:5], 3, 0.01, checked=True)
+
+
+def test_an_array_reshaped_by_another_thread_meanwhile_is_never_overrun():
+    """dA and A reshaped in place (same bytes, other dims) by a thread while the
+    finiteness scans (which release the GIL) run: each call works on one consistent
+    layout or refuses it, and never writes past dW or db."""
+    import threading
+    import time
+    from fastnn import _kernels
+    rows, k, n = 1 << 17, 4, 16
+    dA, A, Z = np.ones((rows, k)), np.ones((rows, k)), np.ones((rows, k))
+    A_prev, W, dZ = np.ones((rows, n)), np.ones((k, n)), np.zeros((rows // 2, 2 * k))
+    guard_w, guard_b = np.zeros(4 * k * n), np.zeros(4 * k)
+    dW, db = guard_w[:k * n].reshape(k, n), guard_b[:k]
+    done = threading.Event()
+
+    def toggle():
+        while not done.is_set():
+            for shape in ((rows // 2, 2 * k), (rows, k)):
+                dA.shape = A.shape = shape
+                time.sleep(0.0002)
+
+    thread = threading.Thread(target=toggle)
+    thread.start()
+    try:
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            try:
+                _kernels.dense_backward(dA, Z, A, A_prev, W, dZ, dW, db, None, "identity", 0.01)
+            except ValueError as error:
+                assert "reshape" in str(error)
+            assert not guard_w[k * n:].any() and not guard_b[k:].any()
+    finally:
+        done.set()
+        thread.join()
