@@ -543,49 +543,101 @@ def output_loss(int output,        # OUT_*: the output layer and its loss
     return loss
 
 
-cdef int _update_disjoint(tuple names, floating* p, const floating* g, floating* s1,
-                          floating* s2, intp n) except -1:
-    """The overlap check shared by the optimizer updates: param, states and grad apart."""
+# ---------------------------------------------------------------- optimizer updates
+
+cdef enum:
+    SGD_UPDATE, MOMENTUM_UPDATE, ADAM_UPDATE
+
+
+cdef void _update_run(bint single, int kind, void** p, intp n, const double* h,
+                      long t, bint nesterov) noexcept nogil:
+    """The update kind on the pointers p of (param, grad, state, state) over n values,
+    float32 (single) or float64, with the hyper-parameters h: lr and weight_decay (SGD);
+    lr, momentum and weight_decay (momentum); lr, beta1, beta2, eps and weight_decay
+    (Adam, at step t)."""
+    if kind == SGD_UPDATE and single:
+        _sgd(<float*> p[0], <const float*> p[1], n, <float> h[0], <float> h[1])
+    elif kind == SGD_UPDATE:
+        _sgd(<double*> p[0], <const double*> p[1], n, h[0], h[1])
+    elif kind == MOMENTUM_UPDATE and single:
+        _momentum(<float*> p[0], <const float*> p[1], <float*> p[2], n, <float> h[0],
+                  <float> h[1], <float> h[2], nesterov)
+    elif kind == MOMENTUM_UPDATE:
+        _momentum(<double*> p[0], <const double*> p[1], <double*> p[2], n, h[0], h[1],
+                  h[2], nesterov)
+    elif single:
+        _adam(<float*> p[0], <const float*> p[1], <float*> p[2], <float*> p[3], n, h[0],
+              h[1], h[2], h[3], t, <float> h[4])
+    else:
+        _adam(<double*> p[0], <const double*> p[1], <double*> p[2], <double*> p[3], n, h[0],
+              h[1], h[2], h[3], t, h[4])
+
+
+cdef object _update(int kind, tuple names, tuple arrays, const double* h, long t,
+                    bint nesterov, bint checked):
+    """An update of arrays (param, grad, then its states) named names; True when done,
+    False when (not checked) an array is not plainly right: param and its states
+    writeable, grad finite, all of param's type and shape. The hyper-parameters were
+    checked by fastnn.kernels."""
+    cdef object param = arrays[0]
+    cdef int i, t_ = _checked_type("param", param) if checked else _plain_type(param)
+    if not checked and not (_plain_output(param, t_, -1, -1)
+                            and _plain_like(arrays[1], param, False)):
+        return False
+    for i in range(2, len(arrays)):
+        if not checked and not _plain_like(arrays[i], param, True):
+            return False
+    cdef intp n = _size(param), s = 4 if t_ == cnp.NPY_FLOAT32 else 8
+    cdef intp sizes[4]
+    sizes[:] = [n, n, n, n]
+    _laid_out(names, arrays, t_, sizes)
+    cdef void* p[4]
     cdef Span spans[4]
-    spans[0] = _span(p, n, sizeof(floating))
-    spans[1] = _span(s1, n if s1 != NULL else 0, sizeof(floating))
-    spans[2] = _span(s2, n if s2 != NULL else 0, sizeof(floating))
-    spans[3] = _span(g, n, sizeof(floating))
-    return _disjoint(names, spans, 4, 3)
+    p[:] = [NULL, NULL, NULL, NULL]
+    for i in range(len(arrays)):
+        p[i] = _data(arrays[i])
+    spans[0] = _span(p[0], n, s)  # the outputs first: param and the states
+    spans[1] = _span(p[2], n if p[2] != NULL else 0, s)
+    spans[2] = _span(p[3], n if p[3] != NULL else 0, s)
+    spans[3] = _span(p[1], n, s)
+    _disjoint((names[0], names[2] if len(names) > 2 else "", names[3] if len(names) > 3
+               else "", names[1]), spans, 4, 3)
+    if n < GIL_FREE_WORK:
+        _update_run(s == 4, kind, p, n, h, t, nesterov)
+    else:
+        with nogil:
+            _update_run(s == 4, kind, p, n, h, t, nesterov)
+    return True
 
 
-def sgd_update(floating[::1] param,        # INOUT
-               const floating[::1] grad,   # IN
-               double lr, double weight_decay):
-    cdef intp n = param.shape[0]
-    _update_disjoint(("param", "", "", "grad"), &param[0], &grad[0], NULL, NULL, n)
-    with nogil:
-        _sgd(&param[0], &grad[0], n, <floating> lr, <floating> weight_decay)
+def sgd_update(param,  # INOUT any shape
+               grad,   # IN    param's shape
+               double lr, double weight_decay, *, bint checked=False):
+    """param -= lr (grad + weight_decay param); checked as in activation_forward (the
+    hyper-parameters always checked by fastnn.kernels first)."""
+    cdef double h[2]
+    h[:] = [lr, weight_decay]
+    return _update(SGD_UPDATE, ("param", "grad"), (param, grad), h, 0, False, checked)
 
 
-def momentum_update(floating[::1] param,        # INOUT
-                    const floating[::1] grad,   # IN
-                    floating[::1] velocity,     # INOUT
-                    double lr, double momentum, double weight_decay, bint nesterov):
-    cdef intp n = param.shape[0]
-    _update_disjoint(("param", "velocity", "", "grad"), &param[0], &grad[0],
-                     &velocity[0], NULL, n)
-    with nogil:
-        _momentum(&param[0], &grad[0], &velocity[0], n, <floating> lr,
-                  <floating> momentum, <floating> weight_decay, nesterov)
+def momentum_update(param, grad, velocity,  # INOUT, IN, INOUT
+                    double lr, double momentum, double weight_decay, bint nesterov, *,
+                    bint checked=False):
+    """PyTorch's momentum (fastnn.kernels.momentum_update); checked as in sgd_update."""
+    cdef double h[3]
+    h[:] = [lr, momentum, weight_decay]
+    return _update(MOMENTUM_UPDATE, ("param", "grad", "velocity"), (param, grad, velocity),
+                   h, 0, nesterov, checked)
 
 
-def adam_update(floating[::1] param,        # INOUT
-                const floating[::1] grad,   # IN
-                floating[::1] m,            # INOUT first moment
-                floating[::1] v,            # INOUT second moment
+def adam_update(param, grad, m, v,  # INOUT, IN, INOUT first moment, INOUT second moment
                 long t, double lr, double beta1, double beta2, double eps,
-                double weight_decay):
-    cdef intp n = param.shape[0]
-    _update_disjoint(("param", "m", "v", "grad"), &param[0], &grad[0], &m[0], &v[0], n)
-    with nogil:
-        _adam(&param[0], &grad[0], &m[0], &v[0], n, lr, beta1, beta2, eps, t,
-              <floating> weight_decay)
+                double weight_decay, *, bint checked=False):
+    """Adam at step t (fastnn.kernels.adam_update); checked as in sgd_update."""
+    cdef double h[5]
+    h[:] = [lr, beta1, beta2, eps, weight_decay]
+    return _update(ADAM_UPDATE, ("param", "grad", "m", "v"), (param, grad, m, v), h, t,
+                   False, checked)
 
 
 def vector_build():

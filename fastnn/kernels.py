@@ -28,13 +28,6 @@ _C_LONG_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_long) - 1) - 1
 
 _SOFTMAX = _kernels.OUTPUTS["softmax"]
 
-_DTYPE_NAMES = {check.FLOAT_DTYPES[0]: "float", check.FLOAT_DTYPES[1]: "double"}
-
-
-def _compiled(kernel, dtype):
-    """The float or double specialisation of a fused kernel (no per-call dispatch)."""
-    return kernel[_DTYPE_NAMES[dtype]]
-
 
 def _scalar(name, value, dtype, low, high=None, low_open=False, high_open=False):
     """A hyper-parameter checked by check.real (with its bounds), refused when the
@@ -431,11 +424,12 @@ def sgd_update(param, grad, lr, weight_decay=0.0):
         If param is empty, not C-contiguous or read-only, grad has another shape or is
         not finite, lr <= 0, weight_decay < 0, or either is not finite.
     """
-    param, grad = _param_and_states(param, grad, [])
-    dtype = param.dtype
-    _compiled(_kernels.sgd_update, dtype)(
-        param.reshape(-1), grad.reshape(-1), _scalar("lr", lr, dtype, low=0, low_open=True),
-        _scalar("weight_decay", weight_decay, dtype, low=0))
+    dtype = check.ndarray("param", param).dtype
+    hyper = (_scalar("lr", lr, dtype, low=0, low_open=True),
+             _scalar("weight_decay", weight_decay, dtype, low=0))
+    if not _kernels.sgd_update(param, grad, *hyper):
+        param, grad = _param_and_states(param, grad, [])
+        _kernels.sgd_update(param, grad, *hyper, checked=True)
 
 
 def momentum_update(param, grad, velocity, lr, momentum=0.9, weight_decay=0.0,
@@ -474,14 +468,14 @@ def momentum_update(param, grad, velocity, lr, momentum=0.9, weight_decay=0.0,
         C-contiguous and writeable, grad is not finite, or lr, momentum or
         weight_decay is not finite or out of its range.
     """
-    param, grad = _param_and_states(param, grad, [("velocity", velocity)])
-    dtype = param.dtype
-    _compiled(_kernels.momentum_update, dtype)(
-        param.reshape(-1), grad.reshape(-1), velocity.reshape(-1),
-        _scalar("lr", lr, dtype, low=0, low_open=True),
-        _scalar("momentum", momentum, dtype, low=0, high=1),
-        _scalar("weight_decay", weight_decay, dtype, low=0),
-        check.flag("nesterov", nesterov))
+    dtype = check.ndarray("param", param).dtype
+    hyper = (_scalar("lr", lr, dtype, low=0, low_open=True),
+             _scalar("momentum", momentum, dtype, low=0, high=1),
+             _scalar("weight_decay", weight_decay, dtype, low=0),
+             check.flag("nesterov", nesterov))
+    if not _kernels.momentum_update(param, grad, velocity, *hyper):
+        param, grad = _param_and_states(param, grad, [("velocity", velocity)])
+        _kernels.momentum_update(param, grad, velocity, *hyper, checked=True)
 
 
 def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -525,13 +519,14 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
         hyper-parameter is not finite, out of its range or not held by the arrays'
         dtype.
     """
-    param, grad = _param_and_states(param, grad, [("m", m), ("v", v)])
-    dtype = param.dtype
-    _compiled(_kernels.adam_update, dtype)(
-        param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
-        check.integer("t", t, 1, _C_LONG_MAX), _scalar("lr", lr, dtype, low=0, low_open=True),
-        _scalar("beta1", beta1, dtype, low=0, high=1, high_open=True),
-        _scalar("beta2", beta2, dtype, low=0, high=1, high_open=True),
-        _scalar("eps", eps, dtype, low=0, low_open=True),
-        _scalar("weight_decay", weight_decay, dtype, low=0))
+    dtype = check.ndarray("param", param).dtype
+    hyper = (check.integer("t", t, 1, _C_LONG_MAX),
+             _scalar("lr", lr, dtype, low=0, low_open=True),
+             _scalar("beta1", beta1, dtype, low=0, high=1, high_open=True),
+             _scalar("beta2", beta2, dtype, low=0, high=1, high_open=True),
+             _scalar("eps", eps, dtype, low=0, low_open=True),
+             _scalar("weight_decay", weight_decay, dtype, low=0))
+    if not _kernels.adam_update(param, grad, m, v, *hyper):
+        param, grad = _param_and_states(param, grad, [("m", m), ("v", v)])
+        _kernels.adam_update(param, grad, m, v, *hyper, checked=True)
 

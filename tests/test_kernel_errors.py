@@ -145,8 +145,23 @@ def loss_args(**change):
     return args
 
 
+def adam_args(**change):
+    args = dict(param=np.ones((m, n_in)), grad=np.ones((m, n_in)), m=np.zeros((m, n_in)),
+                v=np.zeros((m, n_in)), t=1, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                weight_decay=0.0)
+    args.update(change)
+    return args
+
+
 #: Each compiled kernel that takes arguments as they come: its arguments, its outputs.
 PLAIN_KERNELS = {
+    "adam_update": (adam_args, ("param", "m", "v")),
+    "sgd_update": (lambda **c: {"param": np.ones(5), "grad": np.ones(5), "lr": 0.1,
+                                "weight_decay": 0.0, **c}, ("param",)),
+    "momentum_update": (lambda **c: {"param": np.ones(5), "grad": np.ones(5),
+                                     "velocity": np.zeros(5), "lr": 0.1, "momentum": 0.9,
+                                     "weight_decay": 0.0, "nesterov": True, **c},
+                        ("param", "velocity")),
     "dense_forward": (forward_args, ("Z", "A")),
     "dense_backward": (backward_args, ("dZ", "dW", "db", "dA_prev")),
     "activation_forward": (lambda **c: {k: v for k, v in activation_args(**c).items()
@@ -160,7 +175,7 @@ def _plain_call(kernel, args):
     """The compiled kernel's own answer: True or the loss (done), False or None (not
     taken)."""
     from fastnn import _kernels
-    if kernel != "output_loss":
+    if "activation" in args:
         args = {"negative_slope": 0.01, **args}
     return getattr(_kernels, kernel)(**args)
 
@@ -189,7 +204,17 @@ NOT_PLAIN = [("dense_forward", change) for change in [case[0] for case in FORWAR
         dict(Y=np.zeros((m, 4))), dict(sample_weight=np.ones(m)), dict(Z=np.zeros(3)),
         dict(A=read_only((m, 3))), dict(dZ=np.empty((m, 3), np.float32)),
         dict(output=0, Y=np.zeros((m, 1))), dict(output=2, Y=np.zeros((m, 3), np.float32)),
-        dict(output=2, Y=[[0.0] * 3] * m), dict(Z=np.full((m, 3), np.nan))]]
+        dict(output=2, Y=[[0.0] * 3] * m), dict(Z=np.full((m, 3), np.nan))]] + [
+    ("adam_update", change) for change in [
+        dict(param=read_only((m, n_in))), dict(param=np.ones((n_in, m)).T),
+        dict(param=np.ones((m, n_in)).view(Subclass)), dict(param=[[1.0] * n_in] * m),
+        dict(grad=np.full((m, n_in), np.nan)), dict(grad=np.ones((m, 2 * n_in))[:, ::2]),
+        dict(grad=np.ones((m, n_in + 1))), dict(m=np.zeros((m, n_in), np.float32)),
+        dict(v=read_only((m, n_in))), dict(v=np.zeros(m * n_in)), dict(m=None),
+        dict(param=np.array(1.0), grad=np.array(1.0), m=np.array(0.0), v=np.array(0.0))]] + [
+    ("sgd_update", dict(grad=np.ones(5, np.float32))), ("sgd_update", dict(param=np.ones(6))),
+    ("momentum_update", dict(velocity=read_only(5))),
+    ("momentum_update", dict(velocity=np.zeros(10)[::2]))]
 
 
 @pytest.mark.parametrize("kernel, change", NOT_PLAIN)
