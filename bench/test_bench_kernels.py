@@ -10,7 +10,7 @@ from fastnn import ACTIVATIONS, kernels, reference
 
 IMPLS = {"fastnn": kernels, "reference": reference}
 DTYPES = ["float64", "float32"]
-LAYERS = [(64, 64, 64), (256, 512, 512)]  # m, n_in, n_out
+LAYERS = [(16, 32, 32), (64, 64, 64), (256, 512, 512)]  # m, n_in, n_out
 
 
 def normal(rng, shape, dtype):
