@@ -205,7 +205,8 @@ def _round_times(case):
     SETTLE_SECONDS after the last: an OpenBLAS pool's threads spin for about 0.1 s
     after their last product (numpy's, for scikit-learn's fit), and a fit started
     meanwhile shares the cores with them (fastnn's two-thread digits fit took 110-140
-    ms so, against 22 alone), as no program using one of these libraries would."""
+    ms so while its threads met at barriers, about 40 since they take work items,
+    against 22-30 alone), as no program using one of these libraries would."""
     if case not in _ROUND_TIMES:
         fits = {impl: _fit_function(impl, case) for impl in ("fastnn", "sklearn", "torch")
                 if impl != "torch" or torch is not None}

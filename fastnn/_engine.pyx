@@ -374,12 +374,13 @@ cdef double _run(const Plan* plan, bint single, const void* params, void* grads,
 # ---------------------------------------------------------------- training
 
 cdef extern from "_team.h" nogil:
-    ctypedef struct fnn_barrier:
-        pass
-    ctypedef void (*fnn_job)(void* context, int member, int members,
-                             fnn_barrier* barrier) noexcept nogil
-    void fnn_barrier_wait(fnn_barrier* barrier)
+    ctypedef void (*fnn_job)(void* context, int member, int members) noexcept nogil
     void fnn_team_run(int wanted, fnn_job job, void* context, bint blas)
+    void fnn_publish(unsigned long long* ticket, unsigned long long gen, long count)
+    long fnn_take(unsigned long long* ticket, unsigned long long* gen)
+    void fnn_item_done(long* done)
+    void fnn_wait_done(long* done, long count)
+    unsigned long long fnn_wait_phase(unsigned long long* ticket, unsigned long long gen)
     void fnn_blas_find(const void* blas_function)
     int fnn_blas_limit()
     int fnn_cpu_count()
@@ -423,6 +424,22 @@ cdef inline intp _part_rows(const Plan* plan, intp m, int n_threads) noexcept no
     return m - m * (parts - 1) // parts
 
 
+cdef enum:  # the kinds of a step's phases, each a number of items any member may take
+    PHASE_PARTS     # the forward and backward of a part of the batch (item p: part p),
+                    # then the penalty's sums of squares (items parts + c: chunk c)
+    PHASE_SUM       # the parts' gradients summed in part order, a range of them an item
+    PHASE_UPDATE    # the update, a range of the parameters an item
+    PHASE_STOP      # the epoch is over
+
+
+cdef struct Phase:
+    int kind
+    intp start, mb          # the batch: mb rows from position start
+    double norm             # its total weight
+    int parts               # the parts it is split into
+    Optim opt               # the update's settings for this step
+
+
 cdef struct Epoch:
     # what the steps read
     const Plan* plan
@@ -445,14 +462,22 @@ cdef struct Epoch:
     intp batch_size
     int n_threads
     bint check_signals
-    # what a step's members tell each other
+    # the phases of a step, published by member 0 (its generation, gen, in ticket with
+    # the phase's count of items and the next item to take; the phase in phases[gen %
+    # 2], its items done counted in done[gen % 2])
+    unsigned long long ticket
+    unsigned long long gen
+    Phase phases[2]
+    long done[2]
+    int ranges              # the parameters' ranges, the items of PHASE_SUM and _UPDATE
+                            # (1: a team of one)
+    # what the items write
     double part_loss[MAX_PARTS]
     bint part_bad[MAX_PARTS]
     bint grads_bad[MAX_PARTS]
     bint overflowed[MAX_PARTS]
     double chunk_squares[SQUARES_CHUNKS]  # the penalty's sum, chunk by chunk
     bint interrupted
-    bint look_now           # this step ends with a look for signals (member 0 decides)
     PyObject* gate          # the engine's Gate, let go while signal handlers run
     # the outcome: the update's counter and tally, written by member 0 after each step
     int64_t* steps
@@ -575,23 +600,83 @@ cdef void _look_for_signals(Epoch* ep) noexcept nogil:
     fnn_flush_subnormals()
 
 
-cdef void _slices(Epoch* ep, int member, int members, int parts, intp start, intp mb,
-                  double norm, floating* params) noexcept nogil:
-    """This member's slices of the batch of mb rows from position start (slices
-    member, member + members, ...): each one's loss into ep.part_loss and, when finite,
-    its gradient into its buffer, whether that is not finite into ep.part_bad (a
-    slice of several is not scanned: their sum is, and any NaN or infinity in a term
-    makes the sum one too)."""
-    cdef int p
+cdef void _part(Epoch* ep, const Phase* ph, int p, floating* params) noexcept nogil:
+    """Part p of the batch: its loss into ep.part_loss and, when finite, its gradient
+    into its buffer, whether that is not finite into ep.part_bad (a part of several is
+    not scanned: their sum is, and any NaN or infinity in a term makes the sum one
+    too)."""
     cdef Batch part
     cdef const floating* inputs
-    for p from member <= p < parts by members:
-        _part_batch(ep, &part, start, mb * p // parts, mb * (p + 1) // parts, norm, params)
-        ep.part_loss[p] = _forward_loss(ep.plan, params, &part, <floating*> ep.work[p],
-                                        &inputs)
-        ep.part_bad[p] = isfinite(ep.part_loss[p]) and _backward(
-            ep.plan, params, <floating*> ep.grads[p], inputs, part.m,
-            <floating*> ep.work[p], parts == 1)
+    _part_batch(ep, &part, ph.start, ph.mb * p // ph.parts, ph.mb * (p + 1) // ph.parts,
+                ph.norm, params)
+    ep.part_loss[p] = _forward_loss(ep.plan, params, &part, <floating*> ep.work[p], &inputs)
+    ep.part_bad[p] = isfinite(ep.part_loss[p]) and _backward(
+        ep.plan, params, <floating*> ep.grads[p], inputs, part.m, <floating*> ep.work[p],
+        ph.parts == 1)
+
+
+cdef void _item(Epoch* ep, const Phase* ph, long i, floating* params) noexcept nogil:
+    """Item i of phase ph (see PHASE_*). The ranges of the parameters start on a
+    multiple of 16 values; each sum and update is elementwise, so the bits depend on
+    none of the ranges, nor on which member took which item."""
+    cdef const Plan* plan = ep.plan
+    cdef intp n = plan.at[plan.n_layers]
+    cdef intp first = 0 if i == 0 else (n * i // ep.ranges) & ~15
+    cdef intp last = n if i + 1 == ep.ranges else (n * (i + 1) // ep.ranges) & ~15
+    cdef Optim opt
+    if ph.kind == PHASE_PARTS:
+        if i < ph.parts:
+            _part(ep, ph, i, params)
+        else:
+            ep.chunk_squares[i - ph.parts] = _chunk_squares(plan, params, i - ph.parts)
+    elif ph.kind == PHASE_SUM:
+        ep.grads_bad[i] = first < last and _sum_slices(ep, ph.parts, first, last, params)
+    else:
+        opt = ph.opt
+        ep.overflowed[i] = first < last and _apply(
+            plan, &opt, params, <floating*> ep.grads[0], <floating**> ep.states, first,
+            last)
+
+
+cdef void _take_items(Epoch* ep, floating* params) noexcept nogil:
+    """Take and do items of the published phase until none is left."""
+    cdef unsigned long long gen
+    cdef long i = fnn_take(&ep.ticket, &gen)
+    while i >= 0:
+        _item(ep, &ep.phases[gen % 2], i, params)
+        fnn_item_done(&ep.done[gen % 2])
+        i = fnn_take(&ep.ticket, &gen)
+
+
+cdef void _phase(Epoch* ep, const Phase* ph, int kind, long count,
+                 floating* params) noexcept nogil:
+    """Member 0: publish ph as a phase of kind with count items, take items of it with
+    the others, and return when all are done (alone, do them in order)."""
+    cdef unsigned long long gen = ep.gen + 1
+    cdef long i
+    if ep.ranges == 1:  # a team of one
+        ep.phases[0] = ph[0]
+        ep.phases[0].kind = kind
+        for i in range(count):
+            _item(ep, &ep.phases[0], i, params)
+        return
+    ep.phases[gen % 2] = ph[0]
+    ep.phases[gen % 2].kind = kind
+    ep.done[gen % 2] = 0
+    ep.gen = gen
+    fnn_publish(&ep.ticket, gen, count)
+    _take_items(ep, params)
+    fnn_wait_done(&ep.done[gen % 2], count)
+
+
+cdef void _help(Epoch* ep, floating* params) noexcept nogil:
+    """A member other than 0: take items of every phase published until the last."""
+    cdef unsigned long long gen = 0
+    while True:
+        gen = fnn_wait_phase(&ep.ticket, gen)
+        if ep.phases[gen % 2].kind == PHASE_STOP:
+            return
+        _take_items(ep, params)
 
 
 cdef bint _sum_slices(Epoch* ep, int parts, intp first, intp last,
@@ -606,100 +691,89 @@ cdef bint _sum_slices(Epoch* ep, int parts, intp first, intp last,
     return bad
 
 
-cdef void _steps(Epoch* ep, int member, int members, fnn_barrier* barrier,
-                 floating* params) noexcept nogil:
-    """One member's share of every step of the epoch (see Engine.epoch): the forward
-    and backward of its parts and its chunks of the penalty's sum, then the sum of the
-    parts' gradients and the update on its range of the parameters, the members
-    meeting at the barrier in between. Every member takes the same decisions from the
-    same shared values."""
+cdef void _steps(Epoch* ep, floating* params) noexcept nogil:
+    """Every step of the epoch (see Engine.epoch), in phases whose items the members
+    take (_phase): the forward and backward of each part of the batch and the chunks
+    of the penalty's sum, then the sum of the parts' gradients and the update, range
+    by range. Member 0 runs this, and decides between the phases."""
     cdef const Plan* plan = ep.plan
-    cdef intp n = plan.at[plan.n_layers], start, mb
-    cdef intp first = 0 if member == 0 else (n * member // members) & ~15
-    cdef intp last = n if member + 1 == members else (n * (member + 1) // members) & ~15
-    cdef intp chunks = _squares_chunks(plan), c
+    cdef intp chunks = _squares_chunks(plan)
     cdef int parts, p
-    cdef double norm, loss
+    cdef double loss
     cdef long t = ep.steps[0]
-    cdef Optim opt
+    cdef Phase ph
     cdef bint look, overflowed
-    cdef floating* grads = <floating*> ep.grads[0]
+    cdef intp start
     for start from 0 <= start < ep.m by ep.batch_size:
-        mb = min(ep.batch_size, ep.m - start)
-        norm = _batch_norm(ep, <const floating*> ep.w, start, mb)
-        if norm == 0:  # nothing to learn from: counted, not stepped
-            if member == 0:
-                ep.batches[0] += 1
-                ep.last_loss = 0.0
+        ph.start = start
+        ph.mb = min(ep.batch_size, ep.m - start)
+        ph.norm = _batch_norm(ep, <const floating*> ep.w, ph.start, ph.mb)
+        if ph.norm == 0:  # nothing to learn from: counted, not stepped
+            ep.batches[0] += 1
+            ep.last_loss = 0.0
             continue
-        parts = _parts(plan, mb, ep.n_threads)
+        parts = ph.parts = _parts(plan, ph.mb, ep.n_threads)
         t += 1
-        opt = ep.opt
-        opt.t = t
-        if opt.decay_per_sample:
-            opt.weight_decay /= norm
-        # 1. the loss and gradient of each of this member's parts of the batch, and
-        # the penalty's sums of squares on its share of the chunks
-        _slices(ep, member, members, parts, start, mb, norm, params)
-        if opt.weight_decay != 0:
-            for c in range(chunks * member // members, chunks * (member + 1) // members):
-                ep.chunk_squares[c] = _chunk_squares(plan, params, c)
-        if member == 0:
-            ep.look_now = _signals_due(ep)
-        fnn_barrier_wait(barrier)
-        look = ep.look_now
+        ph.opt = ep.opt
+        ph.opt.t = t
+        if ph.opt.decay_per_sample:
+            ph.opt.weight_decay /= ph.norm
+        look = _signals_due(ep)
+        # 1. the loss and gradient of each part of the batch, and the penalty's sums
+        # of squares chunk by chunk
+        _phase(ep, &ph, PHASE_PARTS, parts + (chunks if ph.opt.weight_decay != 0 else 0),
+               params)
         loss = ep.part_loss[0]
         for p in range(1, parts):
             loss += ep.part_loss[p]
-        if opt.weight_decay != 0:  # as _penalty
-            loss += _penalty_of(ep.chunk_squares, chunks, opt.weight_decay)
+        if ph.opt.weight_decay != 0:  # as _penalty
+            loss += _penalty_of(ep.chunk_squares, chunks, ph.opt.weight_decay)
         if not isfinite(loss) or _any(ep.part_bad, parts):
-            if member == 0:  # nothing was updated
-                ep.last_loss = loss if not isfinite(loss) else NAN
+            ep.last_loss = loss if not isfinite(loss) else NAN  # nothing was updated
             return
-        # 2. the parts' gradients summed in part order, on this member's range
+        # 2. the parts' gradients summed in part order
         if parts > 1:
-            ep.grads_bad[member] = _sum_slices(ep, parts, first, last, params)
-            fnn_barrier_wait(barrier)
-            if _any(ep.grads_bad, members):
-                if member == 0:
-                    ep.last_loss = NAN
+            _phase(ep, &ph, PHASE_SUM, ep.ranges, params)
+            if _any(ep.grads_bad, ep.ranges):
+                ep.last_loss = NAN
                 return
-        # 3. the update of this member's range
-        ep.overflowed[member] = _apply(plan, &opt, params, grads, <floating**> ep.states,
-                                       first, last)
-        fnn_barrier_wait(barrier)  # the step is whole
-        overflowed = _any(ep.overflowed, members)
-        if member == 0:
-            ep.steps[0] = t  # the update was made
-            ep.last_loss = -INFINITY if overflowed else loss
-            if not overflowed:
-                ep.batches[0] += 1
-                ep.loss_total[0] += loss * norm
-                ep.weight_total[0] += norm
-                if look:
-                    _look_for_signals(ep)
+        # 3. the update
+        _phase(ep, &ph, PHASE_UPDATE, ep.ranges, params)
+        overflowed = _any(ep.overflowed, ep.ranges)
+        ep.steps[0] = t  # the update was made
+        ep.last_loss = -INFINITY if overflowed else loss
         if overflowed:
             return
+        ep.batches[0] += 1
+        ep.loss_total[0] += loss * ph.norm
+        ep.weight_total[0] += ph.norm
         if look:
-            fnn_barrier_wait(barrier)  # what the handlers said
+            _look_for_signals(ep)
             if ep.interrupted:
                 return
             t = ep.steps[0]  # (a handler may have stepped the engine itself)
 
 
-cdef void _epoch_job(void* context, int member, int members,
-                     fnn_barrier* barrier) noexcept nogil:
-    """_steps with subnormal numbers flushed to zero (as _run), member 0 keeping its
-    thread's own mode for the signal handlers it may run."""
+cdef void _epoch_job(void* context, int member, int members) noexcept nogil:
+    """Member 0: _steps, then the last phase; the others: _help. With subnormal
+    numbers flushed to zero (as _run), member 0 keeping its thread's own mode for the
+    signal handlers it may run."""
     cdef Epoch* ep = <Epoch*> context
     cdef fnn_fp_mode mode = fnn_flush_subnormals()
+    cdef Phase stop
+    memset(&stop, 0, sizeof(Phase))
     if member == 0:
         ep.caller_fp_mode = mode
-    if ep.single:
-        _steps(ep, member, members, barrier, <float*> ep.params)
+        ep.ranges = 1 if members == 1 else min(<int> MAX_PARTS, 4 * members)
+        if ep.single:
+            _steps(ep, <float*> ep.params)
+        else:
+            _steps(ep, <double*> ep.params)
+        _phase(ep, &stop, PHASE_STOP, 0, <float*> NULL)
+    elif ep.single:
+        _help(ep, <float*> ep.params)
     else:
-        _steps(ep, member, members, barrier, <double*> ep.params)
+        _help(ep, <double*> ep.params)
     fnn_fp_restore(mode)
 
 

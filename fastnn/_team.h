@@ -1,6 +1,6 @@
 /* fastnn's own threads, included through _engine.pyx: a team of threads that runs one
- * job (an epoch of training steps) together, meeting at spinning barriers, and the
- * control of BLAS's threads while it does.
+ * job (an epoch of training steps) together, taking the items of its phases of work
+ * (below), and the control of BLAS's threads while it does.
  *
  *   - The helpers of every team in the process come from one budget: the CPUs the
  *     process may use, less one (the calling thread is the user's), so teams started
@@ -30,42 +30,75 @@
 #include <unistd.h>
 #endif
 
-/* ------------------------------------------------------------------ barrier */
+/* ------------------------------------------------------------------ waiting */
 
-/* n threads meet: each call returns once all n have called it. Spins (the members
- * of a team are busy with short steps), yielding the CPU after a while so that an
- * oversubscribed machine still makes progress. */
-typedef struct {
-    int n;
-    int arrived;
-    unsigned phase;
-} fnn_barrier;
-
-static void fnn_barrier_init(fnn_barrier* b, int n) { b->n = n; b->arrived = 0; b->phase = 0; }
-
-static void fnn_barrier_wait(fnn_barrier* b) {
-    if (b->n <= 1) return;
+/* One look of a wait: spin (the members of a team are busy with short steps),
+ * yielding the CPU after a while so that an oversubscribed machine still makes
+ * progress, and on a long wait (signal handlers, a slow reader) sleeping between
+ * looks. */
+static void fnn_wait_a_little(unsigned* spins) {
 #ifdef FNN_THREADS
-    unsigned phase = __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE);
-    if (__atomic_add_fetch(&b->arrived, 1, __ATOMIC_ACQ_REL) == b->n) {
-        __atomic_store_n(&b->arrived, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->phase, phase + 1, __ATOMIC_RELEASE);
-        return;
-    }
-    for (unsigned spins = 0; __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE) == phase;) {
-        if (++spins < 20000) {
+    if (++*spins < 20000) {
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
-        } else if (spins < 21000) {
-            sched_yield();
-        } else {  /* a long wait (signal handlers, a slow reader): sleep between looks */
-            struct timespec nap = {0, 100000};
-            nanosleep(&nap, NULL);
-            spins = 20999;
-        }
+    } else if (*spins < 21000) {
+        sched_yield();
+    } else {
+        struct timespec nap = {0, 100000};
+        nanosleep(&nap, NULL);
+        *spins = 20999;
     }
+#else
+    (void) spins;
 #endif
+}
+
+/* ------------------------------------------------------------------ work items */
+
+/* A phase of work is a number of items that any member of the team may take, one at
+ * a time, in any order: the member that publishes it takes items too and then waits
+ * until all are done, so that a member the system has descheduled holds up at most
+ * the item it took, never the others (a barrier waited for each member's whole
+ * share). The ticket holds the phase's generation (its high 32 bits), its item count
+ * (16 bits) and the next item to take (the low 16 bits). */
+
+/* Publish phase gen of count items (after writing whatever describes it). */
+static void fnn_publish(unsigned long long* ticket, unsigned long long gen, long count) {
+    __atomic_store_n(ticket, (gen << 32) | ((unsigned long long) count << 16),
+                     __ATOMIC_RELEASE);
+}
+
+/* The next item of the published phase, its generation into *gen; -1 (and the
+ * generation) when every item of it has been taken. */
+static long fnn_take(unsigned long long* ticket, unsigned long long* gen) {
+    unsigned long long t = __atomic_load_n(ticket, __ATOMIC_ACQUIRE);
+    for (;;) {
+        *gen = t >> 32;
+        if ((t & 0xffff) >= ((t >> 16) & 0xffff))
+            return -1;
+        if (__atomic_compare_exchange_n(ticket, &t, t + 1, 1, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return (long) (t & 0xffff);
+    }
+}
+
+/* An item of a phase is done: count it. */
+static void fnn_item_done(long* done) { __atomic_add_fetch(done, 1, __ATOMIC_RELEASE); }
+
+/* Wait until *done counts count items. */
+static void fnn_wait_done(long* done, long count) {
+    for (unsigned spins = 0; __atomic_load_n(done, __ATOMIC_ACQUIRE) < count;)
+        fnn_wait_a_little(&spins);
+}
+
+/* Wait until a phase after generation gen is published; its generation. */
+static unsigned long long fnn_wait_phase(unsigned long long* ticket,
+                                         unsigned long long gen) {
+    unsigned long long t;
+    for (unsigned spins = 0; (t = __atomic_load_n(ticket, __ATOMIC_ACQUIRE)) >> 32 <= gen;)
+        fnn_wait_a_little(&spins);
+    return t >> 32;
 }
 
 /* ------------------------------------------------------------------ budget */
@@ -193,9 +226,8 @@ static void fnn_blas_single_end(void) {
 
 /* ------------------------------------------------------------------ team */
 
-/* job(context, member, members, barrier): member 0 is the calling thread; the
- * barrier is for the members */
-typedef void (*fnn_job)(void* context, int member, int members, fnn_barrier* barrier);
+/* job(context, member, members): member 0 is the calling thread */
+typedef void (*fnn_job)(void* context, int member, int members);
 
 /* A helper's part in one team: set by the caller, read by the helper until it sets
  * finished, its last touch. */
@@ -203,8 +235,7 @@ typedef struct {
     fnn_job job;
     void* context;
     int member;
-    int* members;  /* set, with the barrier and then *ready, once the team is complete */
-    fnn_barrier* barrier;
+    int* members;  /* set, and then *ready, once the team is complete */
     int* ready;
     int finished;
 } fnn_seat;
@@ -235,7 +266,7 @@ static void* fnn_helper_main(void* argument) {
             __builtin_ia32_pause();
 #endif
         }
-        seat->job(seat->context, seat->member, *seat->members, seat->barrier);
+        seat->job(seat->context, seat->member, *seat->members);
         FNN_LOCK();
         self->seat = NULL;
         self->next = fnn_idle;
@@ -281,7 +312,6 @@ static int fnn_hire(fnn_seat* seat) {
  * many members there are; what it computes must not depend on that. */
 static void fnn_team_run(int wanted, fnn_job job, void* context, int blas) {
     int members = 1, ready = 0;
-    fnn_barrier barrier;
     if (blas) fnn_blas_single_begin();
 #ifdef FNN_THREADS
     fnn_seat seats[FNN_MAX_TEAM];
@@ -292,16 +322,14 @@ static void fnn_team_run(int wanted, fnn_job job, void* context, int blas) {
         helpers = fnn_cpu_count() - 1 - fnn_helpers_busy;
         if (helpers > wanted - 1) helpers = wanted - 1;
         for (; members - 1 < helpers; members++) {
-            seats[members - 1] = (fnn_seat) {job, context, members, &members, &barrier,
-                                             &ready, 0};
+            seats[members - 1] = (fnn_seat) {job, context, members, &members, &ready, 0};
             if (!fnn_hire(&seats[members - 1])) break;
         }
         fnn_helpers_busy += members - 1;
         FNN_UNLOCK();
     }
-    fnn_barrier_init(&barrier, members);
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-    job(context, 0, members, &barrier);
+    job(context, 0, members);
     for (int i = 0; i < members - 1; i++) {
         for (unsigned spins = 0; !__atomic_load_n(&seats[i].finished, __ATOMIC_ACQUIRE);)
             if (++spins > 1000) sched_yield();
@@ -313,8 +341,7 @@ static void fnn_team_run(int wanted, fnn_job job, void* context, int blas) {
     }
 #else
     (void) wanted;
-    fnn_barrier_init(&barrier, members);
-    job(context, 0, members, &barrier);
+    job(context, 0, members);
 #endif
     if (blas) fnn_blas_single_end();
 }
