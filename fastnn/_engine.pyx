@@ -464,9 +464,9 @@ cdef struct Epoch:
     bint check_signals
     # the phases of a step, published by member 0 (its generation, gen, in ticket with
     # the phase's count of items and the next item to take; the phase in phases[gen %
-    # 2], its items done counted in done[gen % 2])
+    # 2], its items done counted in done[gen % 2]); the items' results below
     unsigned long long ticket
-    unsigned long long gen
+    unsigned long long gen  # the last published (member 0's own copy)
     Phase phases[2]
     long done[2]
     int ranges              # the parameters' ranges, the items of PHASE_SUM and _UPDATE
@@ -615,14 +615,31 @@ cdef void _part(Epoch* ep, const Phase* ph, int p, floating* params) noexcept no
         ph.parts == 1)
 
 
+cdef intp _cut(const Plan* plan, intp x) noexcept nogil:
+    """x rounded down to a multiple of 16 values from the start of the layer's W or b
+    that holds it: the update's vector kernels treat a W or b in vectors of 8 or 16
+    from its start and its ragged end apart, and a cut elsewhere would change which
+    values take which path (Adam's refined quotient or the exact one)."""
+    cdef int l
+    cdef intp start = 0, b
+    for l in range(plan.n_layers):
+        b = plan.at[l] + plan.sizes[l + 1] * plan.sizes[l]
+        if x >= plan.at[l]:
+            start = plan.at[l]
+        if x >= b:
+            start = b
+    return start + ((x - start) & ~15)
+
+
 cdef void _item(Epoch* ep, const Phase* ph, long i, floating* params) noexcept nogil:
-    """Item i of phase ph (see PHASE_*). The ranges of the parameters start on a
-    multiple of 16 values; each sum and update is elementwise, so the bits depend on
-    none of the ranges, nor on which member took which item."""
+    """Item i of phase ph (see PHASE_*). The ranges of the parameters are cut where the
+    update's kernels would cut them anyway (_cut), and each sum and update is
+    elementwise, so the bits depend on none of the ranges, nor on which member took
+    which item."""
     cdef const Plan* plan = ep.plan
     cdef intp n = plan.at[plan.n_layers]
-    cdef intp first = 0 if i == 0 else (n * i // ep.ranges) & ~15
-    cdef intp last = n if i + 1 == ep.ranges else (n * (i + 1) // ep.ranges) & ~15
+    cdef intp first = 0 if i == 0 else _cut(plan, n * i // ep.ranges)
+    cdef intp last = n if i + 1 == ep.ranges else _cut(plan, n * (i + 1) // ep.ranges)
     cdef Optim opt
     if ph.kind == PHASE_PARTS:
         if i < ph.parts:
@@ -652,16 +669,15 @@ cdef void _phase(Epoch* ep, const Phase* ph, int kind, long count,
                  floating* params) noexcept nogil:
     """Member 0: publish ph as a phase of kind with count items, take items of it with
     the others, and return when all are done (alone, do them in order)."""
-    cdef unsigned long long gen = ep.gen + 1
-    cdef long i
-    if ep.ranges == 1:  # a team of one
-        ep.phases[0] = ph[0]
-        ep.phases[0].kind = kind
-        for i in range(count):
-            _item(ep, &ep.phases[0], i, params)
+    cdef unsigned long long gen = ep.gen + 1  # (the ticket holds 32 bits of it: 2**32
+    cdef long i                               # phases, some 2e10 rows an epoch)
+    cdef Phase published = ph[0]
+    published.kind = kind  # before the slot is written: a late helper reading it
+    if ep.ranges == 1:     # meanwhile never sees a stop that is not one
+        for i in range(count):  # a team of one: in order
+            _item(ep, &published, i, params)
         return
-    ep.phases[gen % 2] = ph[0]
-    ep.phases[gen % 2].kind = kind
+    ep.phases[gen % 2] = published
     ep.done[gen % 2] = 0
     ep.gen = gen
     fnn_publish(&ep.ticket, gen, count)

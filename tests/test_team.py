@@ -4,6 +4,7 @@ into slices of the batch on a team of threads, BLAS on one thread meanwhile.
 The truths: the same steps taken one call each (Engine.step) and by the NumPy twin,
 the same bits for the same n_threads whatever else runs, BLAS's limit put back, and
 on scikit-learn's digits the same accuracy from one thread or two."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -127,6 +128,30 @@ def test_fits_from_many_threads_at_once_give_the_bits_of_one_fit():
     for thread in threads:
         thread.join()
     assert all(np.array_equal(r, alone[0]) for r in results)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two CPUs")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_team_of_one_gives_the_bits_of_a_team_of_two(tmp_path, dtype):
+    """n_threads=2 on one CPU (a team of one: no helper to be had) and on two: the
+    same bits, also where the parameters' ranges would cut a layer off a multiple of
+    16 values from its start (W of [64, 100, 10]'s second layer starts at 6,500),
+    which changed which values Adam's vector kernel took by its refined path."""
+    code = (f"import os, sys, numpy as np\n"
+            f"if sys.argv[1] == 'one': os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})\n"
+            f"from fastnn import MLP\n"
+            f"rng = np.random.default_rng(0)\n"
+            f"X = rng.standard_normal((1000, 64)).astype('{dtype}')\n"
+            f"y = rng.integers(0, 10, 1000)\n"
+            f"net = MLP([64, 100, 10], output='softmax', dtype='{dtype}', seed=0)\n"
+            f"net.fit(X, y, epochs=20, batch_size=100, optimizer='adam', n_threads=2)\n"
+            f"np.save(sys.argv[2], net.engine.params)\n")
+    for team in ("one", "two"):
+        done = subprocess.run([sys.executable, "-c", code, team, str(tmp_path / team)],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy"))
 
 
 def test_blas_threads_are_put_back_and_set_the_default():
