@@ -30,9 +30,10 @@ from fastnn._ops cimport (IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
 cnp.import_array()
 
 # ---------------------------------------------------------------- public kernels
-# Typed entry points. Arguments are marked IN, OUT or INOUT; fastnn.kernels has
-# the checked versions and the documentation. The one check made here is that no
-# output overlaps another argument in memory, which pointers tell cheaply.
+# The entry points. Arguments are marked IN, OUT or INOUT; fastnn.kernels has the
+# checked versions and the documentation. Made here, whatever the path: the memory
+# layout the pointers assume (_laid_out) and that no output overlaps another
+# argument (_disjoint, on the spans _laid_out gives).
 
 cdef struct Span:
     const char* start
@@ -148,15 +149,17 @@ cdef bint _plain_array(object a, int t, int ndim, intp rows, intp cols) noexcept
     return True
 
 
-cdef int _laid_out(tuple names, tuple arrays, int t, const intp* sizes) except -1:
+cdef int _laid_out(tuple names, tuple arrays, int t, const intp* sizes,
+                   Span* spans) except -1:
     """ValueError unless every array (None skipped) is an ndarray of type t, C-contiguous,
     of sizes[i] values: the layout the kernel's pointers assume, tested with the GIL
     held after every other test, as another thread may reshape an array in place (or
     a private caller pass anything with checked=True). The kernels then use only the
-    sizes read before."""
+    sizes read before. spans[i] gets array i's bytes (none for None), for _disjoint."""
     cdef int i
     cdef cnp.ndarray x
     for i in range(len(arrays)):
+        spans[i] = _span(NULL, 0, 1)
         if arrays[i] is None:
             continue
         if not cnp.PyArray_Check(arrays[i]):
@@ -166,6 +169,7 @@ cdef int _laid_out(tuple names, tuple arrays, int t, const intp* sizes) except -
                 or cnp.PyArray_SIZE(x) != sizes[i]:
             raise ValueError(f"{names[i]} is not a C-contiguous array of {sizes[i]} values "
                              f"of the others' dtype (did another thread reshape it?)")
+        spans[i] = _span(cnp.PyArray_DATA(x), sizes[i], cnp.PyArray_ITEMSIZE(x))
     return 0
 
 
@@ -284,11 +288,9 @@ def activation_forward(Z,  # IN  any shape
         return False
     cdef intp n = _size(Z), s = 4 if t == cnp.NPY_FLOAT32 else 8
     cdef intp sizes[2]
-    sizes[:] = [n, n]
-    _laid_out(("Z", "A"), (Z, A), t, sizes)
     cdef Span spans[2]
-    spans[0] = _span(_data(A), n, s)
-    spans[1] = _span(_data(Z), n, s)
+    sizes[:] = [n, n]
+    _laid_out(("A", "Z"), (A, Z), t, sizes, spans)
     _disjoint(("A", "Z"), spans, 2, 1, 0, 1)
     cdef void* z = _data(Z)
     cdef void* a = _data(A)
@@ -314,12 +316,9 @@ def activation_derivative(Z,    # IN
         return False
     cdef intp n = _size(Z), s = 4 if t == cnp.NPY_FLOAT32 else 8
     cdef intp sizes[3]
-    sizes[:] = [n, n, n]
-    _laid_out(("Z", "A", "out"), (Z, A, out), t, sizes)
     cdef Span spans[3]
-    spans[0] = _span(_data(out), n, s)
-    spans[1] = _span(_data(Z), n, s)
-    spans[2] = _span(_data(A), n, s)
+    sizes[:] = [n, n, n]
+    _laid_out(("out", "Z", "A"), (out, Z, A), t, sizes, spans)
     _disjoint(("out", "Z", "A"), spans, 3, 1)
     cdef void* p[3]
     p[:] = [_data(Z), _data(A), _data(out)]
@@ -367,17 +366,12 @@ def dense_forward(A_prev,  # IN  (m, n_in)
     cdef intp m = _dim(A_prev, 0), n_in = _dim(A_prev, 1), n_out = _dim(W, 0)
     cdef intp s = 4 if t == cnp.NPY_FLOAT32 else 8
     cdef intp sizes[5]
-    sizes[:] = [m * n_in, n_out * n_in, n_out, m * n_out, m * n_out]
-    _laid_out(("A_prev", "W", "b", "Z", "A"), (A_prev, W, b, Z, A), t, sizes)
+    cdef Span spans[5]
+    sizes[:] = [m * n_out, m * n_out, m * n_in, n_out * n_in, n_out]
+    _laid_out(("Z", "A", "A_prev", "W", "b"), (Z, A, A_prev, W, b), t, sizes, spans)
+    _disjoint(("Z", "A", "A_prev", "W", "b"), spans, 5, 2, 1, 0)
     cdef void* p[5]
     p[:] = [_data(A_prev), _data(W), _data(b), _data(Z), _data(A)]
-    cdef Span spans[5]
-    spans[0] = _span(p[3], m * n_out, s)
-    spans[1] = _span(p[4], m * n_out, s)
-    spans[2] = _span(p[0], m * n_in, s)
-    spans[3] = _span(p[1], n_out * n_in, s)
-    spans[4] = _span(p[2], n_out, s)
-    _disjoint(("Z", "A", "A_prev", "W", "b"), spans, 5, 2, 1, 0)
     cdef void* scratch = _scratch(n_in, n_out, s)
     if m * n_in * n_out < GIL_FREE_WORK:
         _dense_forward_run(s == 4, p, m, n_in, n_out, act, slope, scratch)
@@ -436,25 +430,15 @@ def dense_backward(dA,       # IN  (m, n_out)
     m, n_out, n_in = _dim(dA, 0), _dim(dA, 1), _dim(A_prev, 1)
     cdef intp s = 4 if t == cnp.NPY_FLOAT32 else 8
     cdef intp sizes[9]
-    sizes[:] = [m * n_out, m * n_out, m * n_out, m * n_in, n_out * n_in, m * n_out,
-                n_out * n_in, n_out, m * n_in]
-    _laid_out(("dA", "Z", "A", "A_prev", "W", "dZ", "dW", "db", "dA_prev"),
-              (dA, Z, A, A_prev, W, dZ, dW, db, dA_prev), t, sizes)
+    cdef Span spans[9]
+    cdef tuple names = ("dZ", "dW", "db", "dA_prev", "dA", "Z", "A", "A_prev", "W")
+    sizes[:] = [m * n_out, n_out * n_in, n_out, m * n_in, m * n_out, m * n_out, m * n_out,
+                m * n_in, n_out * n_in]
+    _laid_out(names, (dZ, dW, db, dA_prev, dA, Z, A, A_prev, W), t, sizes, spans)
+    _disjoint(names, spans, 9, 4, 0, 4)
     cdef void* p[9]
     p[:] = [_data(dA), _data(Z), _data(A), _data(A_prev), _data(W), _data(dZ), _data(dW),
             _data(db), _data_or_null(dA_prev)]
-    cdef Span spans[9]
-    spans[0] = _span(p[5], m * n_out, s)
-    spans[1] = _span(p[6], n_out * n_in, s)
-    spans[2] = _span(p[7], n_out, s)
-    spans[3] = _span(p[8], m * n_in if p[8] != NULL else 0, s)
-    spans[4] = _span(p[0], m * n_out, s)
-    spans[5] = _span(p[1], m * n_out, s)
-    spans[6] = _span(p[2], m * n_out, s)
-    spans[7] = _span(p[3], m * n_in, s)
-    spans[8] = _span(p[4], n_out * n_in, s)
-    _disjoint(("dZ", "dW", "db", "dA_prev", "dA", "Z", "A", "A_prev", "W"), spans, 9, 4,
-              0, 4)
     cdef void* scratch = _scratch(n_in, n_out, s)
     if m * n_in * n_out < GIL_FREE_WORK:
         _dense_backward_run(s == 4, p, m, n_in, n_out, act, slope, scratch)
@@ -508,14 +492,18 @@ def output_loss(int output,        # OUT_*: the output layer and its loss
             <cnp.ndarray> Z) == 0:
         raise ValueError("Z must be 2-D for softmax, at least 1-D for the others")
     cdef intp n = _size(Z), m = _dim(Z, 0), s = 4 if t == cnp.NPY_FLOAT32 else 8
-    cdef intp sizes[4]
-    sizes[:] = [n, n, n, m]
-    _laid_out(("Z", "A", "dZ", "sample_weight"), (Z, A, dZ, sample_weight), t, sizes)
-    if not labelled:
-        _laid_out(("Y",), (Y,), t, sizes)
-    elif cnp.PyArray_TYPE(<cnp.ndarray> Y) != cnp.NPY_INTP \
-            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> Y) or _size(Y) != m:
-        raise ValueError(f"Y's labels must be a C-contiguous np.intp array of {m} values")
+    cdef intp sizes[5]
+    cdef Span spans[5]
+    cdef tuple names = ("A", "dZ", "Z", "Y", "sample_weight")
+    sizes[:] = [n, n, n, n, m]
+    _laid_out(names, (A, dZ, Z, None if labelled else Y, sample_weight), t, sizes, spans)
+    if labelled:
+        if cnp.PyArray_TYPE(<cnp.ndarray> Y) != cnp.NPY_INTP \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> Y) or _size(Y) != m:
+            raise ValueError(f"Y's labels must be a C-contiguous np.intp array of {m} "
+                             f"values")
+        spans[3] = _span(_data(Y), m, sizeof(intp))
+    _disjoint(names, spans, 5, 2)
     cdef void* p[5]
     p[:] = [_data(Z), _data(Y), _data(A), _data(dZ), _data_or_null(sample_weight)]
     cdef const intp* labels = NULL
@@ -527,13 +515,6 @@ def output_loss(int output,        # OUT_*: the output layer and its loss
         norm = 0
         for i in range(m):
             norm += (<float*> p[4])[i] if s == 4 else (<double*> p[4])[i]
-    cdef Span spans[5]
-    spans[0] = _span(p[2], n, s)
-    spans[1] = _span(p[3], n, s)
-    spans[2] = _span(p[0], n, s)
-    spans[3] = _span(_data(Y), m * sizeof(intp) if labelled else n * s, 1)
-    spans[4] = _span(p[4], m if p[4] != NULL else 0, s)
-    _disjoint(("A", "dZ", "Z", "Y", "sample_weight"), spans, 5, 2)
     cdef double loss
     if n < GIL_FREE_WORK:
         loss = _output_loss_run(s == 4, output, p, labels, norm, m, n // m)
@@ -575,33 +556,29 @@ cdef void _update_run(bint single, int kind, void** p, intp n, const double* h,
 
 cdef object _update(int kind, tuple names, tuple arrays, const double* h, long t,
                     bint nesterov, bint checked):
-    """An update of arrays (param, grad, then its states) named names; True when done,
-    False when (not checked) an array is not plainly right: param and its states
-    writeable, grad finite, all of param's type and shape. The hyper-parameters were
-    checked by fastnn.kernels."""
+    """An update of arrays (param, its states, then grad: the outputs first) named
+    names; True when done, False when (not checked) an array is not plainly right:
+    param and its states writeable, grad finite, all of param's type and shape. The
+    hyper-parameters were checked by fastnn.kernels."""
     cdef object param = arrays[0]
-    cdef int i, t_ = _checked_type("param", param) if checked else _plain_type(param)
+    cdef int i, last = len(arrays) - 1
+    cdef int t_ = _checked_type("param", param) if checked else _plain_type(param)
     if not checked and not (_plain_output(param, t_, -1, -1)
-                            and _plain_like(arrays[1], param, False)):
+                            and _plain_like(arrays[last], param, False)):
         return False
-    for i in range(2, len(arrays)):
+    for i in range(1, last):
         if not checked and not _plain_like(arrays[i], param, True):
             return False
     cdef intp n = _size(param), s = 4 if t_ == cnp.NPY_FLOAT32 else 8
     cdef intp sizes[4]
-    sizes[:] = [n, n, n, n]
-    _laid_out(names, arrays, t_, sizes)
-    cdef void* p[4]
     cdef Span spans[4]
-    p[:] = [NULL, NULL, NULL, NULL]
-    for i in range(len(arrays)):
-        p[i] = _data(arrays[i])
-    spans[0] = _span(p[0], n, s)  # the outputs first: param and the states
-    spans[1] = _span(p[2], n if p[2] != NULL else 0, s)
-    spans[2] = _span(p[3], n if p[3] != NULL else 0, s)
-    spans[3] = _span(p[1], n, s)
-    _disjoint((names[0], names[2] if len(names) > 2 else "", names[3] if len(names) > 3
-               else "", names[1]), spans, 4, 3)
+    sizes[:] = [n, n, n, n]
+    _laid_out(names, arrays, t_, sizes, spans)
+    _disjoint(names, spans, last + 1, last)
+    cdef void* p[4]  # (param, grad, state, state), as _update_run takes them
+    p[:] = [_data(param), _data(arrays[last]), NULL, NULL]
+    for i in range(1, last):
+        p[i + 1] = _data(arrays[i])
     if n < GIL_FREE_WORK:
         _update_run(s == 4, kind, p, n, h, t, nesterov)
     else:
@@ -626,7 +603,7 @@ def momentum_update(param, grad, velocity,  # INOUT, IN, INOUT
     """PyTorch's momentum (fastnn.kernels.momentum_update); checked as in sgd_update."""
     cdef double h[3]
     h[:] = [lr, momentum, weight_decay]
-    return _update(MOMENTUM_UPDATE, ("param", "grad", "velocity"), (param, grad, velocity),
+    return _update(MOMENTUM_UPDATE, ("param", "velocity", "grad"), (param, velocity, grad),
                    h, 0, nesterov, checked)
 
 
@@ -636,7 +613,7 @@ def adam_update(param, grad, m, v,  # INOUT, IN, INOUT first moment, INOUT secon
     """Adam at step t (fastnn.kernels.adam_update); checked as in sgd_update."""
     cdef double h[5]
     h[:] = [lr, beta1, beta2, eps, weight_decay]
-    return _update(ADAM_UPDATE, ("param", "grad", "m", "v"), (param, grad, m, v), h, t,
+    return _update(ADAM_UPDATE, ("param", "m", "v", "grad"), (param, m, v, grad), h, t,
                    False, checked)
 
 
