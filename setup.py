@@ -1,4 +1,5 @@
 """Build the compiled core of fastnn (Cython over scipy's BLAS)."""
+import os
 import sys
 
 from setuptools import Extension, setup
@@ -42,7 +43,11 @@ HEADERS = ["fastnn/_ops.pxd", "fastnn/_blas.pxd", "fastnn/_vector.h", "fastnn/_v
            "fastnn/_vector_kernels.h", "fastnn/_gemm_kernels.h"]
 
 
-def extension(name, depends=HEADERS):
+# numpy's random number library (random_interval, which the epoch's shuffle draws with)
+NUMPY_RANDOM_LIB = os.path.join(os.path.dirname(numpy.__file__), "random", "lib")
+
+
+def extension(name, depends=HEADERS, **options):
     """One compiled module of fastnn/ (see the README's Layout)."""
     return Extension(
         f"fastnn.{name}",
@@ -51,11 +56,13 @@ def extension(name, depends=HEADERS):
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=COMPILE_ARGS,
+        **options,
     )
 
 
 extensions = [extension("_kernels"), extension("_gate", depends=["fastnn/_gate.pxd"]),
-              extension("_engine", depends=HEADERS + ["fastnn/_gate.pxd", "fastnn/_team.h"])]
+              extension("_engine", depends=HEADERS + ["fastnn/_gate.pxd", "fastnn/_team.h"],
+                        library_dirs=[NUMPY_RANDOM_LIB], libraries=["npyrandom"])]
 
 setup(
     cmdclass={"build_ext": BuildExt},

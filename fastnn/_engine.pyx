@@ -19,10 +19,13 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.float cimport DBL_MIN, FLT_MIN
 from libc.limits cimport INT_MAX
 from libc.math cimport INFINITY, NAN, isfinite
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.ref cimport Py_INCREF, PyObject
+from numpy.random cimport bitgen_t
+from numpy.random.c_distributions cimport random_interval
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from scipy.linalg.cython_blas cimport dgemm as _scipy_dgemm
 
@@ -454,6 +457,7 @@ cdef struct Epoch:
     const intp* labels
     const void* w
     const intp* order       # the rows in the epoch's order, or NULL: 0, 1, ..., m - 1
+    intp* drawn_order       # the order when the epoch drew it (its buffer), or NULL
     void* x_batch           # with order: the batch gathered, its targets, labels and
     void* y_batch           # weights
     intp* labels_batch
@@ -827,6 +831,44 @@ cdef int _reraise(PyObject** error) except -1:
     return -1
 
 
+cdef void _shuffled_rows(bitgen_t* bitgen, intp* order, intp m) noexcept nogil:
+    """order = 0, 1, ..., m - 1 shuffled as numpy's permutation(m) shuffles them (a
+    Generator's and a RandomState's alike): Fisher-Yates from the last position down,
+    position i swapped with random_interval(i), numpy's own draw of a number in [0, i]."""
+    cdef intp i, j, t
+    for i in range(m):
+        order[i] = i
+    for i in range(m - 1, 0, -1):
+        j = <intp> random_interval(bitgen, <uint64_t> i)
+        t = order[i]
+        order[i] = order[j]
+        order[j] = t
+
+
+cdef int _draw_order(object rng, intp* order, intp m) except -1:
+    """order = rng.permutation(m), the same draws from rng (a numpy Generator or
+    RandomState) made in compiled code, its bit generator's lock held and the GIL
+    released as numpy's own shuffle does."""
+    bits = rng.bit_generator if isinstance(rng, np.random.Generator) else rng._bit_generator
+    cdef bitgen_t* bitgen = <bitgen_t*> PyCapsule_GetPointer(bits.capsule, "BitGenerator")
+    with bits.lock, nogil:
+        _shuffled_rows(bitgen, order, m)
+    return 0
+
+
+def permutation(rng, intp m):
+    """rng.permutation(m) (np.intp), drawn as Engine.epoch draws its order: the same
+    values, leaving rng in the same state."""
+    if not isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        raise TypeError(f"rng must be a numpy.random.Generator or RandomState; got "
+                        f"{type(rng).__name__}")
+    if m < 0:
+        raise ValueError(f"m must be >= 0; got {m}")
+    cdef cnp.ndarray order = np.empty(m, np.intp)
+    _draw_order(rng, <intp*> cnp.PyArray_DATA(order), m)
+    return order
+
+
 cdef const intp* _checked_order(object order, intp m) except? NULL:
     """The rows of an epoch's order, checked: np.intp (m,), C-contiguous, every value
     in [0, m); NULL for None (the rows in order)."""
@@ -871,6 +913,7 @@ cdef void _epoch_free(Epoch* ep, int parts) noexcept:
     for p in range(1, parts):
         _aligned_free(ep.grads[p])
         _aligned_free(ep.work[p])
+    free(ep.drawn_order)
     free(ep.x_batch)
     free(ep.y_batch)
     free(ep.labels_batch)
@@ -1301,8 +1344,10 @@ cdef class Engine:
         that batch. Returns the last step's return, as `step`'s: a non-finite one
         stops the epoch there (the steps before it stand).
 
-        order: None (the rows in order), or np.intp (m,) row numbers: the batches are
-        then gathered in that order into buffers of the call. n_threads (1 to 64) splits
+        order: None (the rows in order), np.intp (m,) row numbers, or a numpy Generator
+        or RandomState, from which the call draws rng.permutation(m) itself (the same
+        draws, in compiled code: see permutation): the batches are then gathered in
+        that order into buffers of the call. n_threads (1 to 64) splits
         each step with enough work into up to n_threads slices of its rows, run on
         fastnn's own threads (as many as the CPUs free from other fastnn calls allow),
         BLAS on one thread meanwhile (left alone when every step takes the narrow path,
@@ -1331,7 +1376,9 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
     cdef Epoch ep
     _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &data)
     memset(&ep, 0, sizeof(Epoch))
-    ep.order = _checked_order(order, data.m)
+    cdef bint draw = isinstance(order, (np.random.Generator, np.random.RandomState))
+    if not draw:
+        ep.order = _checked_order(order, data.m)
     ep.plan, ep.single, ep.m = &self.plan, self.single, data.m
     ep.batch_size, ep.n_threads = min(batch_size, data.m), n_threads
     ep.check_signals, ep.params = check_signals, cnp.PyArray_DATA(self.params)
@@ -1352,6 +1399,12 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
     cdef intp work_rows = 0
     self.gate.write_begin()
     try:
+        if draw:
+            ep.drawn_order = <intp*> malloc(max(data.m, 1) * sizeof(intp))
+            if ep.drawn_order == NULL:
+                raise MemoryError()
+            _draw_order(order, ep.drawn_order, data.m)
+            ep.order = ep.drawn_order
         _epoch_buffers(&ep, parts, self.plan.at[self.plan.n_layers],
                        self._work_bytes(rows), 4 if self.single else 8)
         # the engine's workspace is the epoch's own until it ends (a signal handler

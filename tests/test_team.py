@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastnn
 from fastnn import MLP, reference
-from fastnn._engine import default_threads
+from fastnn._engine import default_threads, permutation
 from fastnn.model.inputs import targets
 from fastnn.model.training import TrainingSettings
 from fastnn.optim import Adam, OptimizerState
@@ -233,6 +233,66 @@ def test_fit_checks_n_threads(bad, error, match):
     with pytest.raises(error, match=match):
         net.partial_fit(X, y, **bad)
     assert np.array_equal(net.engine.params, before)
+
+
+GENERATORS = {
+    "PCG64": lambda seed: np.random.default_rng(seed),
+    "MT19937": lambda seed: np.random.Generator(np.random.MT19937(seed)),
+    "Philox": lambda seed: np.random.Generator(np.random.Philox(seed)),
+    "SFC64": lambda seed: np.random.Generator(np.random.SFC64(seed)),
+    "RandomState": lambda seed: np.random.RandomState(seed),
+}
+
+
+@pytest.mark.parametrize("m", [0, 1, 2, 331, 2 ** 17 + 5])
+@pytest.mark.parametrize("kind", GENERATORS)
+def test_the_compiled_permutation_is_numpys(kind, m):
+    """The order an epoch draws itself is rng.permutation(m), and leaves rng where
+    numpy's own draw leaves it."""
+    ours, numpys = GENERATORS[kind](7), GENERATORS[kind](7)
+    drawn = permutation(ours, m)
+    assert drawn.dtype == np.intp and np.array_equal(drawn, numpys.permutation(m))
+    assert ours.random_sample() == numpys.random_sample() if kind == "RandomState" \
+        else ours.random() == numpys.random()
+
+
+@pytest.mark.parametrize("rng, m, error, match", [
+    (np.random.SeedSequence(0), 5, TypeError, "rng must be a numpy.random.Generator or "
+                                              "RandomState; got SeedSequence"),
+    (7, 5, TypeError, "got int"),
+    (np.random.default_rng(0), -1, ValueError, "m must be >= 0; got -1"),
+])
+def test_permutation_checks_its_arguments(rng, m, error, match):
+    with pytest.raises(error, match=match):
+        permutation(rng, m)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_an_epoch_given_a_generator_steps_in_its_permutation(n_threads):
+    """order=rng: the epoch draws rng.permutation(m) itself; the same bits as that
+    order given, and rng left as that draw leaves it."""
+    X, y = _data()
+    drawn, given = (MLP(SIZES, output="softmax", seed=0) for _ in range(2))
+    T = targets(drawn, y, len(X))
+    rng, twin = np.random.default_rng(3), np.random.default_rng(3)
+    updates = [_adam(net.engine) for net in (drawn, given)]
+    last = drawn.engine.epoch(X, T, updates[0], 64, rng, None, n_threads)
+    expected = given.engine.epoch(X, T, updates[1], 64, twin.permutation(len(X)), None,
+                                  n_threads)
+    assert np.array_equal(drawn.engine.params, given.engine.params) and last == expected
+    assert rng.random() == twin.random()
+
+
+def test_an_epoch_refused_draws_nothing():
+    """Arguments refused before the draw: the generator is left untouched."""
+    X, y = _data(50)
+    net = MLP(SIZES, output="softmax", seed=0)
+    rng, twin = np.random.default_rng(3), np.random.default_rng(3)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        net.engine.epoch(X, targets(net, y, 50), _adam(net.engine), 0, rng)
+    with pytest.raises(ValueError):
+        net.engine.epoch(X, targets(net, y, 49), _adam(net.engine), 10, rng)
+    assert rng.random() == twin.random()
 
 
 @pytest.mark.parametrize("order, batch_size, n_threads, match", [

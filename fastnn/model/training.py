@@ -517,7 +517,7 @@ def run_epoch(engine, update, batches, epoch, lr, n_threads=1):
             _check_step(engine.step(X_in, t_in, update, w_in), epoch, lr)
     else:
         _check_step(engine.epoch(batches.X, batches.targets, update, batches.size,
-                                 batches.order(), batches.weights, n_threads), epoch, lr)
+                                 batches.rng, batches.weights, n_threads), epoch, lr)
     return update.epoch_loss
 
 
@@ -544,8 +544,9 @@ def epoch_complete(update, batches):
 
 class Batches:
     """The batches of one epoch, afresh each epoch: in order, or each epoch in a new
-    permutation drawn from rng (order()). run_epoch hands a dense X and the order to
-    Engine.epoch, which gathers each batch itself; iterating gathers them in Python
+    permutation drawn from rng (rng.permutation(m)). run_epoch hands a dense X and rng
+    to Engine.epoch, which draws that permutation and gathers each batch itself, in
+    compiled code; iterating draws it (order()) and gathers the batches in Python
     (run_epoch does so for a sparse X, into a dense buffer, one batch at a time), into
     buffers made on the first iteration.
 
