@@ -37,10 +37,11 @@ from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
                           _output_loss, _row_stride, _scratch_bytes, _sum_squares,
                           _transpose, _update, fnn_flush_subnormals, fnn_fp_mode,
-                          fnn_fp_restore, fnn_vector_build, intp)
+                          fnn_fp_restore, fnn_vector_build, fnn_adam_divide, intp)
 
 cnp.import_array()
-fnn_vector_build()  # settles the vector build at import, before any thread can ask
+fnn_vector_build()  # settles the vector build and Adam's division at import, before
+fnn_adam_divide()   # any thread can ask
 
 
 # ---------------------------------------------------------------- the plan

@@ -25,7 +25,8 @@ from fastnn._ops cimport (IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
                           OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX, intp, _activate, _activation_grad,
                           _dense_forward, _dense_backward, _output_loss,
                           _softmax_ce_labels, _softmax_ce_probs, _sgd, _momentum, _adam,
-                          _first_nonfinite, _scratch_bytes, fnn_vector_build)
+                          _first_nonfinite, _scratch_bytes, fnn_adam_divide,
+                          fnn_vector_build)
 
 cnp.import_array()
 
@@ -624,7 +625,16 @@ def vector_build():
     return fnn_vector_build().decode()
 
 
-vector_build()  # settles the choice at import, before any thread can ask
+def adam_divide():
+    """How Adam's update takes its square root and quotient in the AVX-512 build:
+    "divider" (the exact instructions, as every other build; AMD's CPUs) or
+    "estimates" (refined 14-bit estimates; Intel's). FASTNN_ADAM_DIVIDE=divider or
+    =estimates in the environment before import sets it."""
+    return fnn_adam_divide().decode()
+
+
+vector_build()  # settles the choices at import, before any thread can ask
+adam_divide()
 
 
 def first_nonfinite(cnp.ndarray array):

@@ -89,6 +89,7 @@ cdef extern from "_vector.h" nogil:
     void fnn_column_sums_d(const double* x, double* s, intp m, intp n)
     void fnn_column_sums_f(const float* x, float* s, intp m, intp n)
     const char* fnn_vector_build()
+    const char* fnn_adam_divide()
     int fnn_cpu_build()
     enum:
         FNN_BUILD_AVX512

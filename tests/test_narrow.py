@@ -12,7 +12,7 @@ import pytest
 
 from fastnn import MLP, reference
 from fastnn import ACTIVATIONS
-from fastnn._kernels import first_nonfinite, vector_build
+from fastnn._kernels import adam_divide, first_nonfinite, vector_build
 from fastnn.optim import Momentum
 from helpers import step_settings
 from fastnn import kernels
@@ -353,6 +353,48 @@ def test_adam_in_vector_registers_is_exact_for_a_subnormal_step(dtype):
     q = step * m.astype(ld) / (np.sqrt(v.astype(ld)) * k + ld(np.dtype(dtype).type(eps)))
     assert np.all(q > info.tiny)  # the quotient itself is a normal number
     assert np.all(np.abs(p.astype(ld) + q) <= 4 * np.spacing(q.astype(dtype)))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_adam_with_the_divider_gives_the_formulas_bits_a_vector_at_a_time(dtype):
+    """With the divider (AMD's CPUs, or FASTNN_ADAM_DIVIDE=divider), whole vectors
+    give the bits of the formula taken one value at a time (a call of one value runs
+    the scalar code), weight decay and all."""
+    if adam_divide() != "divider":
+        pytest.skip("this CPU takes the refined estimates (the test below runs this)")
+    rng = np.random.default_rng(5)
+    n = 16 * 12 + 7
+    p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    m = (rng.standard_normal(n) * 0.1).astype(dtype)
+    v = (10.0 ** rng.uniform(-12, 2, n)).astype(dtype)
+    whole, single = [[a.copy() for a in (p, g, m, v)] for _ in range(2)]
+    kernels.adam_update(*whole, 4, weight_decay=0.01)
+    for i in range(n):
+        kernels.adam_update(*(a[i:i + 1] for a in single), 4, weight_decay=0.01)
+    for got, want in zip(whole, single):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("divide", ["divider", "estimates"])
+def test_adams_other_division_passes_the_same_tests(divide, tmp_path):
+    """FASTNN_ADAM_DIVIDE runs the AVX-512 build's other way to Adam's root and
+    quotient (the one this CPU's maker does not get): this file's Adam tests, in a
+    fresh interpreter."""
+    if vector_build() != "avx512":
+        pytest.skip("only the AVX-512 build has the two ways")
+    if divide == adam_divide():
+        pytest.skip(f"{divide} already runs here")
+    env = dict(os.environ, FASTNN_ADAM_DIVIDE=divide)
+    check = subprocess.run([sys.executable, "-c", "from fastnn._kernels import adam_divide;"
+                            "print(adam_divide())"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True)
+    assert check.stdout.strip() == divide, check.stderr
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          __file__, "-k", "adam and not other_division"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert " passed" in run.stdout and (divide == "estimates" or " skipped" not in
+                                        run.stdout), run.stdout[-3000:]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
