@@ -135,3 +135,5 @@ def test_settings_the_step_would_read_as_zero_are_refused(dtype):
     assert net.step_count == 0
     with pytest.raises(ValueError, match=f"negative_slope = {eps!r} is subnormal in {dtype}"):
         MLP([3, 2, 1], activation="leaky_relu", negative_slope=eps, dtype=dtype)
+    with pytest.raises(ValueError, match=f"bias_init = {-eps!r} is subnormal in {dtype}"):
+        MLP([3, 2, 1], bias_init=-eps, dtype=dtype)  # the engine would read 0 for it

@@ -121,7 +121,9 @@ class MLP(Training, LBFGS, Files):
         for name, value in (("negative_slope", self.negative_slope),
                             ("bias_init", bias_init)):  # the model computes in its dtype
             check.cast(name, np.array(value), self.dtype)
-        check.representable("negative_slope", self.negative_slope, self.dtype, flushed=True)
+        for name, value in (("negative_slope", self.negative_slope),
+                            ("bias_init", bias_init)):  # as the engine reads them
+            check.representable(name, value, self.dtype, flushed=True)
         self._rng = as_rng(seed)
         params = flat_buffer(_layout.n_parameters(sizes), self.dtype)
         self.layers = [Layer(W, b, act) for (W, b), act in
