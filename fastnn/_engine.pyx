@@ -1398,14 +1398,24 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
         last // _parts(&self.plan, last, n_threads))
     cdef void* work = NULL
     cdef intp work_rows = 0
-    self.gate.write_begin()
-    try:
-        if draw:
-            ep.drawn_order = <intp*> malloc(max(data.m, 1) * sizeof(intp))
-            if ep.drawn_order == NULL:
-                raise MemoryError()
+    if draw:  # before the engine is taken: the draw releases the GIL, and a prediction
+        # woken by the last epoch's end may go in meanwhile (as numpy's own draw let
+        # it, when fit drew in Python: the gate lets writers first)
+        ep.drawn_order = <intp*> malloc(max(data.m, 1) * sizeof(intp))
+        if ep.drawn_order == NULL:
+            raise MemoryError()
+        try:
             _draw_order(order, ep.drawn_order, data.m)
-            ep.order = ep.drawn_order
+        except BaseException:
+            free(ep.drawn_order)
+            raise
+        ep.order = ep.drawn_order
+    try:
+        self.gate.write_begin()
+    except BaseException:
+        free(ep.drawn_order)
+        raise
+    try:
         _epoch_buffers(&ep, parts, self.plan.at[self.plan.n_layers],
                        self._work_bytes(rows), 4 if self.single else 8)
         # the engine's workspace is the epoch's own until it ends (a signal handler

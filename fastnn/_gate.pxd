@@ -4,8 +4,6 @@ cdef class Gate:
     cdef int readers            # read sections in progress
     cdef bint writing           # a write section is in progress
     cdef int writers_waiting    # write sections waiting for their turn
-    cdef int readers_waiting    # read sections waiting for theirs
-    cdef int admitted           # of those, the ones the last writer let go in first
     cdef list sleepers          # a held lock per sleeping thread, released to wake it
 
     cpdef read_begin(self)
@@ -14,4 +12,3 @@ cdef class Gate:
     cpdef write_end(self)
     cdef int _sleep(self) except -1
     cdef void _wake(self) noexcept
-    cdef void _stop_waiting(self) noexcept

@@ -5,10 +5,7 @@ Any number of readers (predictions, losses, gradients) may run at once; a writer
 training step, an assignment of the weights) runs alone. A writer that arrives
 waits for the running readers to finish and turns away the new ones until it is
 done (writers first), so a stream of predictions cannot starve training, and no
-reader ever sees half-updated weights. The readers that waited for a writer go in
-before the next writer (phase-fair), so training that writes epoch after epoch
-cannot starve predictions either: each gets in at the end of the epoch it waited
-for.
+reader ever sees half-updated weights.
 
 The counters change only while the calling thread holds the GIL, and every test of
 them and the entry that follows run in C with no Python code between, so they
@@ -35,18 +32,9 @@ cdef class Gate:
         self.sleepers = []
 
     cpdef read_begin(self):
-        """Enter a read section: wait while a writer runs or waits, unless the readers
-        that waited for the last writer are going in (then with them)."""
-        if self.writing or (self.writers_waiting and not self.admitted):
-            self.readers_waiting += 1
-            try:
-                while self.writing or (self.writers_waiting and not self.admitted):
-                    self._sleep()
-            except BaseException:
-                self._stop_waiting()
-                self._wake()  # the writers a last admitted reader held back
-                raise
-            self._stop_waiting()
+        """Enter a read section: wait while a writer runs or waits."""
+        while self.writing or self.writers_waiting:
+            self._sleep()
         self.readers += 1
 
     cpdef read_end(self):
@@ -56,12 +44,11 @@ cdef class Gate:
             self._wake()
 
     cpdef write_begin(self):
-        """Enter the write section: wait for the running writer and readers, and for
-        the readers admitted by the last writer to go in."""
-        if self.writing or self.readers or self.admitted:
+        """Enter the write section: wait for the running writer and readers."""
+        if self.writing or self.readers:
             self.writers_waiting += 1
             try:
-                while self.writing or self.readers or self.admitted:
+                while self.writing or self.readers:
                     self._sleep()
             except BaseException:
                 self.writers_waiting -= 1
@@ -71,17 +58,9 @@ cdef class Gate:
         self.writing = True
 
     cpdef write_end(self):
-        """Leave the write section, admitting the readers that wait (they go in before
-        the next writer), and let the waiting threads test again."""
+        """Leave the write section and let the waiting threads test again."""
         self.writing = False
-        self.admitted = self.readers_waiting
         self._wake()
-
-    cdef void _stop_waiting(self) noexcept:
-        """A reader stops waiting (it goes in, or gives up): one fewer admitted."""
-        self.readers_waiting -= 1
-        if self.admitted:
-            self.admitted -= 1
 
     cdef int _sleep(self) except -1:
         """Sleep until the next _wake: on a lock taken here and put in `sleepers`,
@@ -109,9 +88,3 @@ cdef class Gate:
         """(readers, writing, writers waiting, threads sleeping): for tests."""
         return (self.readers, bool(self.writing), self.writers_waiting,
                 len(self.sleepers))
-
-    @property
-    def admitted_readers(self):
-        """The waiting readers admitted by the last writer, not yet gone in: for
-        tests."""
-        return self.admitted

@@ -894,29 +894,39 @@ static void FNN_NAME(fnn_sigmoid)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
 }
 
 /* a_i = tanh(z_i) = s (1 - e) / (1 + e) with e = e^-y, y = 2 |z_i|, s the sign of z_i
- * (-0 stays -0), within 4 ulp (measured: 2.9 in the FMA build, 3.2 without). For
- * y < ln 2, 1 - e comes from its series y - y^2/2! + y^3/3! - ... to y^18 / 18!
- * (double) or y^11 / 11! (float), free of the cancellation 1 - e would suffer; above,
- * 1 - e >= 1/2 loses nothing. 1 + e is 2 - (1 - e). a may be z. */
+ * (-0 stays -0), within 4 ulp. 1 - e is -expm1(-y), taken as exp's is (see
+ * fnn_exp_nonpositive): -y = n ln 2 + r with |r| <= ln(2) / 2, expm1(-y) = 2^n expm1(r)
+ * + (2^n - 1), expm1(r) = r (1 + r/2! + r^2/3! + ...) to r^12 / 13! (double) or
+ * r^7 / 8! (float). Near 0 (n = 0) that is expm1(r) itself, free of the cancellation
+ * 1 - e would suffer; further out 2^n - 1 is exact and the larger term. One series
+ * for every z (the series of 1 - e below ln 2 and exp above took twice the work).
+ * 1 + e is 2 - (1 - e). Past y = 64 (float: 32) e is below half an ulp of 1, and y is
+ * held there. a may be z. */
 FNN_TARGET
 static void FNN_NAME(fnn_tanh)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
-    const int terms = sizeof(FNN_T) == 8 ? 17 : 10;
+    const int dbl = sizeof(FNN_T) == 8, terms = dbl ? 13 : 8;
+    const FNN_I bias = dbl ? 1023 : 127, mantissa = dbl ? 52 : 23;
+    const FNN_T lowest = dbl ? -64.0 : -32.0, shift = dbl ? 0x1.8p52 : 0x1.8p23;
+    const FNN_T ln2_hi = dbl ? 0x1.62e42feep-1 : 0x1.62e4p-1;  /* n ln2_hi is exact */
+    const FNN_T ln2_lo = dbl ? 1.9082149292705877e-10 : 1.4286067653e-06f;
     FNN_V zero = {0};
     FNN_IV sign = (FNN_IV) -zero;  /* the sign bit alone */
     ptrdiff_t i, n;
     int k;
     for (i = 0; i < size; i += n) {
-        FNN_V v, y, r, series, num;
+        FNN_V v, x, t, m, r, q, s, num;
         n = size - i < FNN_LANES ? size - i : FNN_LANES;
         v = FNN_NAME(fnn_load)(z + i, n);
-        y = 2 * (FNN_V) ((FNN_IV) v & ~sign);  /* 2 |z| */
-        r = -y;
-        series = zero + (FNN_T) fnn_inverse_factorial[terms + 1];
-        for (k = terms; k >= 2; k--)  /* (e^r - 1) / r = sum r^(k-1) / k! */
-            series = series * r + (FNN_T) fnn_inverse_factorial[k];
-        series = series * r + 1;
-        num = FNN_NAME(fnn_positive)((FNN_T) 0.6931471805599453 - y, y * series,
-                                     1 - FNN_NAME(fnn_exp_nonpositive)(r));
+        x = -2 * (FNN_V) ((FNN_IV) v & ~sign);  /* -y */
+        x = FNN_NAME(fnn_positive)(lowest - x, zero + lowest, x);  /* NaN stays */
+        t = x * (FNN_T) 1.4426950408889634 + shift;
+        m = t - shift;
+        r = (x - m * ln2_hi) - m * ln2_lo;
+        q = zero + (FNN_T) fnn_inverse_factorial[terms];
+        for (k = terms - 1; k >= 1; k--)  /* expm1(r) / r = sum r^(k-1) / k! */
+            q = q * r + (FNN_T) fnn_inverse_factorial[k];
+        s = (FNN_V) ((FNN_UV) ((FNN_IV) t - (FNN_IV) (zero + shift) + bias) << mantissa);
+        num = zero - (s * (r * q) + (s - 1));  /* 1 - e = -expm1(-y), +0 at 0 */
         num = num / (2 - num);
         FNN_NAME(fnn_store)(a + i, (FNN_V) ((FNN_IV) num | ((FNN_IV) v & sign)), n);
     }
@@ -1061,7 +1071,9 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, FN
         FNN_T gi = g[i] + wd * p[i];
         m1[i] = b1 * m1[i] + c1 * gi;
         m2[i] = b2 * m2[i] + c2 * (gi * gi);
-        p[i] -= step * m1[i] / ((sizeof(FNN_T) == 8 ? sqrt(m2[i]) : sqrtf(m2[i])) * k + eps);
+        /* (the root cast: ?: makes sqrtf's float a double, and float's update with it) */
+        p[i] -= step * m1[i] / ((FNN_T) (sizeof(FNN_T) == 8 ? sqrt(m2[i]) : sqrtf(m2[i])) * k
+                                + eps);
     }
 }
 

@@ -66,55 +66,6 @@ def test_a_writer_waits_for_the_running_reader_and_new_readers_wait_for_it():
     assert gate.state == (0, False, 0, 0)
 
 
-def test_readers_that_waited_for_a_writer_go_in_before_the_next_writer():
-    """Phase-fair: a writer that writes again at once (an epoch after an epoch, the
-    GIL held in between) first lets in the readers that waited for it, with any that
-    come meanwhile; the writers then wait for them, not the other way round."""
-    gate, order = Gate(), []
-    gate.write_begin()  # the writer: this thread
-
-    def reader(name):
-        gate.read_begin()
-        order.append(name)
-        gate.read_end()
-
-    readers = [in_thread(lambda name=name: reader(name)) for name in ("r1", "r2")]
-    wait_for(lambda: gate.state == (0, True, 0, 2), "the readers to sleep")
-    gate.write_end()
-    assert gate.admitted_readers == 2
-    gate.write_begin()  # waits for both readers to have been in
-    order.append("write")
-    gate.write_end()
-    for thread in readers:
-        thread.join(TIMEOUT)
-    assert sorted(order[:2]) == ["r1", "r2"] and order[2] == "write"
-    assert gate.state == (0, False, 0, 0) and gate.admitted_readers == 0
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
-def test_a_reader_interrupted_while_it_waits_is_not_admitted_later():
-    """A reader that gives up its wait (Ctrl-C) is no longer counted as waiting: the
-    writer's end admits nobody, and the next writer goes in at once (were it still
-    counted, that writer would wait for it forever)."""
-    gate, interrupted = Gate(), []
-    gate.write_begin()
-
-    def interrupt_the_waiting_reader():
-        wait_for(lambda: gate.state == (0, True, 0, 1), "the reader to sleep")
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # Ctrl-C
-
-    helper = in_thread(interrupt_the_waiting_reader)
-    with pytest.raises(KeyboardInterrupt):
-        gate.read_begin()  # this thread waits for the writer (signals reach only it)
-    helper.join(TIMEOUT)
-    assert gate.state == (0, True, 0, 0)
-    gate.write_end()
-    assert gate.admitted_readers == 0
-    gate.write_begin()
-    gate.write_end()
-    assert gate.state == (0, False, 0, 0)
-
-
 def test_writers_take_turns():
     gate, inside, most = Gate(), [0], [0]
 
