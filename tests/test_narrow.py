@@ -390,17 +390,9 @@ def test_adams_other_division_passes_the_same_tests(divide, tmp_path):
         pytest.skip("only the AVX-512 build has the two ways")
     if divide == adam_divide():
         pytest.skip(f"{divide} already runs here")
-    env = dict(os.environ, FASTNN_ADAM_DIVIDE=divide)
-    check = subprocess.run([sys.executable, "-c", "from fastnn._kernels import adam_divide;"
-                            "print(adam_divide())"], env=env, cwd=tmp_path,
-                           capture_output=True, text=True)
-    assert check.stdout.strip() == divide, check.stderr
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          __file__, "-k", "adam and not other_division"], env=env,
-                         cwd=tmp_path, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert " passed" in run.stdout and (divide == "estimates" or " skipped" not in
-                                        run.stdout), run.stdout[-3000:]
+    out = run_this_file_with("FASTNN_ADAM_DIVIDE", divide, "adam_divide",
+                             "adam and not other_division", tmp_path)
+    assert " passed" in out and (divide == "estimates" or " skipped" not in out), out
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -459,12 +451,22 @@ def test_the_narrower_builds_pass_the_same_tests(build, tmp_path):
     fastnn)."""
     if BUILDS.index(build) >= BUILDS.index(vector_build()):
         pytest.skip(f"the {build} build already runs here (or is wider than this CPU)")
-    env = dict(os.environ, FASTNN_VECTOR_BUILD=build)
-    check = subprocess.run([sys.executable, "-c", "from fastnn._kernels import vector_build;"
-                            "print(vector_build())"], env=env, cwd=tmp_path,
+    run_this_file_with("FASTNN_VECTOR_BUILD", build, "vector_build", "not narrower_builds",
+                       tmp_path)
+
+
+def run_this_file_with(variable, value, probe, tests, tmp_path):
+    """This file's tests selected by `tests` (pytest -k), in a fresh interpreter with
+    variable=value in its environment, started outside the checkout (so that it
+    imports the installed fastnn), after fastnn._kernels.<probe>() there says value
+    took; their output."""
+    env = dict(os.environ, **{variable: value})
+    check = subprocess.run([sys.executable, "-c", f"from fastnn._kernels import {probe};"
+                            f"print({probe}())"], env=env, cwd=tmp_path,
                            capture_output=True, text=True)
-    assert check.stdout.strip() == build, check.stderr
+    assert check.stdout.strip() == value, check.stderr
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          __file__, "-k", "not narrower_builds"], env=env, cwd=tmp_path,
+                          __file__, "-k", tests], env=env, cwd=tmp_path,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout[-3000:]
