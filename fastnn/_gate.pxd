@@ -5,6 +5,8 @@ cdef class Gate:
     cdef bint writing           # a write section is in progress
     cdef int writers_waiting    # write sections waiting for their turn
     cdef list sleepers          # a held lock per sleeping thread, released to wake it
+    cdef unsigned long writer   # the writing thread's ident (while writing)
+    cdef dict waiting_writers   # thread ident -> its write sections waiting
 
     cpdef read_begin(self)
     cpdef read_end(self)
@@ -12,3 +14,4 @@ cdef class Gate:
     cpdef write_end(self)
     cdef int _sleep(self) except -1
     cdef void _wake(self) noexcept
+    cdef void _stop_waiting(self, unsigned long me) noexcept

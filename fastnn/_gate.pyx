@@ -16,7 +16,14 @@ its owner sleeps on it lets the owner through at once). A thread that need not w
 touches no lock at all, which keeps an uncontended call as cheap as two integer
 updates. Ctrl-C while sleeping raises KeyboardInterrupt from the begin call, which
 then has not entered and leaves the gate as if the thread had never come.
+
+Signal handlers run in the thread they interrupt, also while it waits here or
+writes. A reader nested so in its own thread never waits for that thread: it goes
+in while its thread writes (paused between two bytecodes, the weights whole) and does
+not count its thread's own waiting writers (which would wait for it in turn). A
+writer nested in its own thread's write section is refused (RuntimeError).
 """
+from cpython.pythread cimport PyThread_get_thread_ident
 from _thread import allocate_lock
 
 
@@ -30,11 +37,17 @@ cdef class Gate:
 
     def __cinit__(self):
         self.sleepers = []
+        self.waiting_writers = {}
 
     cpdef read_begin(self):
-        """Enter a read section: wait while a writer runs or waits."""
-        while self.writing or self.writers_waiting:
-            self._sleep()
+        """Enter a read section: wait while a writer runs or waits (another thread's:
+        see the module's docstring)."""
+        cdef unsigned long me
+        if self.writing or self.writers_waiting:
+            me = PyThread_get_thread_ident()
+            while (self.writing and self.writer != me) or (
+                    self.writers_waiting > self.waiting_writers.get(me, 0)):
+                self._sleep()
         self.readers += 1
 
     cpdef read_end(self):
@@ -44,18 +57,35 @@ cdef class Gate:
             self._wake()
 
     cpdef write_begin(self):
-        """Enter the write section: wait for the running writer and readers."""
+        """Enter the write section: wait for the running writer and readers.
+        RuntimeError from a signal handler whose own thread is writing (it would wait
+        for itself forever)."""
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if self.writing and self.writer == me:
+            raise RuntimeError("this thread is already changing the model: a signal "
+                               "handler may read it (predict, save) but not change it "
+                               "while the code it interrupted does")
         if self.writing or self.readers:
             self.writers_waiting += 1
+            self.waiting_writers[me] = self.waiting_writers.get(me, 0) + 1
             try:
                 while self.writing or self.readers:
                     self._sleep()
             except BaseException:
-                self.writers_waiting -= 1
+                self._stop_waiting(me)
                 self._wake()  # the readers this writer held back test again
                 raise
-            self.writers_waiting -= 1
+            self._stop_waiting(me)
         self.writing = True
+        self.writer = me
+
+    cdef void _stop_waiting(self, unsigned long me) noexcept:
+        """A writer of thread me waits no longer (it goes in, or gives up)."""
+        self.writers_waiting -= 1
+        if self.waiting_writers[me] == 1:
+            del self.waiting_writers[me]
+        else:
+            self.waiting_writers[me] -= 1
 
     cpdef write_end(self):
         """Leave the write section and let the waiting threads test again."""

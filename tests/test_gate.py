@@ -66,6 +66,99 @@ def test_a_writer_waits_for_the_running_reader_and_new_readers_wait_for_it():
     assert gate.state == (0, False, 0, 0)
 
 
+@pytest.fixture
+def deadline():
+    """A SIGALRM after TIMEOUT seconds raising TimeoutError in the main thread, so that
+    a wait that would never end fails the test instead of hanging it."""
+    def expire(signum, frame):
+        raise TimeoutError("the gate never let this thread in")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, TIMEOUT)
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def reading_handler(gate, entered):
+    """A SIGUSR1 handler that reads (as a handler may predict), noting the gate's state
+    inside."""
+    def handler(signum, frame):
+        gate.read_begin()
+        entered.append(gate.state[:3])
+        gate.read_end()
+    return handler
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+def test_a_handler_reads_while_its_own_thread_waits_to_write(deadline):
+    """A writer waits for another thread's reader; a signal handler in the writer's
+    thread reads meanwhile: it goes in (its own thread's writer waits for readers,
+    and would wait for it in turn), and the writer goes in after the reader."""
+    gate, entered, release = Gate(), [], threading.Event()
+    previous = signal.signal(signal.SIGUSR1, reading_handler(gate, entered))
+
+    def reader():
+        gate.read_begin()
+        release.wait(TIMEOUT)
+        gate.read_end()
+
+    def signal_the_writer_then_release():
+        wait_for(lambda: gate.state == (1, False, 1, 1), "the writer to sleep")
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+        wait_for(lambda: entered, "the handler to read")
+        release.set()
+
+    try:
+        holder = in_thread(reader)
+        wait_for(lambda: gate.state[0] == 1, "the reader to enter")
+        in_thread(signal_the_writer_then_release)
+        gate.write_begin()
+        assert entered == [(2, False, 1)]  # beside the reader, its writer waiting
+        gate.write_end()
+        holder.join(TIMEOUT)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert gate.state == (0, False, 0, 0)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+def test_a_handler_reads_inside_its_own_threads_write_section(deadline):
+    """Between two bytecodes of a write section (fit records its history in one) a
+    handler's read goes in: its thread's writer is paused, the weights whole. Another
+    thread's read still waits for the writer."""
+    gate, entered, others = Gate(), [], []
+    previous = signal.signal(signal.SIGUSR1, reading_handler(gate, entered))
+
+    def other_reader():
+        gate.read_begin()
+        others.append(gate.state[:2])
+        gate.read_end()
+
+    try:
+        gate.write_begin()
+        other = in_thread(other_reader)
+        wait_for(lambda: gate.state[3] == 1, "the other reader to sleep")
+        signal.raise_signal(signal.SIGUSR1)
+        assert entered == [(1, True, 0)] and others == []
+        gate.write_end()
+        other.join(TIMEOUT)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert others == [(1, False)] and gate.state == (0, False, 0, 0)
+
+
+def test_a_thread_writing_cannot_begin_another_write():
+    """A signal handler's write inside its own thread's write section would wait for
+    itself: refused, the section left as it was."""
+    gate = Gate()
+    gate.write_begin()
+    with pytest.raises(RuntimeError, match="this thread is already changing the model"):
+        gate.write_begin()
+    assert gate.state == (0, True, 0, 0)
+    gate.write_end()
+    assert gate.state == (0, False, 0, 0)
+
+
 def test_writers_take_turns():
     gate, inside, most = Gate(), [0], [0]
 
