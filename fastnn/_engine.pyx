@@ -1297,10 +1297,12 @@ cdef class Engine:
         return self.work
 
     def write(self, function):
-        """function() run as the writer: no prediction, read, step or assign runs while
-        it does (the model's history is recorded so, so that a save between steps
-        never sees half an epoch's entries); returns its result. It must not read,
-        step or assign itself, which would wait for it forever."""
+        """function() run as the writer: no prediction, read, step or assign of
+        another thread runs while it does (the model's history is recorded so, so
+        that a save between steps never sees half an epoch's entries); returns its
+        result. A step or assign from it (or from a signal handler interrupting it) is
+        refused with RuntimeError; a read from it goes in (a handler's save may then
+        see the entries being recorded in part)."""
         self.gate.write_begin()
         try:
             return function()
