@@ -1400,9 +1400,7 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
         last // _parts(&self.plan, last, n_threads))
     cdef void* work = NULL
     cdef intp work_rows = 0
-    if draw:  # before the engine is taken: the draw releases the GIL, and a prediction
-        # woken by the last epoch's end may go in meanwhile (as numpy's own draw let
-        # it, when fit drew in Python: the gate lets writers first)
+    if draw:  # before the engine is taken (the draw waits for the generator's lock)
         ep.drawn_order = <intp*> malloc(max(data.m, 1) * sizeof(intp))
         if ep.drawn_order == NULL:
             raise MemoryError()

@@ -6,7 +6,11 @@ cdef class Gate:
     cdef int writers_waiting    # write sections waiting for their turn
     cdef list sleepers          # a held lock per sleeping thread, released to wake it
     cdef unsigned long writer   # the writing thread's ident (while writing)
-    cdef dict waiting_writers   # thread ident -> its write sections waiting
+    cdef int readers_waiting    # read sections waiting
+    cdef int admitted           # of those, the ones the last writer's end let go first
+    cdef dict waiting_readers   # thread ident -> its read sections waiting,
+    cdef dict waiting_writers   # ... its write sections waiting,
+    cdef dict admitted_of       # ... its read sections admitted
 
     cpdef read_begin(self)
     cpdef read_end(self)
@@ -14,4 +18,5 @@ cdef class Gate:
     cpdef write_end(self)
     cdef int _sleep(self) except -1
     cdef void _wake(self) noexcept
-    cdef void _stop_waiting(self, unsigned long me) noexcept
+    cdef bint _reader_waits(self, unsigned long me)
+    cdef bint _writer_waits(self, unsigned long me)

@@ -17,18 +17,32 @@ touches no lock at all, which keeps an uncontended call as cheap as two integer
 updates. Ctrl-C while sleeping raises KeyboardInterrupt from the begin call, which
 then has not entered and leaves the gate as if the thread had never come.
 
+When a writer ends, the readers waiting then are admitted: they go in before the
+next writer, so a stream of writes (a fit's epochs) cannot starve predictions either.
+
 Signal handlers run in the thread they interrupt, also while it waits here or
-writes. A reader nested so in its own thread never waits for that thread: it goes
-in while its thread writes (paused between two bytecodes, the weights whole) and does
-not count its thread's own waiting writers (which would wait for it in turn). A
-writer nested in its own thread's write section is refused (RuntimeError).
+writes. A call nested so never waits for its own thread: a reader goes in while its
+thread writes (paused between two bytecodes, the weights whole) and does not count
+its thread's own waiting writers; a writer does not wait for its thread's own
+admitted reader. A writer nested in its own thread's write section is refused
+(RuntimeError).
 """
 from cpython.pythread cimport PyThread_get_thread_ident
 from _thread import allocate_lock
 
 
+cdef void _count(dict counts, unsigned long me, int change):
+    """counts[me] += change, the entry gone at 0."""
+    cdef int n = counts.get(me, 0) + change
+    if n:
+        counts[me] = n
+    else:
+        counts.pop(me, None)
+
+
 cdef class Gate:
-    """Many readers or one writer; writers first.
+    """Many readers or one writer; writers first, then the readers that waited for
+    them.
 
     Use ``read_begin()``/``read_end()`` and ``write_begin()``/``write_end()`` in pairs,
     the end in a ``finally``. A begin call interrupted while it waits raises and has
@@ -37,18 +51,34 @@ cdef class Gate:
 
     def __cinit__(self):
         self.sleepers = []
-        self.waiting_writers = {}
+        self.waiting_readers, self.waiting_writers, self.admitted_of = {}, {}, {}
 
     cpdef read_begin(self):
         """Enter a read section: wait while a writer runs or waits (another thread's:
-        see the module's docstring)."""
+        see the module's docstring), unless the readers admitted by the last writer's
+        end are going in (then with them)."""
         cdef unsigned long me
         if self.writing or self.writers_waiting:
             me = PyThread_get_thread_ident()
-            while (self.writing and self.writer != me) or (
-                    self.writers_waiting > self.waiting_writers.get(me, 0)):
-                self._sleep()
+            if self._reader_waits(me):
+                self.readers_waiting += 1
+                _count(self.waiting_readers, me, 1)
+                try:
+                    while self._reader_waits(me):
+                        self._sleep()
+                finally:  # going in, or interrupted: no longer waiting
+                    self.readers_waiting -= 1
+                    _count(self.waiting_readers, me, -1)
+                    if self.admitted_of.get(me, 0):
+                        _count(self.admitted_of, me, -1)
+                        self.admitted -= 1
+                        if not self.admitted:
+                            self._wake()  # the writers that let these readers first
         self.readers += 1
+
+    cdef bint _reader_waits(self, unsigned long me):
+        return (self.writing and self.writer != me) or (
+            self.writers_waiting > self.waiting_writers.get(me, 0) and not self.admitted)
 
     cpdef read_end(self):
         """Leave a read section; the last reader out lets a waiting writer in."""
@@ -57,39 +87,42 @@ cdef class Gate:
             self._wake()
 
     cpdef write_begin(self):
-        """Enter the write section: wait for the running writer and readers.
-        RuntimeError from a signal handler whose own thread is writing (it would wait
-        for itself forever)."""
+        """Enter the write section: wait for the running writer and readers, and for
+        the readers the last writer's end admitted (not this thread's own, nested
+        below a signal handler). RuntimeError from a signal handler whose own thread
+        is writing (it would wait for itself forever)."""
         cdef unsigned long me = PyThread_get_thread_ident()
         if self.writing and self.writer == me:
             raise RuntimeError("this thread is already changing the model: a signal "
                                "handler may read it (predict, save) but not change it "
                                "while the code it interrupted does")
-        if self.writing or self.readers:
+        if self._writer_waits(me):
             self.writers_waiting += 1
-            self.waiting_writers[me] = self.waiting_writers.get(me, 0) + 1
+            _count(self.waiting_writers, me, 1)
             try:
-                while self.writing or self.readers:
+                while self._writer_waits(me):
                     self._sleep()
             except BaseException:
-                self._stop_waiting(me)
+                self.writers_waiting -= 1
+                _count(self.waiting_writers, me, -1)
                 self._wake()  # the readers this writer held back test again
                 raise
-            self._stop_waiting(me)
+            self.writers_waiting -= 1
+            _count(self.waiting_writers, me, -1)
         self.writing = True
         self.writer = me
 
-    cdef void _stop_waiting(self, unsigned long me) noexcept:
-        """A writer of thread me waits no longer (it goes in, or gives up)."""
-        self.writers_waiting -= 1
-        if self.waiting_writers[me] == 1:
-            del self.waiting_writers[me]
-        else:
-            self.waiting_writers[me] -= 1
+    cdef bint _writer_waits(self, unsigned long me):
+        return self.writing or self.readers or (
+            self.admitted > self.admitted_of.get(me, 0))
 
     cpdef write_end(self):
-        """Leave the write section and let the waiting threads test again."""
+        """Leave the write section, admitting the readers waiting now (they go in
+        before the next writer: a fit that writes epoch after epoch cannot starve
+        them), and let the waiting threads test again."""
         self.writing = False
+        self.admitted = self.readers_waiting
+        self.admitted_of = dict(self.waiting_readers)
         self._wake()
 
     cdef int _sleep(self) except -1:

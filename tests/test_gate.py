@@ -147,6 +147,62 @@ def test_a_handler_reads_inside_its_own_threads_write_section(deadline):
     assert others == [(1, False)] and gate.state == (0, False, 0, 0)
 
 
+def test_readers_that_waited_for_a_writer_go_in_before_the_next_writer():
+    """A writer that writes again at once (an epoch after an epoch, the GIL held in
+    between) first lets in the readers that waited for it; the next writer waits for
+    them, not the other way round (a fit cannot starve predictions)."""
+    gate, order = Gate(), []
+    gate.write_begin()  # the writer: this thread
+
+    def reader(name):
+        gate.read_begin()
+        order.append(name)
+        gate.read_end()
+
+    readers = [in_thread(lambda name=name: reader(name)) for name in ("r1", "r2")]
+    wait_for(lambda: gate.state == (0, True, 0, 2), "the readers to sleep")
+    gate.write_end()
+    gate.write_begin()  # waits for both readers to have been in
+    order.append("write")
+    gate.write_end()
+    for thread in readers:
+        thread.join(TIMEOUT)
+    assert sorted(order[:2]) == ["r1", "r2"] and order[2] == "write"
+    assert gate.state == (0, False, 0, 0)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+def test_a_handler_writes_while_its_own_thread_waits_to_read(deadline):
+    """A thread waits to read behind a writer; its signal handler writes (assign,
+    an epoch) and waits for that writer, whose end admits the thread's own waiting
+    read: the handler's write does not wait for it (it could only go in after the
+    handler returns)."""
+    gate, done = Gate(), []
+
+    def handler(signum, frame):
+        gate.write_begin()
+        done.append("handler wrote")
+        gate.write_end()
+
+    def writer():
+        gate.write_begin()
+        wait_for(lambda: gate.state == (0, True, 0, 1), "the reader to sleep")
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+        wait_for(lambda: gate.state[2] == 1, "the handler's writer to wait")
+        gate.write_end()  # admits the main thread's read, suspended below its handler
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        other = in_thread(writer)
+        gate.read_begin()
+        done.append("read")
+        gate.read_end()
+        other.join(TIMEOUT)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert done == ["handler wrote", "read"] and gate.state == (0, False, 0, 0)
+
+
 def test_a_thread_writing_cannot_begin_another_write():
     """A signal handler's write inside its own thread's write section would wait for
     itself: refused, the section left as it was."""
