@@ -1400,17 +1400,14 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
         last // _parts(&self.plan, last, n_threads))
     cdef void* work = NULL
     cdef intp work_rows = 0
-    if draw:  # before the engine is taken (the draw waits for the generator's lock)
+    if draw:
         ep.drawn_order = <intp*> malloc(max(data.m, 1) * sizeof(intp))
         if ep.drawn_order == NULL:
             raise MemoryError()
-        try:
-            _draw_order(order, ep.drawn_order, data.m)
-        except BaseException:
-            free(ep.drawn_order)
-            raise
         ep.order = ep.drawn_order
-    try:
+    try:  # the draw before the engine is taken (it waits for the generator's lock)
+        if draw:
+            _draw_order(order, ep.drawn_order, data.m)
         self.gate.write_begin()
     except BaseException:
         free(ep.drawn_order)

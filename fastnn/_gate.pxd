@@ -6,8 +6,7 @@ cdef class Gate:
     cdef int writers_waiting    # write sections waiting for their turn
     cdef list sleepers          # a held lock per sleeping thread, released to wake it
     cdef unsigned long writer   # the writing thread's ident (while writing)
-    cdef int readers_waiting    # read sections waiting
-    cdef int admitted           # of those, the ones the last writer's end let go first
+    cdef int admitted           # read sections the last writer's end let go first
     cdef dict waiting_readers   # thread ident -> its read sections waiting,
     cdef dict waiting_writers   # ... its write sections waiting,
     cdef dict admitted_of       # ... its read sections admitted

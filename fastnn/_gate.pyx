@@ -61,13 +61,11 @@ cdef class Gate:
         if self.writing or self.writers_waiting:
             me = PyThread_get_thread_ident()
             if self._reader_waits(me):
-                self.readers_waiting += 1
                 _count(self.waiting_readers, me, 1)
                 try:
                     while self._reader_waits(me):
                         self._sleep()
                 finally:  # going in, or interrupted: no longer waiting
-                    self.readers_waiting -= 1
                     _count(self.waiting_readers, me, -1)
                     if self.admitted_of.get(me, 0):
                         _count(self.admitted_of, me, -1)
@@ -103,12 +101,11 @@ cdef class Gate:
                 while self._writer_waits(me):
                     self._sleep()
             except BaseException:
+                self._wake()  # the readers this writer held back test again (once
+                raise         # the GIL is let go, after the finally)
+            finally:
                 self.writers_waiting -= 1
                 _count(self.waiting_writers, me, -1)
-                self._wake()  # the readers this writer held back test again
-                raise
-            self.writers_waiting -= 1
-            _count(self.waiting_writers, me, -1)
         self.writing = True
         self.writer = me
 
@@ -121,8 +118,8 @@ cdef class Gate:
         before the next writer: a fit that writes epoch after epoch cannot starve
         them), and let the waiting threads test again."""
         self.writing = False
-        self.admitted = self.readers_waiting
         self.admitted_of = dict(self.waiting_readers)
+        self.admitted = sum(self.admitted_of.values())
         self._wake()
 
     cdef int _sleep(self) except -1:

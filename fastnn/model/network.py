@@ -119,10 +119,8 @@ class MLP(Training, LBFGS, Files):
         self.negative_slope = check_negative_slope(negative_slope)
         bias_init = check.real("bias_init", bias_init)
         for name, value in (("negative_slope", self.negative_slope),
-                            ("bias_init", bias_init)):  # the model computes in its dtype
-            check.cast(name, np.array(value), self.dtype)
-        for name, value in (("negative_slope", self.negative_slope),
-                            ("bias_init", bias_init)):  # as the engine reads them
+                            ("bias_init", bias_init)):  # in the dtype, as the engine
+            check.cast(name, np.array(value), self.dtype)  # reads them
             check.representable(name, value, self.dtype, flushed=True)
         self._rng = as_rng(seed)
         params = flat_buffer(_layout.n_parameters(sizes), self.dtype)
