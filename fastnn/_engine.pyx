@@ -832,6 +832,9 @@ cdef int _reraise(PyObject** error) except -1:
     return -1
 
 
+cdef tuple _GENERATORS = (np.random.Generator, np.random.RandomState)  # an order drawn
+
+
 cdef void _shuffled_rows(bitgen_t* bitgen, intp* order, intp m) noexcept nogil:
     """order = 0, 1, ..., m - 1 shuffled as numpy's permutation(m) shuffles them (a
     Generator's and a RandomState's alike): Fisher-Yates from the last position down,
@@ -860,7 +863,7 @@ cdef int _draw_order(object rng, intp* order, intp m) except -1:
 def permutation(rng, intp m):
     """rng.permutation(m) (np.intp), drawn as Engine.epoch draws its order: the same
     values, leaving rng in the same state."""
-    if not isinstance(rng, (np.random.Generator, np.random.RandomState)):
+    if not isinstance(rng, _GENERATORS):
         raise TypeError(f"rng must be a numpy.random.Generator or RandomState; got "
                         f"{type(rng).__name__}")
     if m < 0:
@@ -1379,7 +1382,7 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
     cdef Epoch ep
     _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &data)
     memset(&ep, 0, sizeof(Epoch))
-    cdef bint draw = isinstance(order, (np.random.Generator, np.random.RandomState))
+    cdef bint draw = order is not None and isinstance(order, _GENERATORS)
     if not draw:
         ep.order = _checked_order(order, data.m)
     ep.plan, ep.single, ep.m = &self.plan, self.single, data.m

@@ -111,15 +111,16 @@ cdef class Gate:
 
     cdef bint _writer_waits(self, unsigned long me):
         return self.writing or self.readers or (
-            self.admitted > self.admitted_of.get(me, 0))
+            self.admitted and self.admitted > self.admitted_of.get(me, 0))
 
     cpdef write_end(self):
         """Leave the write section, admitting the readers waiting now (they go in
         before the next writer: a fit that writes epoch after epoch cannot starve
         them), and let the waiting threads test again."""
         self.writing = False
-        self.admitted_of = dict(self.waiting_readers)
-        self.admitted = sum(self.admitted_of.values())
+        if self.waiting_readers or self.admitted_of:  # (no dict made when none wait)
+            self.admitted_of = dict(self.waiting_readers)
+            self.admitted = sum(self.admitted_of.values())
         self._wake()
 
     cdef int _sleep(self) except -1:

@@ -36,6 +36,16 @@
 #define FNN_INLINE static inline
 #endif
 
+/* v held in a register from here: a load the compiler may no longer fold into each
+ * multiply-add that reads v as its memory operand (GCC did so in the register blocks
+ * below, loading each vector as many times as it is used: on AMD's Zen 4, which loads
+ * one 64-byte vector a cycle, the loads then bound the blocks, not the multiply-adds) */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define FNN_IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define FNN_IN_REGISTER(v) ((void) 0)
+#endif
+
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FNN_FMA_BUILD 1
 #include <immintrin.h>  /* the AVX-512 build's masked loads and stores */

@@ -149,6 +149,8 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_units_block)(
         s1 = FNN_NAME(fnn_load)(s + FNN_LANES, n[1]);
         s2 = FNN_NAME(fnn_load)(s + 2 * FNN_LANES, n[2]);
         s3 = FNN_NAME(fnn_load)(s + 3 * FNN_LANES, n[3]);
+        FNN_IN_REGISTER(s0); FNN_IN_REGISTER(s1);
+        FNN_IN_REGISTER(s2); FNN_IN_REGISTER(s3);
         for (u = 0; u < ru; u++) {
             FNN_T v = w[(j + u) * w_row + k * w_col];
             acc[u][0] += v * s0; acc[u][1] += v * s1;
@@ -231,8 +233,7 @@ static void FNN_NAME(fnn_narrow_product)(const FNN_T* w, ptrdiff_t w_row, ptrdif
 }
 
 /* sum_i s x_i over m values as a vector of partial sums (fnn_scaled_sum adds its
- * lanes): the row sums of dZ (s = 1) and the finiteness test (s = 0, see
- * fnn_any_nonfinite). */
+ * lanes): the finiteness test, with s = 0 (see fnn_any_nonfinite). */
 FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_scaled_sums)(const FNN_T* x, ptrdiff_t m, FNN_T s) {
     FNN_V acc[4] = {{0}, {0}, {0}, {0}};
     ptrdiff_t i = 0, n, t;
@@ -288,17 +289,24 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_lane_sums)(const FNN_V* acc) {
 }
 #endif
 
-/* One step of fnn_grads_block: the samples [i, i + n) (n <= FNN_LANES) of its rows. */
+/* One step of fnn_grads_block: the samples [i, i + n) (n <= FNN_LANES) of its rows,
+ * and with sums, each row of dz's values added into sums[r] too (db). */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_step)(const FNN_T* dz, const FNN_T* a,
                                                     ptrdiff_t ld, ptrdiff_t i, ptrdiff_t n,
                                                     int rj, int rk,
-                                                    FNN_V acc[FNN_GRAD_ROWS][4]) {
+                                                    FNN_V acc[FNN_GRAD_ROWS][4],
+                                                    FNN_V* sums) {
     FNN_V x[FNN_GRAD_ROWS], y;
     int r, c;
-    for (r = 0; r < rj; r++)
+    for (r = 0; r < rj; r++) {
         x[r] = FNN_NAME(fnn_load)(dz + r * ld + i, n);
+        FNN_IN_REGISTER(x[r]);
+        if (sums)
+            sums[r] += x[r];
+    }
     for (c = 0; c < rk; c++) {
         y = FNN_NAME(fnn_load)(a + c * ld + i, n);
+        FNN_IN_REGISTER(y);
         for (r = 0; r < rj; r++)
             acc[r][c] += x[r] * y;
     }
@@ -308,68 +316,89 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_step)(const FNN_T* dz, const FNN_T
  * (rj <= FNN_GRAD_ROWS) and the rk rows of a (rk <= 4) given: rj rk vector accumulators
  * along the samples, each vector loaded once for all the products it is in (rj + rk
  * loads for rj rk multiply-adds); a small block takes two vectors of samples per step
- * into two sets of accumulators, which keeps enough multiply-adds in flight. Inlined
- * with constant rj and rk, so that the accumulators live in registers. Each value is
- * summed in a fixed order: its sets (in sample order, a vector at a time) added, then
- * its lanes (with AVX-512, the lanes of FNN_LANES values at once: fnn_lane_sums, where
- * one sum at a time took a fifth of the tiny network's weight gradients). */
+ * into two sets of accumulators, which keeps enough multiply-adds in flight. With db
+ * (the first block of a's rows), db[r] = sum_i dz_(r ld + i) too, from the same loads
+ * (a pass of its own over dz took a quarter of the tiny network's weight gradients).
+ * Inlined with constant rj and rk and db present or not, so that the accumulators live
+ * in registers. Each value is summed in a fixed order: its sets (in sample order, a
+ * vector at a time) added, then its lanes (with AVX-512, the lanes of FNN_LANES values
+ * at once: fnn_lane_sums, where one sum at a time took a fifth of the tiny network's
+ * weight gradients). */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_block)(const FNN_T* dz, const FNN_T* a,
-                                                     FNN_T* dw, ptrdiff_t n_in, ptrdiff_t m,
-                                                     ptrdiff_t ld, int rj, int rk) {
+                                                     FNN_T* dw, FNN_T* db, ptrdiff_t n_in,
+                                                     ptrdiff_t m, ptrdiff_t ld, int rj,
+                                                     int rk) {
     const int sets = 2 * rj * rk <= FNN_GRAD_SUMS ? 2 : 1;
-    FNN_V acc[2][FNN_GRAD_ROWS][4];
+    FNN_V acc[2][FNN_GRAD_ROWS][4], sums[2][FNN_GRAD_ROWS];
+    FNN_V* s0 = db ? sums[0] : NULL;
+    FNN_V* s1 = db ? sums[sets - 1] : NULL;
     ptrdiff_t i = 0;
     int r, c;
     for (r = 0; r < rj; r++)
         for (c = 0; c < rk; c++)
             acc[0][r][c] = acc[1][r][c] = (FNN_V) {0};
+    for (r = 0; r < FNN_GRAD_ROWS; r++)
+        sums[0][r] = sums[1][r] = (FNN_V) {0};
     for (; i + sets * FNN_LANES <= m; i += sets * FNN_LANES) {
-        FNN_NAME(fnn_grads_step)(dz, a, ld, i, FNN_LANES, rj, rk, acc[0]);
+        FNN_NAME(fnn_grads_step)(dz, a, ld, i, FNN_LANES, rj, rk, acc[0], s0);
         if (sets == 2)
-            FNN_NAME(fnn_grads_step)(dz, a, ld, i + FNN_LANES, FNN_LANES, rj, rk, acc[1]);
+            FNN_NAME(fnn_grads_step)(dz, a, ld, i + FNN_LANES, FNN_LANES, rj, rk, acc[1],
+                                     s1);
     }
     for (; i + FNN_LANES <= m; i += FNN_LANES)
-        FNN_NAME(fnn_grads_step)(dz, a, ld, i, FNN_LANES, rj, rk, acc[0]);
+        FNN_NAME(fnn_grads_step)(dz, a, ld, i, FNN_LANES, rj, rk, acc[0], s0);
     if (i < m)
-        FNN_NAME(fnn_grads_step)(dz, a, ld, i, m - i, rj, rk, acc[0]);
+        FNN_NAME(fnn_grads_step)(dz, a, ld, i, m - i, rj, rk, acc[0], s0);
 #if FNN_BYTES == 64
     {
-        FNN_V all[16], zero = {0};
-        FNN_T sums[16];
+        FNN_V all[16], zero = {0}, v;
+        FNN_T values[16];
         int n = rj * rk, q;
         for (q = 0; q < 16; q++)
             all[q] = q < n ? acc[0][q / rk][q % rk] + acc[1][q / rk][q % rk] : zero;
         for (q = 0; q < n; q += FNN_LANES) {
-            FNN_V v = FNN_NAME(fnn_lane_sums)(all + q);
-            memcpy(sums + q, &v, sizeof v);
+            v = FNN_NAME(fnn_lane_sums)(all + q);
+            memcpy(values + q, &v, sizeof v);
         }
         for (q = 0; q < n; q++)
-            dw[q / rk * n_in + q % rk] = sums[q];
+            dw[q / rk * n_in + q % rk] = values[q];
+        if (db) {
+            for (q = 0; q < FNN_LANES; q++)
+                all[q] = q < rj ? sums[0][q] + sums[1][q] : zero;
+            FNN_NAME(fnn_store)(db, FNN_NAME(fnn_lane_sums)(all), rj);
+        }
     }
 #else
-    for (r = 0; r < rj; r++)
+    for (r = 0; r < rj; r++) {
         for (c = 0; c < rk; c++)
             dw[r * n_in + c] = FNN_NAME(fnn_lanes_sum)(acc[0][r][c] + acc[1][r][c]);
+        if (db)
+            db[r] = FNN_NAME(fnn_lanes_sum)(sums[0][r] + sums[1][r]);
+    }
 #endif
 }
 
 /* dw (n_out, n_in) = dz a^T and db = the row sums of dz, for dz (n_out, m) and
  * a (n_in, m), both of row stride ld: the weight gradients of a layer, in blocks of
  * FNN_GRAD_ROWS rows of dz by four rows of a (fnn_grads_block, called with the block's
- * constant sizes); with AVX-512, db's lanes FNN_LANES rows at once. */
+ * constant sizes; db's sums with the first block of a's rows). */
 FNN_TARGET
 static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, FNN_T* dw,
                                               FNN_T* db, ptrdiff_t n_out, ptrdiff_t n_in,
                                               ptrdiff_t m, ptrdiff_t ld) {
-    ptrdiff_t j, k, r;
+    ptrdiff_t j, k;
     for (j = 0; j < n_out; j += FNN_GRAD_ROWS) {
         int rj = n_out - j < FNN_GRAD_ROWS ? (int) (n_out - j) : FNN_GRAD_ROWS;
         for (k = 0; k < n_in; k += 4) {
             int rk = n_in - k < 4 ? (int) (n_in - k) : 4;
 #define FNN_GRADS(rows, columns) \
             case 4 * (rows) + (columns): \
-                FNN_NAME(fnn_grads_block)(dz + j * ld, a + k * ld, dw + j * n_in + k, n_in, \
-                                          m, ld, rows, columns); \
+                if (k == 0) \
+                    FNN_NAME(fnn_grads_block)(dz + j * ld, a, dw + j * n_in, db + j, n_in, \
+                                              m, ld, rows, columns); \
+                else \
+                    FNN_NAME(fnn_grads_block)(dz + j * ld, a + k * ld, dw + j * n_in + k, \
+                                              NULL, n_in, m, ld, rows, columns); \
                 break
             switch (4 * rj + rk) {
             FNN_GRADS(1, 1); FNN_GRADS(1, 2); FNN_GRADS(1, 3); FNN_GRADS(1, 4);
@@ -382,18 +411,6 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
 #undef FNN_GRADS
         }
     }
-#if FNN_BYTES == 64
-    for (j = 0; j < n_out; j += FNN_LANES) {
-        FNN_V rows[FNN_LANES], zero = {0};
-        ptrdiff_t n = n_out - j < FNN_LANES ? n_out - j : FNN_LANES;
-        for (r = 0; r < FNN_LANES; r++)
-            rows[r] = r < n ? FNN_NAME(fnn_scaled_sums)(dz + (j + r) * ld, m, 1) : zero;
-        FNN_NAME(fnn_store)(db + j, FNN_NAME(fnn_lane_sums)(rows), n);
-    }
-#else
-    for (r = 0; r < n_out; r++)
-        db[r] = FNN_NAME(fnn_scaled_sum)(dz + r * ld, m, 1);
-#endif
 }
 
 /* ---- thin layers in the samples-are-rows layout: products where one dimension is a
@@ -726,6 +743,55 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_transpose_block)(FNN_V* r) {
 }
 #endif
 
+#if FNN_BYTES == 64
+/* fnn_transpose of the first rows of src (returned: a multiple of FNN_LANES) where they
+ * lie end to end (ss == cols) and 2 <= cols <= 4: FNN_LANES of them are cols whole
+ * vectors, and column j's vector is taken from them by a two-source permute per pair
+ * of vectors its lanes lie in, blended (a 300 x 2 batch: 0.25 us by gathers, 0.04 so). */
+FNN_INLINE FNN_TARGET ptrdiff_t FNN_NAME(fnn_transpose_few)(const FNN_T* src, FNN_T* dst,
+                                                            ptrdiff_t rows, ptrdiff_t cols,
+                                                            ptrdiff_t ds) {
+    FNN_IV idx[4][2];
+    unsigned mask[4];  /* the lanes of column j from the second pair */
+    FNN_V v[4], out;
+    ptrdiff_t i, j, t;
+    for (j = 0; j < cols; j++) {
+        mask[j] = 0;
+        for (t = 0; t < FNN_LANES; t++) {
+            ptrdiff_t at = j + cols * t, from = at / FNN_LANES;  /* its vector */
+            idx[j][0][t] = idx[j][1][t] = (FNN_I) (from % 2 * FNN_LANES + at % FNN_LANES);
+            mask[j] |= (unsigned) (from >= 2) << t;
+        }
+    }
+    for (i = 0; i + FNN_LANES <= rows; i += FNN_LANES) {
+        for (t = 0; t < 4; t++)  /* (a third vector stands in for an absent fourth) */
+            v[t] = FNN_NAME(fnn_load)(src + i * cols + (t < cols ? t : 2) * FNN_LANES,
+                                      FNN_LANES);
+        for (j = 0; j < cols; j++) {
+            if (sizeof(FNN_T) == 8) {
+                out = (FNN_V) _mm512_permutex2var_pd((__m512d) v[0], (__m512i) idx[j][0],
+                                                     (__m512d) v[1]);
+                if (cols > 2)
+                    out = (FNN_V) _mm512_mask_blend_pd(
+                        (__mmask8) mask[j], (__m512d) out,
+                        _mm512_permutex2var_pd((__m512d) v[2], (__m512i) idx[j][1],
+                                               (__m512d) v[3]));
+            } else {
+                out = (FNN_V) _mm512_permutex2var_ps((__m512) v[0], (__m512i) idx[j][0],
+                                                     (__m512) v[1]);
+                if (cols > 2)
+                    out = (FNN_V) _mm512_mask_blend_ps(
+                        (__mmask16) mask[j], (__m512) out,
+                        _mm512_permutex2var_ps((__m512) v[2], (__m512i) idx[j][1],
+                                               (__m512) v[3]));
+            }
+            FNN_NAME(fnn_store)(dst + j * ds + i, out, FNN_LANES);
+        }
+    }
+    return i;
+}
+#endif
+
 /* dst (cols, rows) = src (rows, cols)^T, row i of src at src + i ss, row j of dst at
  * dst + j ds. With AVX-512, where src has a vector of rows or more and two of columns,
  * in blocks of FNN_LANES x FNN_LANES read along src's rows and transposed in registers:
@@ -757,6 +823,13 @@ static void FNN_NAME(fnn_transpose)(const FNN_T* src, FNN_T* dst, ptrdiff_t rows
                     FNN_NAME(fnn_store)(dst + (j + t) * ds + i, block[t], n_rows);
             }
         }
+        return;
+    }
+    if (ss == cols && cols >= 2 && cols <= 4) {
+        i = FNN_NAME(fnn_transpose_few)(src, dst, rows, cols, ds);
+        for (; i < rows; i++)
+            for (j = 0; j < cols; j++)
+                dst[j * ds + i] = src[i * ss + j];
         return;
     }
 #endif

@@ -25,6 +25,8 @@ SHAPES = {
     "batch 16 (the smallest narrow)": ([3, 7, 5], 16, {"float64": True, "float32": True}),
     "batch 15 (rows)": ([3, 7, 5], 15, {"float64": False, "float32": False}),
     "width 12": ([12, 12], 37, {"float64": True, "float32": True}),
+    "4 inputs (a transpose in whole vectors)": ([4, 6], 37,
+                                                {"float64": True, "float32": True}),
     "width 13 (rows in float64)": ([13, 5], 37, {"float64": False, "float32": True}),
     "width 25 (rows)": ([4, 25], 37, {"float64": False, "float32": False}),
 }

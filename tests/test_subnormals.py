@@ -64,16 +64,18 @@ def test_training_reads_subnormal_inputs_as_zero_in_every_thread(dtype, n_thread
                     reason="needs POSIX signals")
 def test_signal_handlers_run_in_the_callers_mode_during_an_epoch():
     """A handler that runs inside the compiled epoch (the main thread looks for
-    signals there every 20 ms; an epoch here takes about 40) runs in the mode the
-    epoch set aside; one that runs between two epochs sends the signal again."""
+    signals there every 20 ms; an epoch here takes about 70) runs in the mode the
+    epoch set aside; one that runs between two epochs sends the signal again, a little
+    later each time (a delay as long as an epoch lands every signal between two)."""
 
     class Stop(Exception):
         pass
 
-    steps_per_epoch, seen, timers = 20_000, [], []
+    steps_per_epoch, seen, timers = 50_000, [], []
 
     def send_later():
-        timers.append(threading.Timer(0.03, os.kill, (os.getpid(), signal.SIGUSR1)))
+        delay = 0.03 + 0.0037 * len(timers)
+        timers.append(threading.Timer(delay, os.kill, (os.getpid(), signal.SIGUSR1)))
         timers[-1].start()
 
     def handler(signum, frame):
