@@ -116,6 +116,17 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_emit)(FNN_V v, ptrdiff_t at, ptrdiff_t n
                                               FNN_T* dst, const FNN_T* gate, int act,
                                               FNN_T slope) {
     FNN_V g = gate ? FNN_NAME(fnn_load)(gate + at, n) : v;
+#if FNN_BYTES == 64  /* ReLU in one instruction, max(0, v): NaN and -0 pass as v */
+    if (!gate && act == FNN_RELU) {
+        FNN_V zero = {0};
+        if (sizeof(FNN_T) == 8)
+            v = (FNN_V) _mm512_max_pd((__m512d) zero, (__m512d) v);
+        else
+            v = (FNN_V) _mm512_max_ps((__m512) zero, (__m512) v);
+        FNN_NAME(fnn_store)(dst + at, v, n);
+        return;
+    }
+#endif
     FNN_NAME(fnn_store)(dst + at, FNN_NAME(fnn_gate)(v, g, act, slope), n);
 }
 
