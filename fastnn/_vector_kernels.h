@@ -435,10 +435,14 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
  * over ten classes). */
 #define FNN_DOTS_STEP(n) do { \
         FNN_V x0 = FNN_NAME(fnn_load)(l0 + k, n), x1 = FNN_NAME(fnn_load)(l1 + k, n), v; \
-        v = FNN_NAME(fnn_load)(r0 + k, n); s00 += x0 * v; s10 += x1 * v; \
-        if (nr > 1) { v = FNN_NAME(fnn_load)(r1 + k, n); s01 += x0 * v; s11 += x1 * v; } \
-        if (nr > 2) { v = FNN_NAME(fnn_load)(r2 + k, n); s02 += x0 * v; s12 += x1 * v; } \
-        if (nr > 3) { v = FNN_NAME(fnn_load)(r3 + k, n); s03 += x0 * v; s13 += x1 * v; } \
+        FNN_IN_REGISTER(x0); FNN_IN_REGISTER(x1); \
+        v = FNN_NAME(fnn_load)(r0 + k, n); FNN_IN_REGISTER(v); s00 += x0 * v; s10 += x1 * v; \
+        if (nr > 1) { v = FNN_NAME(fnn_load)(r1 + k, n); FNN_IN_REGISTER(v); \
+                      s01 += x0 * v; s11 += x1 * v; } \
+        if (nr > 2) { v = FNN_NAME(fnn_load)(r2 + k, n); FNN_IN_REGISTER(v); \
+                      s02 += x0 * v; s12 += x1 * v; } \
+        if (nr > 3) { v = FNN_NAME(fnn_load)(r3 + k, n); FNN_IN_REGISTER(v); \
+                      s03 += x0 * v; s13 += x1 * v; } \
     } while (0)
 
 /* fnn_thin_dots for rows i, i + 1 (the same row twice when i + 1 is m) and the nr
