@@ -5,6 +5,7 @@ import copy
 import dataclasses
 import io
 import math
+import sys
 import warnings
 from contextlib import redirect_stdout
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ import pytest
 import fastnn
 from fastnn import ACTIVATIONS, MLP, datasets, reference
 from fastnn.model.inputs import targets as as_targets
+from fastnn.model.training import record
 from fastnn.optim import SGD, Adam, Momentum
 from helpers import (OUTPUT_WIDTH, X, Xnan, snapshot, step_settings, toy_problem,
                      unchanged, y)
@@ -177,6 +179,28 @@ def test_history_has_one_entry_per_epoch_with_or_without_validation(tmp_path):
     assert net.history["val_loss"][2:5] == pytest.approx(after, rel=1e-12)
     net.save(tmp_path / "net.npz")
     np.testing.assert_equal(fastnn.load(tmp_path / "net.npz").history, net.history)
+
+
+def test_an_epochs_record_is_seen_whole_or_not_at_all_between_any_two_bytecodes():
+    """What a signal handler that saves the model while its thread records an epoch
+    (engine.write lets its reads in) can see: handlers run between bytecodes."""
+    history = {"loss": [0.5, 0.4], "val_loss": [math.nan, 0.3], "val_score": [math.nan, 0.9]}
+    seen = set()
+
+    def trace(frame, event, arg):
+        frame.f_trace_opcodes = True
+        if frame.f_code is record.__code__ and event == "opcode":
+            seen.add(tuple(map(tuple, history.values())))
+        return trace
+
+    sys.settrace(trace)
+    try:
+        record(history, 3, {"loss": 0.2, "val_loss": 0.25, "val_score": 0.95})
+    finally:
+        sys.settrace(None)
+    assert history == {"loss": [0.5, 0.4, 0.2], "val_loss": [math.nan, 0.3, 0.25],
+                       "val_score": [math.nan, 0.9, 0.95]}
+    assert {tuple(map(len, state)) for state in seen} == {(2, 2, 2), (3, 3, 3)}
 
 
 def test_early_stopping_restores_the_best_weights_and_callbacks_run():

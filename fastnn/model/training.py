@@ -621,10 +621,14 @@ def record(history, epoch, logs):
     Idempotent: a list that already holds `epoch` entries is left alone, so that a
     record cut short by an interrupt can be completed by calling it again.
 
+    The lists that change are replaced, all in one dict.update (a C call, between
+    whose parts no Python code runs): a signal handler that saves the model while its
+    thread records sees the epoch's entries all or none.
+
     Parameters
     ----------
     history : dict of list
-        "loss", "val_loss" and "val_score" lists, extended in place.
+        "loss", "val_loss" and "val_score" lists, updated in place.
     epoch : int
         The epoch's number, counted from 1; a list shorter than epoch - 1 is
         first padded with NaN.
@@ -636,11 +640,13 @@ def record(history, epoch, logs):
     None
     """
     validated = "val_loss" in logs or history["val_loss"]
+    updated = {}
     for key in history if validated else ["loss"]:
         values = history[key]
-        values.extend([math.nan] * (epoch - 1 - len(values)))
         if len(values) < epoch:
-            values.append(logs.get(key, math.nan))
+            updated[key] = (values + [math.nan] * (epoch - 1 - len(values))
+                            + [logs.get(key, math.nan)])
+    history.update(updated)
 
 
 class EarlyStopping:
