@@ -10,6 +10,7 @@ use, so that importing fastnn never imports scikit-learn.
 """
 import importlib.machinery
 import os
+import warnings
 
 
 def _check_built():
@@ -27,7 +28,24 @@ def _check_built():
                 f"`pip install -e .`.")
 
 
+#: The compiled core's settings read from the environment at import, and the values
+#: each knows ("avx512": no cap); any other value would be ignored.
+_ENVIRONMENT = {"FASTNN_VECTOR_BUILD": ("base", "fma", "avx512"),
+                "FASTNN_ADAM_DIVIDE": ("divider", "estimates")}
+
+
+def _check_environment():
+    """A RuntimeWarning for each of _ENVIRONMENT's variables set to a value the
+    compiled core does not know, instead of ignoring it in silence."""
+    for name, known in _ENVIRONMENT.items():
+        value = os.environ.get(name)
+        if value is not None and value not in known:
+            warnings.warn(f"{name}={value!r} is not one of {', '.join(known)}: ignored "
+                          f"(fastnn chooses for this CPU)", RuntimeWarning, stacklevel=3)
+
+
 _check_built()
+_check_environment()
 
 from fastnn import datasets, init, kernels, optim, reference  # noqa: E402
 from fastnn._version import __version__  # noqa: E402

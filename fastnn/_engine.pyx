@@ -1352,7 +1352,8 @@ cdef class Engine:
 
         order: None (the rows in order), np.intp (m,) row numbers, or a numpy Generator
         or RandomState, from which the call draws rng.permutation(m) itself (the same
-        draws, in compiled code: see permutation): the batches are then gathered in
+        draws, in compiled code: see permutation; a subclass's own permutation is
+        called instead, in Python): the batches are then gathered in
         that order into buffers of the call. n_threads (1 to 64) splits
         each step with enough work into up to n_threads slices of its rows, run on
         fastnn's own threads (as many as the CPUs free from other fastnn calls allow),
@@ -1382,8 +1383,10 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
     cdef Epoch ep
     _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &data)
     memset(&ep, 0, sizeof(Epoch))
-    cdef bint draw = order is not None and isinstance(order, _GENERATORS)
+    cdef bint draw = type(order) in _GENERATORS  # (a subclass: its own permutation)
     if not draw:
+        if isinstance(order, _GENERATORS):
+            order = order.permutation(data.m)
         ep.order = _checked_order(order, data.m)
     ep.plan, ep.single, ep.m = &self.plan, self.single, data.m
     ep.batch_size, ep.n_threads = min(batch_size, data.m), n_threads

@@ -397,6 +397,23 @@ def test_adams_other_division_passes_the_same_tests(divide, tmp_path):
     assert " passed" in out and (divide == "estimates" or " skipped" not in out), out
 
 
+@pytest.mark.parametrize("variable, value", [("FASTNN_ADAM_DIVIDE", "Estimates"),
+                                             ("FASTNN_ADAM_DIVIDE", " divider"),
+                                             ("FASTNN_VECTOR_BUILD", "avx2")])
+def test_a_setting_the_core_does_not_know_is_warned_about(variable, value, tmp_path):
+    """The compiled core would ignore it: import says so (the known ones pass in
+    silence, as the tests that run the other builds and divisions show)."""
+    run = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c",
+                          "import fastnn"], env=dict(os.environ, **{variable: value}),
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode != 0 and f"{variable}={value!r} is not one of" in run.stderr
+    quiet = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c",
+                            "import fastnn"], env=dict(os.environ, **{variable: "base"
+                           if variable == "FASTNN_VECTOR_BUILD" else "divider"}),
+                           cwd=tmp_path, capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("size", [1, 13, 4096, 4097, 10_000])
 def test_finiteness_scan_finds_the_first_nan_or_infinity(dtype, size):

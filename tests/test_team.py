@@ -285,6 +285,23 @@ def test_an_epoch_given_a_generator_steps_in_its_permutation(n_threads):
     assert rng.random() == twin.random()
 
 
+def test_an_epoch_given_a_generator_subclass_steps_in_its_own_permutation():
+    """A Generator subclass that overrides permutation: the epoch takes the order it
+    returns (as the sparse epochs, which draw in Python, do)."""
+
+    class Reversed(np.random.Generator):
+        def permutation(self, x, axis=0):
+            return np.arange(x, dtype=np.intp)[::-1].copy()
+
+    X, y = _data()
+    ours, given = (MLP(SIZES, output="softmax", seed=0) for _ in range(2))
+    T = targets(ours, y, len(X))
+    updates = [_adam(net.engine) for net in (ours, given)]
+    ours.engine.epoch(X, T, updates[0], 64, Reversed(np.random.PCG64(3)))
+    given.engine.epoch(X, T, updates[1], 64, np.arange(len(X), dtype=np.intp)[::-1].copy())
+    assert np.array_equal(ours.engine.params, given.engine.params)
+
+
 def test_an_epoch_refused_draws_nothing():
     """Arguments refused before the draw: the generator is left untouched."""
     X, y = _data(50)
