@@ -19,6 +19,11 @@ typedef FNN_VECTOR(unsigned FNN_I, FNN_BYTES) FNN_UV;  /* shifts without overflo
 /* units per pass of the narrow product: 4 by four vectors of samples with 32 vector
  * registers, 2 with 16 */
 #define FNN_UNITS (FNN_BYTES == 64 ? 4 : 2)
+/* vectors whose long chains of dependent operations (exp's series, a division, log's)
+ * the elementwise kernels interleave, a step of each in turn: one at a time, such a
+ * chain kept the multiply-add units waiting for its latency (the binary cross-entropy
+ * and the sigmoid took about twice as long) */
+#define FNN_CHAINS 2
 
 /* The first n (<= FNN_LANES) values at p as a vector, the others 0; unaligned. */
 FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_load)(const FNN_T* p, ptrdiff_t n) {
@@ -933,51 +938,75 @@ static int FNN_NAME(fnn_add_into)(FNN_T* dst, const FNN_T* src, ptrdiff_t size) 
     return FNN_NAME(fnn_lanes_sum)(bad[0] + bad[1]) != 0;
 }
 
-/* e^x for x <= 0, lane by lane, within 2 ulp (-inf gives 0, NaN stays NaN): as
+/* e^x for x <= 0, lane by lane, for count (<= FNN_CHAINS) vectors x in place, their
+ * steps interleaved, within 2 ulp (-inf gives 0, NaN stays NaN): as
  * 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 (ln 2 in two parts, so that r is
  * exact), |r| <= ln(2) / 2, e^r by its Taylor series to r^13 / 13! (double) or r^7 / 7!
  * (float), whose remainder is below 2^-57 (2^-27) relative. 2^n is two normal powers of
  * two, so results in the subnormal range round once, like libm's. */
-FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_exp_nonpositive)(FNN_V x) {
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_exps_nonpositive)(FNN_V* x, int count) {
     const int dbl = sizeof(FNN_T) == 8, terms = dbl ? 14 : 8;
     const FNN_I bias = dbl ? 1023 : 127, mantissa = dbl ? 52 : 23;
     /* below lowest e^x rounds to 0; adding then subtracting shift rounds to an integer */
     const FNN_T lowest = dbl ? -746.0 : -104.0, shift = dbl ? 0x1.8p52 : 0x1.8p23;
     const FNN_T ln2_hi = dbl ? 0x1.62e42feep-1 : 0x1.62e4p-1;  /* n ln2_hi is exact */
     const FNN_T ln2_lo = dbl ? 1.9082149292705877e-10 : 1.4286067653e-06f;
-    FNN_V zero = {0}, t, n, r, p;
-    FNN_IV k, half;
-    int i;
-    x = FNN_NAME(fnn_positive)(lowest - x, zero + lowest, x);  /* NaN stays */
-    t = x * (FNN_T) 1.4426950408889634 + shift;
-    n = t - shift;
-    k = (FNN_IV) t - (FNN_IV) (zero + shift);  /* n as an integer */
-    r = (x - n * ln2_hi) - n * ln2_lo;
-    p = zero + (FNN_T) fnn_inverse_factorial[terms - 1];
+    FNN_V zero = {0}, t, n, r[FNN_CHAINS], p[FNN_CHAINS];
+    FNN_IV k[FNN_CHAINS], half;
+    int i, q;
+    for (q = 0; q < count; q++) {
+        x[q] = FNN_NAME(fnn_positive)(lowest - x[q], zero + lowest, x[q]);  /* NaN stays */
+        t = x[q] * (FNN_T) 1.4426950408889634 + shift;
+        n = t - shift;
+        k[q] = (FNN_IV) t - (FNN_IV) (zero + shift);  /* n as an integer */
+        r[q] = (x[q] - n * ln2_hi) - n * ln2_lo;
+        p[q] = zero + (FNN_T) fnn_inverse_factorial[terms - 1];
+    }
     for (i = terms - 2; i >= 0; i--)
-        p = p * r + (FNN_T) fnn_inverse_factorial[i];
-    half = k >> 1;
-    return p * (FNN_V) ((FNN_UV) (k - half + bias) << mantissa)
-             * (FNN_V) ((FNN_UV) (half + bias) << mantissa);
+        for (q = 0; q < count; q++)
+            p[q] = p[q] * r[q] + (FNN_T) fnn_inverse_factorial[i];
+    for (q = 0; q < count; q++) {
+        half = k[q] >> 1;
+        x[q] = p[q] * (FNN_V) ((FNN_UV) (k[q] - half + bias) << mantissa)
+                    * (FNN_V) ((FNN_UV) (half + bias) << mantissa);
+    }
+}
+
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_exp_nonpositive)(FNN_V x) {
+    FNN_NAME(fnn_exps_nonpositive)(&x, 1);
+    return x;
 }
 
 /* 1 / (1 + e^-v) as (1 or e) / (1 + e) with e = e^-|v| (which never overflows), lane
- * by lane; *e gets e. */
-FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_sigmoid_of)(FNN_V v, FNN_V* e) {
+ * by lane, for count vectors v in place (fnn_exps_nonpositive's chains); e gets e. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_sigmoids_of)(FNN_V* v, FNN_V* e, int count) {
     FNN_V zero = {0}, one = zero + 1;
-    *e = FNN_NAME(fnn_exp_nonpositive)(FNN_NAME(fnn_positive)(v, -v, v));  /* -|v| */
-    return FNN_NAME(fnn_positive)(v, one, *e) / (1 + *e);
+    int q;
+    for (q = 0; q < count; q++)
+        e[q] = FNN_NAME(fnn_positive)(v[q], -v[q], v[q]);  /* -|v| */
+    FNN_NAME(fnn_exps_nonpositive)(e, count);
+    for (q = 0; q < count; q++)
+        v[q] = FNN_NAME(fnn_positive)(v[q], one, e[q]) / (1 + e[q]);
 }
 
-/* a_i = 1 / (1 + e^-z_i), as fnn_sigmoid_of. a may be z. */
+/* a_i = 1 / (1 + e^-z_i), as fnn_sigmoids_of, FNN_CHAINS vectors at a time. a may be z. */
 FNN_TARGET
 static void FNN_NAME(fnn_sigmoid)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
-    ptrdiff_t i, n;
-    for (i = 0; i < size; i += n) {
-        FNN_V e;
+    FNN_V v[FNN_CHAINS], e[FNN_CHAINS];
+    ptrdiff_t i = 0, n;
+    int q;
+    for (; i + FNN_CHAINS * FNN_LANES <= size; i += FNN_CHAINS * FNN_LANES) {
+        for (q = 0; q < FNN_CHAINS; q++)
+            v[q] = FNN_NAME(fnn_load)(z + i + q * FNN_LANES, FNN_LANES);
+        FNN_NAME(fnn_sigmoids_of)(v, e, FNN_CHAINS);
+        for (q = 0; q < FNN_CHAINS; q++)
+            FNN_NAME(fnn_store)(a + i + q * FNN_LANES, v[q], FNN_LANES);
+    }
+    for (; i < size; i += n) {
         n = size - i < FNN_LANES ? size - i : FNN_LANES;
-        FNN_NAME(fnn_store)(a + i, FNN_NAME(fnn_sigmoid_of)(FNN_NAME(fnn_load)(z + i, n), &e),
-                            n);
+        v[0] = FNN_NAME(fnn_load)(z + i, n);
+        FNN_NAME(fnn_sigmoids_of)(v, e, 1);
+        FNN_NAME(fnn_store)(a + i, v[0], n);
     }
 }
 
@@ -1063,69 +1092,82 @@ static FNN_T FNN_NAME(fnn_softmax_row)(const FNN_T* z, FNN_T* p, ptrdiff_t k, FN
     return zmax;
 }
 
-/* sum c_k x^k for k < n (n = 8 or 16, a constant once inlined) by Estrin's scheme:
- * the terms paired as c_2i + c_2i+1 x, those pairs paired by x^2, then by x^4 (and x^8),
- * so that the value is log2(n) multiply-adds deep instead of Horner's n - 1. That
- * latency bounded the binary cross-entropy, whose log ends a long chain after the exp
- * (loops bound by their count of operations instead, like the sigmoid's, keep Horner's
- * rule: it takes a few fewer). */
-FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_estrin)(FNN_V x, const double* c, int n) {
-    FNN_V zero = {0}, x2 = x * x, x4 = x2 * x2, sum;
-#define FNN_PAIR(k) ((zero + (FNN_T) c[k]) + (zero + (FNN_T) c[(k) + 1]) * x)
-#define FNN_EIGHT(k) ((FNN_PAIR(k) + FNN_PAIR((k) + 2) * x2) \
-                      + (FNN_PAIR((k) + 4) + FNN_PAIR((k) + 6) * x2) * x4)
-    sum = FNN_EIGHT(0);
-    if (n == 16)
-        sum += FNN_EIGHT(8) * (x4 * x4);
-#undef FNN_EIGHT
-#undef FNN_PAIR
-    return sum;
-}
-
 /* log(1 + x) for x in [0, 1] (the e = exp(-|z|) of the binary cross-entropy), lane by
- * lane, as 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...) with s = x / (2 + x) <= 1/3: the
- * terms kept make the truncation error below half an ulp (s^2 <= 1/9), and s carries
- * the relative accuracy of x itself, so small x lose nothing (log1p's point). The
- * loss is within about 3 ulp (2.8 measured in double, 3.1 in float), in vector
- * registers, where libm's log1p is one scalar call per value. */
-FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_log1p_unit)(FNN_V x) {
-    /* 1 / (2k + 1): 17 terms for double (9^-17 / 35 < 2^-56), 9 for float */
-    static const double c[17] = {
-        1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17,
-        1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31, 1.0 / 33};
-    FNN_V s = x / (x + 2), t = s * s;
-    /* 1 + t (the rest): the rest's rounding shrinks by t, as in Horner's last step */
-    return 2 * s * (1 + t * FNN_NAME(fnn_estrin)(t, c + 1, sizeof(FNN_T) == 8 ? 16 : 8));
+ * lane, for count (<= FNN_CHAINS) vectors x in place, as 2 atanh(s) = 2 s (1 + t R(t))
+ * with s = x / (2 + x) <= 1/3 and t = s^2 <= 1/9, where R(t) = 1/3 + t/5 + t^2/7 + ...
+ * is taken as its Chebyshev fit on [0, 1/9] (mpmath's chebyfit, computed once: 11
+ * terms for double, 5 for float, against 16 and 8 of the series for the same error):
+ * t R(t) within 2.2e-18 (double, 2^-58) and 1e-9 (float, 2^-30) of the truth. s
+ * carries the relative accuracy of x itself, so small x lose nothing (log1p's point).
+ * The loss is within about 3 ulp, in vector registers, where libm's log1p is one scalar
+ * call per value. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_log1ps_unit)(FNN_V* x, int count) {
+    static const double fit_double[11] = {
+        0.3333333333333333, 0.19999999999999762, 0.1428571428580005, 0.11111111099118386,
+        0.09090909948981357, 0.07692271982430275, 0.06667589315724629, 0.05867139530651599,
+        0.05422589197440007, 0.03746071897775383, 0.07815288900461426};
+    static const double fit_float[5] = {
+        0.3333333432674408, 0.19999852776527405, 0.142961785197258, 0.1085328757762909,
+        0.11612164974212646};
+    const int terms = sizeof(FNN_T) == 8 ? 11 : 5;
+    const double* c = sizeof(FNN_T) == 8 ? fit_double : fit_float;
+    FNN_V zero = {0}, s[FNN_CHAINS], t[FNN_CHAINS], r[FNN_CHAINS];
+    int q, k;
+    for (q = 0; q < count; q++) {
+        s[q] = x[q] / (x[q] + 2);
+        t[q] = s[q] * s[q];
+        r[q] = zero + (FNN_T) c[terms - 1];
+    }
+    for (k = terms - 2; k >= 0; k--)  /* Horner's rule, the chains interleaved */
+        for (q = 0; q < count; q++)
+            r[q] = r[q] * t[q] + (FNN_T) c[k];
+    /* 1 + t R (R's rounding shrinks by t, as in Horner's last step) */
+    for (q = 0; q < count; q++)
+        x[q] = 2 * s[q] * (1 + t[q] * r[q]);
 }
 
 /* The binary cross-entropy from logits z and targets y over size values, in one pass:
- * with e = e^-|z|, a = sigmoid(z) (fnn_sigmoid_of), dz = (a - y) scale and the loss
- * max(z, 0) - z y + log(1 + e). Returns the sum of the losses: the vectors of each run
- * of eight added lane by lane, that sum's lanes summed (fnn_lanes_sum) and added to a
- * double, in order (a sum of lanes for every vector made a chain that cost a fifth of
- * the time). a may be z. */
+ * with e = e^-|z|, a = sigmoid(z) (fnn_sigmoids_of), dz = (a - y) scale and the loss
+ * max(z, 0) - z y + log(1 + e), FNN_CHAINS vectors at a time. Returns the sum of the
+ * losses: the vectors of each run of eight added lane by lane, that sum's lanes summed
+ * (fnn_lanes_sum) and added to a double, in order (a sum of lanes for every vector made
+ * a chain that cost a fifth of the time). a may be z. */
 FNN_TARGET
 static double FNN_NAME(fnn_sigmoid_bce)(const FNN_T* z, const FNN_T* y, FNN_T* a,
                                         FNN_T* dz, ptrdiff_t size, FNN_T scale) {
     static const FNN_T lane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    FNN_V zero = {0};
+    FNN_V zero = {0}, v[FNN_CHAINS], t[FNN_CHAINS], e[FNN_CHAINS], p[FNN_CHAINS], loss;
     double total = 0;
-    ptrdiff_t i = 0, n, run;
+    ptrdiff_t i = 0, n[FNN_CHAINS], at[FNN_CHAINS];
+    int run, count, q;
     while (i < size) {
         FNN_V sum = zero;
-        for (run = 0; run < 8 && i < size; run++, i += n) {
-            FNN_V v, t, e, p, loss;
-            n = size - i < FNN_LANES ? size - i : FNN_LANES;
-            v = FNN_NAME(fnn_load)(z + i, n);
-            t = FNN_NAME(fnn_load)(y + i, n);
-            p = FNN_NAME(fnn_sigmoid_of)(v, &e);
-            loss = (FNN_NAME(fnn_positive)(v, v, zero) - v * t) + FNN_NAME(fnn_log1p_unit)(e);
-            if (n < FNN_LANES)  /* the lanes past size hold log(2): 0 instead */
-                loss = FNN_NAME(fnn_positive)((FNN_T) n - FNN_NAME(fnn_load)(lane, FNN_LANES),
-                                             loss, zero);
-            FNN_NAME(fnn_store)(a + i, p, n);
-            FNN_NAME(fnn_store)(dz + i, (p - t) * scale, n);
-            sum += loss;
+        for (run = 0; run < 8 && i < size; run += count) {
+            for (count = 0; count < FNN_CHAINS && run + count < 8 && i < size; count++) {
+                n[count] = size - i < FNN_LANES ? size - i : FNN_LANES;
+                at[count] = i;
+                v[count] = FNN_NAME(fnn_load)(z + i, n[count]);
+                t[count] = FNN_NAME(fnn_load)(y + i, n[count]);
+                i += n[count];
+            }
+            for (q = 0; q < count; q++)
+                p[q] = v[q];
+            if (count == FNN_CHAINS) {  /* (a constant count in each) */
+                FNN_NAME(fnn_sigmoids_of)(p, e, FNN_CHAINS);
+                FNN_NAME(fnn_log1ps_unit)(e, FNN_CHAINS);
+            } else {
+                FNN_NAME(fnn_sigmoids_of)(p, e, 1);
+                FNN_NAME(fnn_log1ps_unit)(e, 1);
+            }
+            for (q = 0; q < count; q++) {
+                loss = (FNN_NAME(fnn_positive)(v[q], v[q], zero) - v[q] * t[q]) + e[q];
+                if (n[q] < FNN_LANES)  /* the lanes past size hold log(2): 0 instead */
+                    loss = FNN_NAME(fnn_positive)(
+                        (FNN_T) n[q] - FNN_NAME(fnn_load)(lane, FNN_LANES), loss, zero);
+                FNN_NAME(fnn_store)(a + at[q], p[q], n[q]);
+                FNN_NAME(fnn_store)(dz + at[q], (p[q] - t[q]) * scale, n[q]);
+                sum += loss;
+            }
         }
         total += FNN_NAME(fnn_lanes_sum)(sum);
     }
