@@ -1340,8 +1340,9 @@ cdef class Engine:
         update was made and overflowed a parameter. A batch whose weights sum to 0
         changes nothing but the tally's batch count and returns 0.0.
         """
-        return _train(self, X, Y, update, cnp.PyArray_DIMS(X)[0] if X.ndim else 1,
-                      None, weights, 1, False)
+        return _train(self, X, Y, update,
+                      cnp.PyArray_DIMS(X)[0] if cnp.PyArray_NDIM(X) else 1, None, weights, 1,
+                      False)
 
     def epoch(self, cnp.ndarray X, Y, Update update not None, intp batch_size,
               order=None, weights=None, int n_threads=1):
@@ -1383,9 +1384,10 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
     cdef Epoch ep
     _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &data)
     memset(&ep, 0, sizeof(Epoch))
-    cdef bint draw = type(order) in _GENERATORS  # (a subclass: its own permutation)
+    cdef bint draw = order is not None and (type(order) is _GENERATORS[0]
+                                            or type(order) is _GENERATORS[1])
     if not draw:
-        if isinstance(order, _GENERATORS):
+        if order is not None and isinstance(order, _GENERATORS):  # a subclass: its own
             order = order.permutation(data.m)
         ep.order = _checked_order(order, data.m)
     ep.plan, ep.single, ep.m = &self.plan, self.single, data.m
