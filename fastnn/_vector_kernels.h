@@ -143,18 +143,21 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_emit_block)(FNN_V v0, FNN_V v1, FNN_V v2
                                                     FNN_T slope) {
     FNN_NAME(fnn_emit)(v0, at, n[0], dst, gate, act, slope);
     FNN_NAME(fnn_emit)(v1, at + FNN_LANES, n[1], dst, gate, act, slope);
+    if (n[2] == 0)  /* (a block of two vectors) */
+        return;
     FNN_NAME(fnn_emit)(v2, at + 2 * FNN_LANES, n[2], dst, gate, act, slope);
     FNN_NAME(fnn_emit)(v3, at + 3 * FNN_LANES, n[3], dst, gate, act, slope);
 }
 
 /* The units [j, j + ru) (ru <= FNN_UNITS) of one block of samples [i, i + FNN_WIDE) of
- * fnn_narrow_product, its four vectors holding n[0..3] samples: 4 ru accumulators, which
- * share each load of src. Inlined with a constant ru, so that they live in registers. */
+ * fnn_narrow_product, its four vectors holding n[0..3] samples (vecs = 2: the first two
+ * alone, the others empty): 4 ru accumulators, which share each load of src. Inlined
+ * with constant ru and vecs, so that they live in registers. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_units_block)(
         const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
         FNN_T* dst, ptrdiff_t n_in, ptrdiff_t ld, ptrdiff_t i, const ptrdiff_t* n,
-        ptrdiff_t j, int ru, const FNN_T* gate, int act, FNN_T slope) {
-    FNN_V acc[FNN_UNITS][4], s0, s1, s2, s3;
+        ptrdiff_t j, int ru, int vecs, const FNN_T* gate, int act, FNN_T slope) {
+    FNN_V acc[FNN_UNITS][4], s0, s1, s2 = {0}, s3 = {0};
     ptrdiff_t k;
     int u;
     for (u = 0; u < ru; u++)
@@ -163,14 +166,18 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_units_block)(
         const FNN_T* s = src + k * ld + i;
         s0 = FNN_NAME(fnn_load)(s, n[0]);
         s1 = FNN_NAME(fnn_load)(s + FNN_LANES, n[1]);
-        s2 = FNN_NAME(fnn_load)(s + 2 * FNN_LANES, n[2]);
-        s3 = FNN_NAME(fnn_load)(s + 3 * FNN_LANES, n[3]);
         FNN_IN_REGISTER(s0); FNN_IN_REGISTER(s1);
-        FNN_IN_REGISTER(s2); FNN_IN_REGISTER(s3);
+        if (vecs == 4) {
+            s2 = FNN_NAME(fnn_load)(s + 2 * FNN_LANES, n[2]);
+            s3 = FNN_NAME(fnn_load)(s + 3 * FNN_LANES, n[3]);
+            FNN_IN_REGISTER(s2); FNN_IN_REGISTER(s3);
+        }
         for (u = 0; u < ru; u++) {
             FNN_T v = w[(j + u) * w_row + k * w_col];
             acc[u][0] += v * s0; acc[u][1] += v * s1;
-            acc[u][2] += v * s2; acc[u][3] += v * s3;
+            if (vecs == 4) {
+                acc[u][2] += v * s2; acc[u][3] += v * s3;
+            }
         }
     }
     for (u = 0; u < ru; u++)
@@ -183,11 +190,11 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_units_block)(
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_block)(
         const FNN_T* w, ptrdiff_t w_row, ptrdiff_t w_col, const FNN_T* b, const FNN_T* src,
         FNN_T* dst, ptrdiff_t n_out, ptrdiff_t n_in, ptrdiff_t ld, ptrdiff_t i,
-        const ptrdiff_t* n, const FNN_T* gate, int act, FNN_T slope) {
+        const ptrdiff_t* n, int vecs, const FNN_T* gate, int act, FNN_T slope) {
     ptrdiff_t j;
 #define FNN_UNITS_BLOCK(ru) \
-    FNN_NAME(fnn_units_block)(w, w_row, w_col, b, src, dst, n_in, ld, i, n, j, ru, gate, \
-                              act, slope)
+    FNN_NAME(fnn_units_block)(w, w_row, w_col, b, src, dst, n_in, ld, i, n, j, ru, vecs, \
+                              gate, act, slope)
     for (j = 0; j + FNN_UNITS <= n_out; j += FNN_UNITS)
         FNN_UNITS_BLOCK(FNN_UNITS);
     switch (n_out - j) {  /* a constant ru in each call */
@@ -210,15 +217,19 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_product_loops)(
     ptrdiff_t i = 0, last[4], t;
     for (; i + FNN_WIDE <= m; i += FNN_WIDE)
         FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, ld, i, whole,
-                                    gate, act, slope);
+                                    4, gate, act, slope);
     if (i == m)
         return;
     for (t = 0; t < 4; t++) {  /* the last block: what is left, a vector at a time */
         ptrdiff_t left = m - i - t * FNN_LANES;
         last[t] = left <= 0 ? 0 : left < FNN_LANES ? left : FNN_LANES;
     }
-    FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, ld, i, last,
-                                gate, act, slope);
+    if (last[2] == 0)  /* two vectors or fewer: a block of two */
+        FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, ld, i, last,
+                                    2, gate, act, slope);
+    else
+        FNN_NAME(fnn_product_block)(w, w_row, w_col, b, src, dst, n_out, n_in, ld, i, last,
+                                    4, gate, act, slope);
 }
 
 /* dst (n_out, m) = act(V src + b) for src (n_in, m), where V[j][k] = w[j w_row + k w_col]
