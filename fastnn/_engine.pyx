@@ -1223,7 +1223,7 @@ cdef class Engine:
         what the engine reads: a C-contiguous 2-D ndarray of the model's dtype and
         width with rows; else None, for the caller to convert X first. The fast path
         of MLP.predict_proba, with no Python code between its call and the work."""
-        if type(X) is not np.ndarray:
+        if type(X) is not cnp.ndarray:  # (the C type: no module attribute looked up)
             return None
         cdef cnp.ndarray arr = <cnp.ndarray> X
         if cnp.PyArray_TYPE(arr) != (cnp.NPY_FLOAT32 if self.single else cnp.NPY_FLOAT64) \

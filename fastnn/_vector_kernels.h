@@ -450,26 +450,28 @@ static void FNN_NAME(fnn_narrow_weight_grads)(const FNN_T* dz, const FNN_T* a, F
  * (with AVX-512 all eight at once: a tenth to a half off the products of a softmax
  * over ten classes). */
 #define FNN_DOTS_STEP(n) do { \
-        FNN_V x0 = FNN_NAME(fnn_load)(l0 + k, n), x1 = FNN_NAME(fnn_load)(l1 + k, n), v; \
-        FNN_IN_REGISTER(x0); FNN_IN_REGISTER(x1); \
-        v = FNN_NAME(fnn_load)(r0 + k, n); FNN_IN_REGISTER(v); s00 += x0 * v; s10 += x1 * v; \
+        FNN_V x0 = FNN_NAME(fnn_load)(l0 + k, n), x1 = {0}, v; \
+        FNN_IN_REGISTER(x0); \
+        if (two) { x1 = FNN_NAME(fnn_load)(l1 + k, n); FNN_IN_REGISTER(x1); } \
+        v = FNN_NAME(fnn_load)(r0 + k, n); FNN_IN_REGISTER(v); s00 += x0 * v; \
+        if (two) s10 += x1 * v; \
         if (nr > 1) { v = FNN_NAME(fnn_load)(r1 + k, n); FNN_IN_REGISTER(v); \
-                      s01 += x0 * v; s11 += x1 * v; } \
+                      s01 += x0 * v; if (two) s11 += x1 * v; } \
         if (nr > 2) { v = FNN_NAME(fnn_load)(r2 + k, n); FNN_IN_REGISTER(v); \
-                      s02 += x0 * v; s12 += x1 * v; } \
+                      s02 += x0 * v; if (two) s12 += x1 * v; } \
         if (nr > 3) { v = FNN_NAME(fnn_load)(r3 + k, n); FNN_IN_REGISTER(v); \
-                      s03 += x0 * v; s13 += x1 * v; } \
+                      s03 += x0 * v; if (two) s13 += x1 * v; } \
     } while (0)
 
-/* fnn_thin_dots for rows i, i + 1 (the same row twice when i + 1 is m) and the nr
- * rows of R from j: inlined with a constant nr, so that no work is spent on absent
- * rows (a single output unit is nr = 1). */
+/* fnn_thin_dots for rows i and, when two, i + 1, and the nr rows of R from j: inlined
+ * with constant nr and two, so that no work is spent on absent rows (a single output
+ * unit is nr = 1; a one-sample prediction, one row of L). */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_dots_block)(const FNN_T* L, const FNN_T* R,
                                                     const FNN_T* bias, FNN_T* C,
-                                                    ptrdiff_t m, ptrdiff_t K, ptrdiff_t J,
-                                                    ptrdiff_t i, ptrdiff_t j, int nr) {
+                                                    ptrdiff_t K, ptrdiff_t J, ptrdiff_t i,
+                                                    ptrdiff_t j, int nr, int two) {
     const FNN_T* l0 = L + i * K;
-    const FNN_T* l1 = i + 1 < m ? l0 + K : l0;
+    const FNN_T* l1 = l0 + K;  /* (read only when two) */
     const FNN_T* r0 = R + j * K;  /* rows past nr: never read, kept inside R */
     const FNN_T* r1 = nr > 1 ? r0 + K : r0;
     const FNN_T* r2 = nr > 2 ? r1 + K : r1;
@@ -498,7 +500,7 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_dots_block)(const FNN_T* L, const FNN_T*
     for (q = 0; q < nr; q++) {
         FNN_T b = bias ? bias[j + q] : 0;
         C[i * J + j + q] = b + sums[q];
-        if (i + 1 < m)
+        if (two)
             C[(i + 1) * J + j + q] = b + sums[4 + q];
     }
 }
@@ -508,15 +510,20 @@ FNN_TARGET
 static void FNN_NAME(fnn_thin_dots)(const FNN_T* L, const FNN_T* R, const FNN_T* bias,
                                     FNN_T* C, ptrdiff_t m, ptrdiff_t K, ptrdiff_t J) {
     ptrdiff_t i, j;
-    for (i = 0; i < m; i += 2) {
-        for (j = 0; j + 4 <= J; j += 4)
-            FNN_NAME(fnn_dots_block)(L, R, bias, C, m, K, J, i, j, 4);
-        switch (J - j) {  /* a constant nr in each call */
-        case 3: FNN_NAME(fnn_dots_block)(L, R, bias, C, m, K, J, i, j, 3); break;
-        case 2: FNN_NAME(fnn_dots_block)(L, R, bias, C, m, K, J, i, j, 2); break;
-        case 1: FNN_NAME(fnn_dots_block)(L, R, bias, C, m, K, J, i, j, 1); break;
-        }
-    }
+#define FNN_DOTS_ROWS(two) do { \
+        for (j = 0; j + 4 <= J; j += 4) \
+            FNN_NAME(fnn_dots_block)(L, R, bias, C, K, J, i, j, 4, two); \
+        switch (J - j) {  /* a constant nr in each call */ \
+        case 3: FNN_NAME(fnn_dots_block)(L, R, bias, C, K, J, i, j, 3, two); break; \
+        case 2: FNN_NAME(fnn_dots_block)(L, R, bias, C, K, J, i, j, 2, two); break; \
+        case 1: FNN_NAME(fnn_dots_block)(L, R, bias, C, K, J, i, j, 1, two); break; \
+        } \
+    } while (0)
+    for (i = 0; i + 1 < m; i += 2)
+        FNN_DOTS_ROWS(1);
+    if (i < m)  /* the last row alone */
+        FNN_DOTS_ROWS(0);
+#undef FNN_DOTS_ROWS
 }
 
 /* acc0..acc3 (two vectors each) += the four values of L times two vectors of R */
