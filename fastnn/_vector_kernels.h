@@ -740,6 +740,13 @@ FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_gather)(const FNN_T* p, ptrdiff_t strid
 }
 
 #if FNN_BYTES == 64
+/* lane e of the result: lane idx[e] of a's and b's lanes end to end (vpermt2pd/ps) */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_permute2)(FNN_V a, FNN_IV idx, FNN_V b) {
+    if (sizeof(FNN_T) == 8)
+        return (FNN_V) _mm512_permutex2var_pd((__m512d) a, (__m512i) idx, (__m512d) b);
+    return (FNN_V) _mm512_permutex2var_ps((__m512) a, (__m512i) idx, (__m512) b);
+}
+
 /* One stage of fnn_transpose_block: between r[i] and r[i + h], for every i with bit h
  * clear, the blocks of h lanes off the diagonal exchanged, one two-source permute per
  * vector. Inlined with a constant h, so that the permutes' lane tables are constants. */
@@ -758,15 +765,8 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_transpose_stage)(FNN_V* r, int h) {
         if (i & h)
             continue;
         b = r[i + h];
-        if (sizeof(FNN_T) == 8) {
-            r[i] = (FNN_V) _mm512_permutex2var_pd((__m512d) a, (__m512i) low, (__m512d) b);
-            r[i + h] = (FNN_V) _mm512_permutex2var_pd((__m512d) a, (__m512i) high,
-                                                      (__m512d) b);
-        } else {
-            r[i] = (FNN_V) _mm512_permutex2var_ps((__m512) a, (__m512i) low, (__m512) b);
-            r[i + h] = (FNN_V) _mm512_permutex2var_ps((__m512) a, (__m512i) high,
-                                                      (__m512) b);
-        }
+        r[i] = FNN_NAME(fnn_permute2)(a, low, b);
+        r[i + h] = FNN_NAME(fnn_permute2)(a, high, b);
     }
 }
 
@@ -789,40 +789,27 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_transpose_block)(FNN_V* r) {
 FNN_INLINE FNN_TARGET ptrdiff_t FNN_NAME(fnn_transpose_few)(const FNN_T* src, FNN_T* dst,
                                                             ptrdiff_t rows, ptrdiff_t cols,
                                                             ptrdiff_t ds) {
-    FNN_IV idx[4][2];
-    unsigned mask[4];  /* the lanes of column j from the second pair */
-    FNN_V v[4], out;
+    FNN_IV idx[4];    /* column j's lanes: where each lies in its pair of vectors, */
+    FNN_V second[4];  /* and 1 where that pair is the second (columns 3 and 4) */
+    FNN_V v[4] = {{0}, {0}, {0}, {0}}, out;
     ptrdiff_t i, j, t;
-    for (j = 0; j < cols; j++) {
-        mask[j] = 0;
+    for (j = 0; j < cols; j++)
         for (t = 0; t < FNN_LANES; t++) {
             ptrdiff_t at = j + cols * t, from = at / FNN_LANES;  /* its vector */
-            idx[j][0][t] = idx[j][1][t] = (FNN_I) (from % 2 * FNN_LANES + at % FNN_LANES);
-            mask[j] |= (unsigned) (from >= 2) << t;
+            idx[j][t] = (FNN_I) (from % 2 * FNN_LANES + at % FNN_LANES);
+            second[j][t] = (FNN_T) (from >= 2);
         }
-    }
     for (i = 0; i + FNN_LANES <= rows; i += FNN_LANES) {
-        for (t = 0; t < 4; t++)  /* (a third vector stands in for an absent fourth) */
-            v[t] = FNN_NAME(fnn_load)(src + i * cols + (t < cols ? t : 2) * FNN_LANES,
-                                      FNN_LANES);
+        for (t = 0; t < cols; t++)  /* the block's own vectors, none past it */
+            v[t] = FNN_NAME(fnn_load)(src + (i * cols + t * FNN_LANES), FNN_LANES);
+        if (cols == 3)  /* the second pair: the third vector twice */
+            v[3] = v[2];
         for (j = 0; j < cols; j++) {
-            if (sizeof(FNN_T) == 8) {
-                out = (FNN_V) _mm512_permutex2var_pd((__m512d) v[0], (__m512i) idx[j][0],
-                                                     (__m512d) v[1]);
-                if (cols > 2)
-                    out = (FNN_V) _mm512_mask_blend_pd(
-                        (__mmask8) mask[j], (__m512d) out,
-                        _mm512_permutex2var_pd((__m512d) v[2], (__m512i) idx[j][1],
-                                               (__m512d) v[3]));
-            } else {
-                out = (FNN_V) _mm512_permutex2var_ps((__m512) v[0], (__m512i) idx[j][0],
-                                                     (__m512) v[1]);
-                if (cols > 2)
-                    out = (FNN_V) _mm512_mask_blend_ps(
-                        (__mmask16) mask[j], (__m512) out,
-                        _mm512_permutex2var_ps((__m512) v[2], (__m512i) idx[j][1],
-                                               (__m512) v[3]));
-            }
+            out = FNN_NAME(fnn_permute2)(v[0], idx[j], v[1]);
+            if (cols > 2)
+                out = FNN_NAME(fnn_positive)(second[j],
+                                             FNN_NAME(fnn_permute2)(v[2], idx[j], v[3]),
+                                             out);
             FNN_NAME(fnn_store)(dst + j * ds + i, out, FNN_LANES);
         }
     }

@@ -93,6 +93,43 @@ def test_both_layouts_match_the_twin(shape, activation, output_case, dtype):
                                atol=tol * np.abs(twin_params).max())
 
 
+GUARDED_BATCH = """
+import ctypes, mmap, sys
+import numpy as np
+from fastnn import MLP
+libc = ctypes.CDLL(None)
+page = mmap.PAGESIZE
+for dtype in ("float64", "float32"):
+    for n_in in (2, 3, 4):
+        rows = 48  # whole vectors in both dtypes: the transpose's fast path to its end
+        size = rows * n_in * np.dtype(dtype).itemsize
+        pages = -(-size // page) + 1
+        memory = mmap.mmap(-1, pages * page)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+        assert libc.mprotect(ctypes.c_void_p(base + (pages - 1) * page), page, 0) == 0
+        X = np.frombuffer(memory, dtype, rows * n_in, (pages - 1) * page - size)
+        X = X.reshape(rows, n_in)  # its last value just before the unreadable page
+        X[:] = np.random.default_rng(n_in).standard_normal(X.shape)
+        net = MLP([n_in, 6, 1], dtype=dtype, seed=0)
+        assert net.engine.feature_major(rows)
+        assert np.allclose(net.predict_proba(X), net.predict_proba(X.copy()))
+        del X
+print("ok")
+"""
+
+
+def test_the_inputs_transpose_reads_nothing_past_the_batch(tmp_path):
+    """A batch of 2-4 features ending right before an unreadable page: the transpose
+    in whole vectors reads its rows' own vectors only (it had read two vectors past
+    the block, a crash at a page's end). In a subprocess, so that a fault fails the
+    test instead of ending the run."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("mprotect through ctypes, on Linux")
+    run = subprocess.run([sys.executable, "-c", GUARDED_BATCH], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
 def assert_close_to(values, truth, dtype):
     np.testing.assert_allclose(values, truth, rtol=0,
                                atol=TOLERANCE[dtype] * np.abs(truth).max())
