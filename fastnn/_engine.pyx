@@ -973,6 +973,8 @@ cdef intp _rows(const Plan* plan, object params, bint single,
 cdef int _targets(const Plan* plan, object params, bint single, object Y,
                   Batch* batch) except -1:
     """batch.y = float targets (m, k), or batch.labels = class labels, checked."""
+    if not isinstance(Y, cnp.ndarray):  # (None too: its memory is no array's)
+        raise TypeError(f"Y must be a numpy array of targets; got {type(Y).__name__}")
     cdef cnp.ndarray arr = Y
     cdef intp k = plan.sizes[plan.n_layers], m = batch.m, bad, i
     if cnp.PyArray_TYPE(arr) == cnp.NPY_INTP and plan.output == OUT_SOFTMAX:
@@ -1211,7 +1213,7 @@ cdef class Engine:
             self._read_end(work)
         return loss
 
-    def predict(self, cnp.ndarray X, cnp.ndarray out=None, intp first_row=0):
+    def predict(self, cnp.ndarray X not None, cnp.ndarray out=None, intp first_row=0):
         """out (m, k) = the output (probabilities or values) for X (m, n_in); returns out,
         a new array when none is given. Thread-safe: a reader (see the class's Threads).
         ValueError if an output is not finite (the network's values overflowed), naming
@@ -1255,7 +1257,7 @@ cdef class Engine:
                              f"weights are too large)")
         return out
 
-    def loss(self, cnp.ndarray X, Y, weights=None, double weight_decay=0):
+    def loss(self, cnp.ndarray X not None, Y, weights=None, double weight_decay=0):
         """The loss on (X, Y), forward only: the mean over rows (weighted by weights,
         (m,) of the model's dtype, when given), plus 0.5 weight_decay sum ||W||^2.
 
@@ -1266,8 +1268,8 @@ cdef class Engine:
         _fill_batch(&self.plan, self.params, self.single, X, Y, weights, &batch)
         return self._read(&batch, None, None, weight_decay)
 
-    def loss_and_gradients(self, cnp.ndarray X, Y, cnp.ndarray grads, weights=None,
-                           double weight_decay=0):
+    def loss_and_gradients(self, cnp.ndarray X not None, Y, cnp.ndarray grads not None,
+                           weights=None, double weight_decay=0):
         """The loss on (X, Y), as `loss` computes it; writes its gradient (params'
         layout) into grads."""
         cdef Batch batch
@@ -1328,7 +1330,7 @@ cdef class Engine:
         and `steps`, the int64 step counter of one element); checked here, once."""
         return Update(self, settings)
 
-    def step(self, cnp.ndarray X, Y, Update update not None, weights=None):
+    def step(self, cnp.ndarray X not None, Y, Update update not None, weights=None):
         """One training step in place; returns the loss (the mean over rows, weighted
         by weights, (m,) of the model's dtype, when given) + 0.5 wd sum ||W||^2, where
         wd is the update's weight decay (divided by the batch's total weight when it
@@ -1344,7 +1346,7 @@ cdef class Engine:
                       cnp.PyArray_DIMS(X)[0] if cnp.PyArray_NDIM(X) else 1, None, weights, 1,
                       False)
 
-    def epoch(self, cnp.ndarray X, Y, Update update not None, intp batch_size,
+    def epoch(self, cnp.ndarray X not None, Y, Update update not None, intp batch_size,
               order=None, weights=None, int n_threads=1):
         """Steps over (X, Y) in batches of batch_size rows (the last one shorter), in
         one compiled call with the GIL released; each step is the one `step` takes on
@@ -1388,7 +1390,7 @@ cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size
                                             or type(order) is _GENERATORS[1])
     if not draw:
         if order is not None and isinstance(order, _GENERATORS):  # a subclass: its own
-            order = order.permutation(data.m)
+            order = np.ascontiguousarray(order.permutation(data.m), dtype=np.intp)
         ep.order = _checked_order(order, data.m)
     ep.plan, ep.single, ep.m = &self.plan, self.single, data.m
     ep.batch_size, ep.n_threads = min(batch_size, data.m), n_threads

@@ -40,7 +40,7 @@
  * multiply-add that reads v as its memory operand (GCC did so in the register blocks
  * below, loading each vector as many times as it is used: on AMD's Zen 4, which loads
  * one 64-byte vector a cycle, the loads then bound the blocks, not the multiply-adds) */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && (defined(__x86_64__) || (defined(__i386__) && defined(__SSE2__)))
 #define FNN_IN_REGISTER(v) __asm__("" : "+v"(v))
 #else
 #define FNN_IN_REGISTER(v) ((void) 0)

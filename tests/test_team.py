@@ -287,11 +287,12 @@ def test_an_epoch_given_a_generator_steps_in_its_permutation(n_threads):
 
 def test_an_epoch_given_a_generator_subclass_steps_in_its_own_permutation():
     """A Generator subclass that overrides permutation: the epoch takes the order it
-    returns (as the sparse epochs, which draw in Python, do)."""
+    returns (as the sparse epochs, which draw in Python, do), in any integer dtype and
+    layout (int32, as numpy 1.x's permutation returns on Windows; a reversed view)."""
 
     class Reversed(np.random.Generator):
         def permutation(self, x, axis=0):
-            return np.arange(x, dtype=np.intp)[::-1].copy()
+            return np.arange(x, dtype=np.int32)[::-1]
 
     X, y = _data()
     ours, given = (MLP(SIZES, output="softmax", seed=0) for _ in range(2))
@@ -300,6 +301,25 @@ def test_an_epoch_given_a_generator_subclass_steps_in_its_own_permutation():
     ours.engine.epoch(X, T, updates[0], 64, Reversed(np.random.PCG64(3)))
     given.engine.epoch(X, T, updates[1], 64, np.arange(len(X), dtype=np.intp)[::-1].copy())
     assert np.array_equal(ours.engine.params, given.engine.params)
+
+
+def test_the_engines_calls_refuse_none_for_an_array():
+    """None where an array goes is a TypeError naming it (the compiled calls read
+    arrays' fields directly: None's memory would have been read as one)."""
+    X, y = _data(50)
+    net = MLP(SIZES, output="softmax", seed=0)
+    engine, T = net.engine, targets(net, y, 50)
+    update = _adam(engine)
+    calls = [(engine.step, (None, T, update), "X"), (engine.step, (X, None, update), "Y"),
+             (engine.epoch, (None, T, update, 10), "X"),
+             (engine.epoch, (X, None, update, 10), "Y"), (engine.predict, (None,), "X"),
+             (engine.loss, (None, T), "X"), (engine.loss, (X, None), "Y"),
+             (engine.loss_and_gradients, (X, T, None), "grads")]
+    before = engine.params.copy()
+    for call, args, name in calls:
+        with pytest.raises(TypeError, match=name):
+            call(*args)
+    assert np.array_equal(engine.params, before)
 
 
 def test_an_epoch_refused_draws_nothing():

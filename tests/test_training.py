@@ -203,6 +203,16 @@ def test_an_epochs_record_is_seen_whole_or_not_at_all_between_any_two_bytecodes(
     assert {tuple(map(len, state)) for state in seen} == {(2, 2, 2), (3, 3, 3)}
 
 
+def test_the_history_lists_grow_in_place():
+    """A list taken from net.history keeps growing with later epochs and fits."""
+    X, y = datasets.make_moons(60, seed=2)
+    net = MLP([2, 4, 1], seed=2)
+    net.fit(X, y, epochs=2)
+    losses = net.history["loss"]
+    net.fit(X, y, epochs=3, validation_data=(X, y))
+    assert losses is net.history["loss"] and len(losses) == 5
+
+
 def test_early_stopping_restores_the_best_weights_and_callbacks_run():
     X, y = datasets.make_moons(200, noise=0.3, seed=0)
     Xv, yv = datasets.make_moons(100, noise=0.3, seed=1)

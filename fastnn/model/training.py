@@ -4,6 +4,7 @@ fit checks every argument into one TrainingSettings, which then carries the
 configuration and the optimizer's state down to the engine: Engine.updater(settings)
 binds them once, and each batch is one compiled step.
 """
+import collections
 import contextlib
 import dataclasses
 import math
@@ -621,9 +622,10 @@ def record(history, epoch, logs):
     Idempotent: a list that already holds `epoch` entries is left alone, so that a
     record cut short by an interrupt can be completed by calling it again.
 
-    The lists that change are replaced, all in one dict.update (a C call, between
-    whose parts no Python code runs): a signal handler that saves the model while its
-    thread records sees the epoch's entries all or none.
+    The lists are extended in place, all of them inside one C loop (map over
+    list.extend, drained by a deque), between whose calls no bytecode runs: a signal
+    handler that saves the model while its thread records sees the epoch's entries
+    all or none.
 
     Parameters
     ----------
@@ -640,13 +642,11 @@ def record(history, epoch, logs):
     None
     """
     validated = "val_loss" in logs or history["val_loss"]
-    updated = {}
-    for key in history if validated else ["loss"]:
-        values = history[key]
-        if len(values) < epoch:
-            updated[key] = (values + [math.nan] * (epoch - 1 - len(values))
-                            + [logs.get(key, math.nan)])
-    history.update(updated)
+    keys = [key for key in (history if validated else ["loss"])
+            if len(history[key]) < epoch]
+    tails = [[math.nan] * (epoch - 1 - len(history[key])) + [logs.get(key, math.nan)]
+             for key in keys]
+    collections.deque(map(list.extend, [history[key] for key in keys], tails), maxlen=0)
 
 
 class EarlyStopping:
