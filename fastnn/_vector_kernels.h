@@ -345,7 +345,7 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_grads_step)(const FNN_T* dz, const FNN_T
  * loads for rj rk multiply-adds); a small block takes two vectors of samples per step
  * into two sets of accumulators, which keeps enough multiply-adds in flight. With db
  * (the first block of a's rows), db[r] = sum_i dz_(r ld + i) too, from the same loads
- * (a pass of its own over dz took a quarter of the tiny network's weight gradients).
+ * (instead of a pass of its own over dz).
  * Inlined with constant rj and rk and db present or not, so that the accumulators live
  * in registers. Each value is summed in a fixed order: its sets (in sample order, a
  * vector at a time) added, then its lanes (with AVX-512, the lanes of FNN_LANES values
