@@ -259,25 +259,6 @@ static void FNN_NAME(fnn_narrow_product)(const FNN_T* w, ptrdiff_t w_row, ptrdif
 #undef FNN_LOOPS
 }
 
-/* sum_i s x_i over m values as a vector of partial sums (fnn_scaled_sum adds its
- * lanes): the finiteness test, with s = 0 (see fnn_any_nonfinite). */
-FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_scaled_sums)(const FNN_T* x, ptrdiff_t m, FNN_T s) {
-    FNN_V acc[4] = {{0}, {0}, {0}, {0}};
-    ptrdiff_t i = 0, n, t;
-    for (; i + FNN_WIDE <= m; i += FNN_WIDE)
-        for (t = 0; t < 4; t++)
-            acc[t] += FNN_NAME(fnn_load)(x + i + t * FNN_LANES, FNN_LANES) * s;
-    for (; i < m; i += n) {
-        n = m - i < FNN_LANES ? m - i : FNN_LANES;
-        acc[0] += FNN_NAME(fnn_load)(x + i, n) * s;
-    }
-    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
-
-FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_scaled_sum)(const FNN_T* x, ptrdiff_t m, FNN_T s) {
-    return FNN_NAME(fnn_lanes_sum)(FNN_NAME(fnn_scaled_sums)(x, m, s));
-}
-
 #if FNN_BYTES == 64
 /* The lanes of FNN_LANES vectors summed: lane r of the result is the sum of acc[r]'s
  * lanes. Neighbours' lanes are added in pairs, then their 16-byte blocks, in a fixed
@@ -881,7 +862,16 @@ static void FNN_NAME(fnn_transpose)(const FNN_T* src, FNN_T* dst, ptrdiff_t rows
  * and NaN otherwise, so the sum of those products is 0 exactly when all are finite. */
 FNN_TARGET
 static int FNN_NAME(fnn_any_nonfinite)(const FNN_T* x, ptrdiff_t size) {
-    return FNN_NAME(fnn_scaled_sum)(x, size, 0) != 0;
+    FNN_V acc[4] = {{0}, {0}, {0}, {0}};
+    ptrdiff_t i = 0, n, t;
+    for (; i + FNN_WIDE <= size; i += FNN_WIDE)  /* four chains of adds */
+        for (t = 0; t < 4; t++)
+            acc[t] += FNN_NAME(fnn_load)(x + i + t * FNN_LANES, FNN_LANES) * 0;
+    for (; i < size; i += n) {
+        n = size - i < FNN_LANES ? size - i : FNN_LANES;
+        acc[0] += FNN_NAME(fnn_load)(x + i, n) * 0;
+    }
+    return FNN_NAME(fnn_lanes_sum)((acc[0] + acc[1]) + (acc[2] + acc[3])) != 0;
 }
 
 /* The sum of x_i^2 over size values, in double (float32 squares overflow from 1.8e19):
