@@ -853,7 +853,7 @@ cdef int _draw_order(object rng, intp* order, intp m) except -1:
     """order = rng.permutation(m), the same draws from rng (a numpy Generator or
     RandomState) made in compiled code, its bit generator's lock held and the GIL
     released as numpy's own shuffle does."""
-    bits = rng.bit_generator if isinstance(rng, np.random.Generator) else rng._bit_generator
+    bits = rng.bit_generator if isinstance(rng, _GENERATORS[0]) else rng._bit_generator
     cdef bitgen_t* bitgen = <bitgen_t*> PyCapsule_GetPointer(bits.capsule, "BitGenerator")
     with bits.lock, nogil:
         _shuffled_rows(bitgen, order, m)
@@ -1306,8 +1306,9 @@ cdef class Engine:
         another thread runs while it does (the model's history is recorded so, so
         that a save between steps never sees half an epoch's entries); returns its
         result. A step or assign from it (or from a signal handler interrupting it) is
-        refused with RuntimeError; a read from it goes in (a handler's save may then
-        see the entries being recorded in part)."""
+        refused with RuntimeError; a read from it goes in, between two of its bytecodes
+        (fit's record puts an epoch's entries in with no bytecode between them, so a
+        handler's save sees them all or none)."""
         self.gate.write_begin()
         try:
             return function()
