@@ -485,8 +485,10 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
     g = grad + wd param;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
     param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 
-    On CPUs with AVX-512 the square root and the division come from refined
-    estimates, within about an ulp of the exact values (see the README's Vector maths).
+    With AVX-512 on CPUs other than AMD's, the square root and the division come
+    from refined estimates, within about an ulp of the exact values; on AMD's, from
+    the divider (FASTNN_ADAM_DIVIDE chooses: see Vector maths in
+    docs/performance.md).
 
     Parameters
     ----------
