@@ -933,28 +933,35 @@ static int FNN_NAME(fnn_add_into)(FNN_T* dst, const FNN_T* src, ptrdiff_t size) 
     return FNN_NAME(fnn_lanes_sum)(bad[0] + bad[1]) != 0;
 }
 
+/* x = n ln 2 + r for x <= 0: returns r, |r| <= ln(2) / 2, exact (ln 2 in two parts),
+ * and n = round(x / ln 2) as an integer in *k; the range reduction of exp
+ * (fnn_exps_nonpositive) and of tanh's expm1. */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_ln2_reduce)(FNN_V x, FNN_IV* k) {
+    const int dbl = sizeof(FNN_T) == 8;
+    /* adding then subtracting shift rounds to an integer */
+    const FNN_T shift = dbl ? 0x1.8p52 : 0x1.8p23;
+    const FNN_T ln2_hi = dbl ? 0x1.62e42feep-1 : 0x1.62e4p-1;  /* n ln2_hi is exact */
+    const FNN_T ln2_lo = dbl ? 1.9082149292705877e-10 : 1.4286067653e-06f;
+    FNN_V zero = {0}, t = x * (FNN_T) 1.4426950408889634 + shift, n = t - shift;
+    *k = (FNN_IV) t - (FNN_IV) (zero + shift);
+    return (x - n * ln2_hi) - n * ln2_lo;
+}
+
 /* e^x for x <= 0, lane by lane, for count (<= FNN_CHAINS) vectors x in place, their
- * steps interleaved, within 2 ulp (-inf gives 0, NaN stays NaN): as
- * 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 (ln 2 in two parts, so that r is
- * exact), |r| <= ln(2) / 2, e^r by its Taylor series to r^13 / 13! (double) or r^7 / 7!
+ * steps interleaved, within 2 ulp (-inf gives 0, NaN stays NaN): as 2^n e^r
+ * (fnn_ln2_reduce), e^r by its Taylor series to r^13 / 13! (double) or r^7 / 7!
  * (float), whose remainder is below 2^-57 (2^-27) relative. 2^n is two normal powers of
  * two, so results in the subnormal range round once, like libm's. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_exps_nonpositive)(FNN_V* x, int count) {
     const int dbl = sizeof(FNN_T) == 8, terms = dbl ? 14 : 8;
     const FNN_I bias = dbl ? 1023 : 127, mantissa = dbl ? 52 : 23;
-    /* below lowest e^x rounds to 0; adding then subtracting shift rounds to an integer */
-    const FNN_T lowest = dbl ? -746.0 : -104.0, shift = dbl ? 0x1.8p52 : 0x1.8p23;
-    const FNN_T ln2_hi = dbl ? 0x1.62e42feep-1 : 0x1.62e4p-1;  /* n ln2_hi is exact */
-    const FNN_T ln2_lo = dbl ? 1.9082149292705877e-10 : 1.4286067653e-06f;
-    FNN_V zero = {0}, t, n, r[FNN_CHAINS], p[FNN_CHAINS];
+    const FNN_T lowest = dbl ? -746.0 : -104.0;  /* below, e^x rounds to 0 */
+    FNN_V zero = {0}, r[FNN_CHAINS], p[FNN_CHAINS];
     FNN_IV k[FNN_CHAINS], half;
     int i, q;
     for (q = 0; q < count; q++) {
         x[q] = FNN_NAME(fnn_positive)(lowest - x[q], zero + lowest, x[q]);  /* NaN stays */
-        t = x[q] * (FNN_T) 1.4426950408889634 + shift;
-        n = t - shift;
-        k[q] = (FNN_IV) t - (FNN_IV) (zero + shift);  /* n as an integer */
-        r[q] = (x[q] - n * ln2_hi) - n * ln2_lo;
+        r[q] = FNN_NAME(fnn_ln2_reduce)(x[q], &k[q]);
         p[q] = zero + (FNN_T) fnn_inverse_factorial[terms - 1];
     }
     for (i = terms - 2; i >= 0; i--)
@@ -1006,8 +1013,8 @@ static void FNN_NAME(fnn_sigmoid)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
 }
 
 /* a_i = tanh(z_i) = s (1 - e) / (1 + e) with e = e^-y, y = 2 |z_i|, s the sign of z_i
- * (-0 stays -0), within 4 ulp. 1 - e is -expm1(-y), taken as exp's is (see
- * fnn_exp_nonpositive): -y = n ln 2 + r with |r| <= ln(2) / 2, expm1(-y) = 2^n expm1(r)
+ * (-0 stays -0), within 4 ulp. 1 - e is -expm1(-y), taken as exp's is
+ * (fnn_ln2_reduce): -y = n ln 2 + r with |r| <= ln(2) / 2, expm1(-y) = 2^n expm1(r)
  * + (2^n - 1), expm1(r) = r (1 + r/2! + r^2/3! + ...) to r^12 / 13! (double) or
  * r^7 / 8! (float). Near 0 (n = 0) that is expm1(r) itself, free of the cancellation
  * 1 - e would suffer; further out 2^n - 1 is exact and the larger term. One series
@@ -1018,26 +1025,23 @@ FNN_TARGET
 static void FNN_NAME(fnn_tanh)(const FNN_T* z, FNN_T* a, ptrdiff_t size) {
     const int dbl = sizeof(FNN_T) == 8, terms = dbl ? 13 : 8;
     const FNN_I bias = dbl ? 1023 : 127, mantissa = dbl ? 52 : 23;
-    const FNN_T lowest = dbl ? -64.0 : -32.0, shift = dbl ? 0x1.8p52 : 0x1.8p23;
-    const FNN_T ln2_hi = dbl ? 0x1.62e42feep-1 : 0x1.62e4p-1;  /* n ln2_hi is exact */
-    const FNN_T ln2_lo = dbl ? 1.9082149292705877e-10 : 1.4286067653e-06f;
+    const FNN_T lowest = dbl ? -64.0 : -32.0;
     FNN_V zero = {0};
     FNN_IV sign = (FNN_IV) -zero;  /* the sign bit alone */
     ptrdiff_t i, n;
     int k;
     for (i = 0; i < size; i += n) {
-        FNN_V v, x, t, m, r, q, s, num;
+        FNN_V v, x, r, q, s, num;
+        FNN_IV power;
         n = size - i < FNN_LANES ? size - i : FNN_LANES;
         v = FNN_NAME(fnn_load)(z + i, n);
         x = -2 * (FNN_V) ((FNN_IV) v & ~sign);  /* -y */
         x = FNN_NAME(fnn_positive)(lowest - x, zero + lowest, x);  /* NaN stays */
-        t = x * (FNN_T) 1.4426950408889634 + shift;
-        m = t - shift;
-        r = (x - m * ln2_hi) - m * ln2_lo;
+        r = FNN_NAME(fnn_ln2_reduce)(x, &power);
         q = zero + (FNN_T) fnn_inverse_factorial[terms];
         for (k = terms - 1; k >= 1; k--)  /* expm1(r) / r = sum r^(k-1) / k! */
             q = q * r + (FNN_T) fnn_inverse_factorial[k];
-        s = (FNN_V) ((FNN_UV) ((FNN_IV) t - (FNN_IV) (zero + shift) + bias) << mantissa);
+        s = (FNN_V) ((FNN_UV) (power + bias) << mantissa);  /* 2^n */
         num = zero - (s * (r * q) + (s - 1));  /* 1 - e = -expm1(-y), +0 at 0 */
         num = num / (2 - num);
         FNN_NAME(fnn_store)(a + i, (FNN_V) ((FNN_IV) num | ((FNN_IV) v & sign)), n);
