@@ -1220,11 +1220,11 @@ cdef class Engine:
         its row as first_row + its index in X (X being rows of a larger matrix)."""
         return self._predict(X, out, 2, first_row)
 
-    def predict_ready(self, X):
+    cdef object _predict_ready(self, object X):
         """predict(X), flattened to (m,) for an output of one unit, when X is already
         what the engine reads: a C-contiguous 2-D ndarray of the model's dtype and
-        width with rows; else None, for the caller to convert X first. The fast path
-        of MLP.predict_proba, with no Python code between its call and the work."""
+        width with rows; else None, for the caller to convert X first (the fast path
+        of predict_proba, below)."""
         if type(X) is not cnp.ndarray:  # (the C type: no module attribute looked up)
             return None
         cdef cnp.ndarray arr = <cnp.ndarray> X
@@ -1372,6 +1372,35 @@ cdef class Engine:
         the engine as the writer)."""
         return _train(self, X, Y, update, batch_size, order, weights, n_threads,
                       threading.current_thread() is threading.main_thread())
+
+
+def predict_proba(self, X):
+    """The output layer's values for X.
+
+    Parameters
+    ----------
+    X : array-like or scipy.sparse matrix of shape (m, n_features)
+        Samples as rows, of the model's dtype (integers, booleans and lists are
+        converted; the other float precision is refused). A sparse X is
+        densified a chunk of rows at a time.
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities (sigmoid, softmax) or values (identity), (m, k); (m,) when
+        the output has one unit.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If X has the wrong dtype or shape, or is not finite.
+    """
+    # MLP.predict_proba is this compiled function, so that an X the engine reads as it
+    # is meets no Python frame on its way: a one-sample call takes about 1 us, of which
+    # such a frame took 40 ns (docs/performance.md, One row). Any other X goes to
+    # MLP._predict_proba_converted.
+    cdef object out = (<Engine?> self._engine)._predict_ready(X)
+    return self._predict_proba_converted(X) if out is None else out
 
 
 cdef double _train(Engine self, cnp.ndarray X, Y, Update update, intp batch_size,

@@ -10,6 +10,7 @@ import numpy as np
 
 from fastnn import _checks as check
 from fastnn import _layout
+from fastnn import _engine
 from fastnn._engine import Engine, flat_buffer
 from fastnn.activations import DEFAULT_NEGATIVE_SLOPE, activation_code, check_negative_slope
 from fastnn.init import as_rng, scheme_for
@@ -190,30 +191,12 @@ class MLP(Training, LBFGS, Files):
 
     # ------------------------------------------------------------ inference
 
-    def predict_proba(self, X):
-        """The output layer's values for X.
+    predict_proba = _engine.predict_proba  # compiled: see its comment
 
-        Parameters
-        ----------
-        X : array-like or scipy.sparse matrix of shape (m, n_features)
-            Samples as rows, of the model's dtype (integers, booleans and lists are
-            converted; the other float precision is refused). A sparse X is
-            densified a chunk of rows at a time.
-
-        Returns
-        -------
-        numpy.ndarray
-            Probabilities (sigmoid, softmax) or values (identity), (m, k); (m,) when
-            the output has one unit.
-
-        Raises
-        ------
-        TypeError, ValueError
-            If X has the wrong dtype or shape, or is not finite.
-        """
-        out = self._engine.predict_ready(X)  # None unless X needs no conversion
-        if out is not None:
-            return out
+    def _predict_proba_converted(self, X):
+        """predict_proba for an X the engine does not read as it is (anything but a
+        C-contiguous ndarray of m >= 1 rows of the model's dtype and width): checked
+        and converted, or densified a chunk of rows at a time when sparse."""
         X = X if isinstance(X, inputs.SparseRows) else inputs.features(self, X, sparse=True)
         if isinstance(X, inputs.SparseRows):
             X.check_finite("X")
