@@ -138,10 +138,11 @@ static void FNN_NAME(fnn_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FNN_
  * along k that shares each load of x (rows past n repeat the last, computed, not
  * stored), in two sets (even and odd vectors of k, so that the multiply-adds' latency
  * does not pace a row), then their lanes summed together (fnn_lane_sums): a fixed
- * order of chains, sets and tree. */
+ * order of chains, sets and tree. With out not NULL, also out (n) = act(y) for act
+ * identity, relu or leaky_relu, as fnn_bias_act computes it. */
 FNN_TARGET
 static void FNN_NAME(fnn_gemv)(ptrdiff_t n, ptrdiff_t k, const FNN_T* a, const FNN_T* x,
-                               const FNN_T* b, FNN_T* y) {
+                               const FNN_T* b, FNN_T* y, FNN_T* out, int act, FNN_T slope) {
     ptrdiff_t j, p, left, rows;
     int r;
     for (j = 0; j < n; j += FNN_LANES) {
@@ -172,7 +173,11 @@ static void FNN_NAME(fnn_gemv)(ptrdiff_t n, ptrdiff_t k, const FNN_T* a, const F
         for (r = 0; r < FNN_LANES; r++)
             acc[r] += odd[r];
         sums = FNN_NAME(fnn_lane_sums)(acc);
-        FNN_NAME(fnn_store)(y + j, b ? sums + FNN_NAME(fnn_load)(b + j, rows) : sums, rows);
+        if (b)
+            sums += FNN_NAME(fnn_load)(b + j, rows);
+        FNN_NAME(fnn_store)(y + j, sums, rows);
+        if (out)
+            FNN_NAME(fnn_store)(out + j, FNN_NAME(fnn_gate)(sums, sums, act, slope), rows);
     }
 }
 

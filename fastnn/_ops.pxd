@@ -99,9 +99,9 @@ cdef extern from "_vector.h" nogil:
     void fnn_gemm_f(intp m, intp n, intp k, const float* a, intp ars, intp acs,
                     const float* b, intp brs, intp bcs, float* c, intp ldc, void* scratch)
     void fnn_gemv_d(intp n, intp k, const double* a, const double* x, const double* b,
-                    double* y)
+                    double* y, double* out, int act, double slope)
     void fnn_gemv_f(intp n, intp k, const float* a, const float* x, const float* b,
-                    float* y)
+                    float* y, float* out, int act, float slope)
 
 
 # ---------------------------------------------------------------- codes
@@ -313,12 +313,14 @@ cdef inline bint _own_gemv(intp m) noexcept nogil:
 
 
 cdef inline void _gemv(const floating* w, const floating* x, const floating* b,
-                       floating* y, intp n_out, intp n_in) noexcept nogil:
-    """y (n_out) = W x + b by fnn_gemv, for W (n_out, n_in) row-major (_gemm_kernels.h)."""
+                       floating* y, floating* a, intp n_out, intp n_in, int act,
+                       floating slope) noexcept nogil:
+    """y (n_out) = W x + b by fnn_gemv, for W (n_out, n_in) row-major (_gemm_kernels.h),
+    and a = act(y) unless a is NULL (identity, relu and leaky_relu only)."""
     if floating is float:
-        fnn_gemv_f(n_out, n_in, w, x, b, y)
+        fnn_gemv_f(n_out, n_in, w, x, b, y, a, act, slope)
     else:
-        fnn_gemv_d(n_out, n_in, w, x, b, y)
+        fnn_gemv_d(n_out, n_in, w, x, b, y, a, act, slope)
 
 
 cdef inline void _thin_dots(const floating* L, const floating* R, const floating* bias,
@@ -363,7 +365,10 @@ cdef inline void _dense_forward(const floating* a_prev, const floating* w, const
     elif n_in <= THIN_UNITS:  # sums of the n_in rows of W^T
         _thin_combine(a_prev, w, 1, n_in, b, z, m, n_in, n_out)
     elif _own_gemv(m):  # one row: fnn_gemv, which adds the bias itself
-        _gemv(w, a_prev, b, z, n_out, n_in)
+        if act == IDENTITY or act == RELU or act == LEAKY_RELU:  # and applies these
+            _gemv(w, a_prev, b, z, a if a != z else NULL, n_out, n_in, act, slope)
+            return
+        _gemv(w, a_prev, b, z, NULL, n_out, n_in, act, slope)
     else:
         bias = b
         if _own_gemm(m, n_out, n_in, scratch, sizeof(floating)):

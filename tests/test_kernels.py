@@ -96,10 +96,12 @@ def test_dense_layers_past_own_products_c_limit_match_twin(n_in, dtype, assert_c
 def test_one_row_through_a_gemm_layer_matches_twin(n_in, n_out, dtype, assert_close):
     """Where the AVX-512 build has it, fastnn's matrix-vector product (fnn_gemv) takes
     the forward of a single row: W's rows past whole vectors of them (8 doubles, 16
-    floats) and within one, n_in past whole vectors (100, 300, 784) and within one."""
-    for first_layer in (False, True):
-        check_dense_against_twin("leaky_relu", dtype, 1, n_in, n_out, 8, first_layer,
-                                 assert_close)
+    floats) and within one, n_in past whole vectors (100, 300, 784) and within one;
+    identity, relu and leaky_relu applied in the product, sigmoid and tanh after it."""
+    for activation in ACTIVATIONS:
+        for first_layer in (False, True):
+            check_dense_against_twin(activation, dtype, 1, n_in, n_out, 8, first_layer,
+                                     assert_close)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
