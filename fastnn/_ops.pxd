@@ -185,12 +185,18 @@ cdef inline bint _gated(int act) noexcept nogil:
         or act == LEAKY_RELU
 
 
+cdef inline bint _stored_with_z(int act) noexcept nogil:
+    """Whether the kernels that store Z (fnn_bias_act, fnn_gemv) can store a = act(z)
+    in the same pass: identity, relu and leaky_relu."""
+    return act == IDENTITY or act == RELU or act == LEAKY_RELU
+
+
 cdef inline void _bias_activate(floating* z, floating* a, const floating* b, intp m,
                                 intp n, int act, floating slope) noexcept nogil:
     """Over m rows of n values: z += b in each row (b may be NULL), then a = g(z)
     elementwise (a may be z); in vector registers (_vector.h)."""
     cdef intp i
-    cdef bint fused = act == IDENTITY or act == RELU or act == LEAKY_RELU  # in one pass
+    cdef bint fused = _stored_with_z(act)  # in one pass
     cdef floating* out = a if fused else z  # else the bias alone, the activation after
     if floating is float:
         fnn_bias_act_f(z, out, b, m, n, act if fused else IDENTITY, slope)
@@ -365,8 +371,9 @@ cdef inline void _dense_forward(const floating* a_prev, const floating* w, const
     elif n_in <= THIN_UNITS:  # sums of the n_in rows of W^T
         _thin_combine(a_prev, w, 1, n_in, b, z, m, n_in, n_out)
     elif _own_gemv(m):  # one row: fnn_gemv, which adds the bias itself
-        if act == IDENTITY or act == RELU or act == LEAKY_RELU:  # and applies these
-            _gemv(w, a_prev, b, z, a if a != z else NULL, n_out, n_in, act, slope)
+        if _stored_with_z(act):  # and applies act (identity into z itself: nothing)
+            _gemv(w, a_prev, b, z, NULL if act == IDENTITY and a == z else a, n_out, n_in,
+                  act, slope)
             return
         _gemv(w, a_prev, b, z, NULL, n_out, n_in, act, slope)
     else:

@@ -120,6 +120,23 @@ def test_weight_gradient_over_many_rows_stays_accurate(dtype, assert_close):
     assert_close(dW, truth.astype(dtype), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 5])
+def test_forward_into_z_itself_matches_twin(m, dtype, assert_close):
+    """dense_forward with A the same array as Z (which its docstring allows): A = g(Z)
+    written over Z, for every activation, on the one-row path (fnn_gemv, which applies
+    relu and leaky_relu as it stores) and on a batch's."""
+    rng = np.random.default_rng(3)
+    A_prev, W = normal(rng, (m, 64), dtype), normal(rng, (64, 64), dtype, 64 ** -0.5)
+    b = normal(rng, 64, dtype)
+    for activation in ACTIVATIONS:
+        Z, A = empties(dtype, (m, 64), (m, 64))
+        reference.dense_forward(A_prev, W, b, Z, A, activation, 0.2)
+        (ZA,) = empties(dtype, (m, 64))
+        kernels.dense_forward(A_prev, W, b, ZA, ZA, activation, 0.2)
+        assert_close(ZA, A, dtype, np.abs(A_prev) @ np.abs(W).T + np.abs(b))
+
+
 def check_dense_against_twin(activation, dtype, m, n_in, n_out, seed, first_layer,
                              assert_close):
     rng = np.random.default_rng(seed)
