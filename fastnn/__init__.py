@@ -31,7 +31,7 @@ def _check_built():
 #: The compiled core's settings read from the environment at import, and the values
 #: each knows ("avx512": no cap); any other value would be ignored.
 _ENVIRONMENT = {"FASTNN_VECTOR_BUILD": ("base", "fma", "avx512"),
-                "FASTNN_ADAM_DIVIDE": ("divider", "estimates")}
+                "FASTNN_ADAM_DIVIDE": ("divider", "estimates", "mixed")}
 
 
 def _check_environment():

@@ -31,7 +31,7 @@ from scipy.linalg.cython_blas cimport dgemm as _scipy_dgemm
 
 from fastnn._gate cimport Gate
 from fastnn._kernels import _nonfinite_message
-from fastnn._ops cimport (IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_MIN,
+from fastnn._ops cimport (FNN_ADAM_PERIOD, IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_MIN,
                           OUT_SOFTMAX, Optim, _activation_grad, _add_into, _dense_backward,
                           _dense_forward, _first_nonfinite, _narrow_dense_backward,
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
@@ -621,10 +621,10 @@ cdef void _part(Epoch* ep, const Phase* ph, int p, floating* params) noexcept no
 
 
 cdef intp _cut(const Plan* plan, intp x) noexcept nogil:
-    """x rounded down to a multiple of 16 values from the start of the layer's W or b
-    that holds it: the update's vector kernels treat a W or b in vectors of 8 or 16
-    from its start and its ragged end apart, and a cut elsewhere would change which
-    values take which path (Adam's refined quotient or the exact one)."""
+    """x rounded down to a multiple of FNN_ADAM_PERIOD values from the start of the
+    layer's W or b that holds it: the update's vector kernels treat a W or b in rounds
+    of vectors from its start and its ragged end apart, and a cut elsewhere would
+    change which values take which path (Adam's refined quotient or the exact one)."""
     cdef int l
     cdef intp start = 0, b
     for l in range(plan.n_layers):
@@ -633,7 +633,7 @@ cdef intp _cut(const Plan* plan, intp x) noexcept nogil:
             start = plan.at[l]
         if x >= b:
             start = b
-    return start + ((x - start) & ~15)
+    return start + (x - start) // FNN_ADAM_PERIOD * FNN_ADAM_PERIOD
 
 
 cdef void _item(Epoch* ep, const Phase* ph, long i, floating* params) noexcept nogil:

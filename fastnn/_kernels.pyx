@@ -627,9 +627,11 @@ def vector_build():
 
 def adam_divide():
     """How Adam's update takes its square root and quotient in the AVX-512 build:
-    "divider" (the exact instructions, as every other build; AMD's CPUs) or
-    "estimates" (refined 14-bit estimates; Intel's). FASTNN_ADAM_DIVIDE=divider or
-    =estimates in the environment before import sets it."""
+    "divider" (the exact instructions, as every other build), "estimates" (refined
+    14-bit estimates; Intel's CPUs) or "mixed" (float64 one vector in four from the
+    estimates, side by side with the divider, float32 the divider; AMD's).
+    FASTNN_ADAM_DIVIDE=divider, =estimates or =mixed in the environment before import
+    sets it."""
     return fnn_adam_divide().decode()
 
 

@@ -94,6 +94,7 @@ cdef extern from "_vector.h" nogil:
     enum:
         FNN_BUILD_AVX512
         FNN_GEMM_SCRATCH  # bytes of scratch that fnn_gemm packs B into
+        FNN_ADAM_PERIOD  # values of fnn_adam's round of vectors (see _vector_kernels.h)
     void fnn_gemm_d(intp m, intp n, intp k, const double* a, intp ars, intp acs,
                     const double* b, intp brs, intp bcs, double* c, intp ldc, void* scratch)
     void fnn_gemm_f(intp m, intp n, intp k, const float* a, intp ars, intp acs,

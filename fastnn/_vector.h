@@ -103,37 +103,45 @@ static const double fnn_inverse_factorial[19] = {
 enum { FNN_GEMM_SCRATCH = FNN_GEMM_PACK_BYTES + 64 };
 
 /* How the AVX-512 build's Adam (fnn_adam) takes its square root and quotient: with
- * the divider (vsqrt and vdiv, exact, as every other build) or from the 14-bit
- * estimates refined on the multiply-add units. Intel's AVX-512 cores do two 512-bit
- * multiply-adds a cycle and divide slowly, and the estimates won there; AMD's (Zen 4
- * and 5) split a 512-bit multiply-add in two halves and divide fast: the divider took
- * the update of 4,928 values from 4.9 to 4.2 us in float64 and from 2.5 to 1.4 us in
- * float32, and of 42,560 from 42 to 37 and from 21 to 12 (a C harness on the AMD EPYC
- * VM). Chosen once, by the CPU's maker; FASTNN_ADAM_DIVIDE=divider or =estimates in
- * the environment before import sets it. 1: the divider. */
-static int fnn_adam_divides(void) {
-    static int divides = -1;  /* set once per module, at import (as fnn_cpu_build) */
-    if (divides < 0) {
+ * the divider (vsqrt and vdiv, exact, as every other build), from the 14-bit estimates
+ * refined on the multiply-add units, or both side by side. Intel's AVX-512 cores do
+ * two 512-bit multiply-adds a cycle and divide slowly, and the estimates won there;
+ * AMD's (Zen 4 and 5) split a 512-bit multiply-add in two halves and divide fast: the
+ * divider took the update of 4,928 values from 4.9 to 4.2 us in float64 and from 2.5
+ * to 1.4 us in float32, and of 42,560 from 42 to 37 and from 21 to 12 (a C harness on
+ * the AMD EPYC VM). The two use different units, so in float64 the divider's vectors
+ * leave the multiply-add units time for the estimates of others: one vector in four
+ * from the estimates (FNN_ADAM_MIXED) took 4,928 values to 3.2 us (one in two 3.7, one
+ * in five 3.4); in float32 the divider alone stayed fastest (1.4 against 1.5 to 1.8).
+ * Chosen once, by the CPU's maker (AMD's: mixed); FASTNN_ADAM_DIVIDE=divider,
+ * =estimates or =mixed in the environment before import sets it. */
+enum { FNN_ADAM_ESTIMATES = 0, FNN_ADAM_DIVIDER = 1, FNN_ADAM_MIXED = 2 };
+/* The mixed way's round: four vectors of doubles (and two of floats) */
+enum { FNN_ADAM_PERIOD = 32 };
+static const char* const fnn_adam_ways[] = {"estimates", "divider", "mixed"};
+
+static int fnn_adam_way(void) {
+    static int way = -1;  /* set once per module, at import (as fnn_cpu_build) */
+    int w, chosen;
+    if (way < 0) {
         const char* choice = getenv("FASTNN_ADAM_DIVIDE");
-        if (choice && strcmp(choice, "divider") == 0) {
-            divides = 1;
-        } else if (choice && strcmp(choice, "estimates") == 0) {
-            divides = 0;
-        } else {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-            __builtin_cpu_init();
-            divides = __builtin_cpu_is("amd") != 0;
+        __builtin_cpu_init();
+        chosen = __builtin_cpu_is("amd") ? FNN_ADAM_MIXED : FNN_ADAM_ESTIMATES;
 #else
-            divides = 1;
+        chosen = FNN_ADAM_DIVIDER;
 #endif
-        }
+        for (w = 0; choice && w < 3; w++)
+            if (strcmp(choice, fnn_adam_ways[w]) == 0)
+                chosen = w;
+        way = chosen;
     }
-    return divides;
+    return way;
 }
 
-/* "divider" or "estimates": fnn_adam_divides as a name. */
+/* fnn_adam_way as a name: "estimates", "divider" or "mixed". */
 static const char* fnn_adam_divide(void) {
-    return fnn_adam_divides() ? "divider" : "estimates";
+    return fnn_adam_ways[fnn_adam_way()];
 }
 
 /* FNN_NAME(fnn_sigmoid) is fnn_sigmoid_d_fma in the FMA build for double, and so on */

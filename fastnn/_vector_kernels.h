@@ -1178,19 +1178,22 @@ static double FNN_NAME(fnn_sigmoid_bce)(const FNN_T* z, const FNN_T* y, FNN_T* a
  *   g' = g + wd p;  m1 = b1 m1 + c1 g';  m2 = b2 m2 + c2 g'^2;
  *   p -= step m1 / (sqrt(m2) k + eps).
  * The square root and the division make the divider the bound, about five cycles a
- * value whatever the vector width. With AVX-512 both come instead from the 14-bit
+ * value whatever the vector width. With AVX-512 both can come instead from the 14-bit
  * estimates vrsqrt14 and vrcp14, refined on the multiply-add units to 28 bits (a step
  * of Goldschmidt's iteration for the root, of Newton's for the reciprocal) and then
  * corrected by the residual (m2 - s^2 for the root s, a - d q for the quotient
  * q = a / d; GCC fuses these into multiply-adds), which leaves them within about an
  * ulp of the exact ones (the whole quotient within 3.1 ulp of one computed in long
  * double, over a million random moments from 1e-300 to 1e300, as the exact formula).
- * The chain of dependent operations, not the units' throughput, bounds the loop. A
- * vector where those steps do not hold (m2 negative, subnormal or not finite, step m1
- * subnormal or not finite, the quotient not finite, a denominator not positive) takes
- * the exact formula, as the other builds do throughout. On CPUs whose divider is the
- * faster way (fnn_adam_divides: AMD's), the AVX-512 build takes the exact formula
- * too, a whole vector at a time, with the same bits as one value at a time. */
+ * A vector where those steps do not hold (m2 negative, subnormal or not finite, step
+ * m1 subnormal or not finite, the quotient not finite, a denominator not positive)
+ * takes the exact formula, as the other builds do throughout. fnn_adam_way (_vector.h)
+ * chooses: every vector from the estimates (Intel's CPUs), every one from the divider
+ * (the exact formula a vector at a time, with the bits of one value at a time), or in
+ * float64 the fourth vector of every four from the estimates and the others from the
+ * divider, side by side (AMD's; float32 there takes the divider throughout). The
+ * fours count from p, so a call on part of a W or b must start a multiple of
+ * FNN_ADAM_PERIOD values from its start for the same values to take the same way. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, FNN_T* m1,
                                                     FNN_T* m2, ptrdiff_t size, FNN_T step,
                                                     FNN_T b1, FNN_T b2, FNN_T c1, FNN_T c2,
@@ -1227,6 +1230,66 @@ FNN_INLINE FNN_TARGET int FNN_NAME(fnn_adam_unsafe)(FNN_V v, FNN_V a, FNN_V d, F
             | _mm512_fpclass_ps_mask((__m512) d, 0xff)
             | _mm512_fpclass_ps_mask((__m512) q, 0x99)) != 0;
 }
+
+/* fnn_adam's vector at p + i by the divider: fnn_adam_exact's formula, in its order. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_divided)(FNN_T* p, const FNN_T* g, FNN_T* m1,
+                                                      FNN_T* m2, FNN_T step, FNN_T b1,
+                                                      FNN_T b2, FNN_T c1, FNN_T c2, FNN_T k,
+                                                      FNN_T eps, FNN_T wd) {
+    FNN_V pv = FNN_NAME(fnn_load)(p, FNN_LANES);
+    FNN_V gv = FNN_NAME(fnn_load)(g, FNN_LANES) + wd * pv;
+    FNN_V u = b1 * FNN_NAME(fnn_load)(m1, FNN_LANES) + c1 * gv;
+    FNN_V v = b2 * FNN_NAME(fnn_load)(m2, FNN_LANES) + c2 * (gv * gv);
+    FNN_V root = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_sqrt_pd((__m512d) v)
+                                    : (FNN_V) _mm512_sqrt_ps((__m512) v);
+    FNN_NAME(fnn_store)(m1, u, FNN_LANES);
+    FNN_NAME(fnn_store)(m2, v, FNN_LANES);
+    FNN_NAME(fnn_store)(p, pv - step * u / (root * k + eps), FNN_LANES);
+}
+
+/* fnn_adam's vector at p from the refined estimates, or where a lane does not allow
+ * them (fnn_adam_unsafe) from fnn_adam_exact. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_estimated)(FNN_T* p, const FNN_T* g,
+                                                        FNN_T* m1, FNN_T* m2, FNN_T step,
+                                                        FNN_T b1, FNN_T b2, FNN_T c1,
+                                                        FNN_T c2, FNN_T k, FNN_T eps,
+                                                        FNN_T wd) {
+    FNN_V zero = {0};
+    FNN_V pv = FNN_NAME(fnn_load)(p, FNN_LANES);
+    FNN_V gv = FNN_NAME(fnn_load)(g, FNN_LANES) + wd * pv;
+    FNN_V u = b1 * FNN_NAME(fnn_load)(m1, FNN_LANES) + c1 * gv;
+    FNN_V v = b2 * FNN_NAME(fnn_load)(m2, FNN_LANES) + c2 * (gv * gv);
+    FNN_V y, half, e, r, root, d, a, q;
+    /* root = sqrt(v): from y ~ 1 / sqrt(v), one step of Goldschmidt's coupled
+     * iteration (g -> sqrt(v), h -> 1 / (2 sqrt(v)), 28 bits), then g corrected by
+     * its residual, g + h (v - g^2): a shorter chain of dependent operations than
+     * a Newton step on y first (10% faster in C, as accurate); 0 where v is 0
+     * (where the estimate is infinite) */
+    y = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_rsqrt14_pd((__m512d) v)
+                           : (FNN_V) _mm512_rsqrt14_ps((__m512) v);
+    root = v * y;
+    half = (FNN_T) 0.5 * y;
+    e = (FNN_T) 0.5 - root * half;
+    root = root + root * e;
+    half = half + half * e;
+    root = FNN_NAME(fnn_positive)(v, root + half * (v - root * root), zero);
+    /* q = a / d: r ~ 1 / d, a r corrected by its residual */
+    d = root * k + eps;
+    a = step * u;
+    r = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_rcp14_pd((__m512d) d)
+                           : (FNN_V) _mm512_rcp14_ps((__m512) d);
+    r = r + r * (1 - d * r);
+    q = a * r;
+    q = q + (a - d * q) * r;
+    if (FNN_NAME(fnn_adam_unsafe)(v, a, d, q)) {
+        FNN_NAME(fnn_adam_exact)(p, g, m1, m2, FNN_LANES, step, b1, b2, c1, c2, k, eps,
+                                 wd);
+        return;
+    }
+    FNN_NAME(fnn_store)(m1, u, FNN_LANES);
+    FNN_NAME(fnn_store)(m2, v, FNN_LANES);
+    FNN_NAME(fnn_store)(p, pv - q, FNN_LANES);
+}
 #endif
 
 FNN_TARGET
@@ -1235,56 +1298,24 @@ static void FNN_NAME(fnn_adam)(FNN_T* p, const FNN_T* g, FNN_T* m1, FNN_T* m2,
                                FNN_T c2, FNN_T k, FNN_T eps, FNN_T wd) {
     ptrdiff_t i = 0;
 #if FNN_BYTES == 64
-    FNN_V zero = {0};
-    if (fnn_adam_divides()) {  /* fnn_adam_exact's formula, in the same order */
-        for (; i + FNN_LANES <= size; i += FNN_LANES) {
-            FNN_V pv = FNN_NAME(fnn_load)(p + i, FNN_LANES);
-            FNN_V gv = FNN_NAME(fnn_load)(g + i, FNN_LANES) + wd * pv;
-            FNN_V u = b1 * FNN_NAME(fnn_load)(m1 + i, FNN_LANES) + c1 * gv;
-            FNN_V v = b2 * FNN_NAME(fnn_load)(m2 + i, FNN_LANES) + c2 * (gv * gv);
-            FNN_V root = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_sqrt_pd((__m512d) v)
-                                            : (FNN_V) _mm512_sqrt_ps((__m512) v);
-            FNN_NAME(fnn_store)(m1 + i, u, FNN_LANES);
-            FNN_NAME(fnn_store)(m2 + i, v, FNN_LANES);
-            FNN_NAME(fnn_store)(p + i, pv - step * u / (root * k + eps), FNN_LANES);
+#define FNN_ADAM_AT(way, at) FNN_NAME(way)(p + (at), g + (at), m1 + (at), m2 + (at), step, \
+                                           b1, b2, c1, c2, k, eps, wd)
+    int way = fnn_adam_way();
+    if (way == FNN_ADAM_MIXED && sizeof(FNN_T) == 8) {  /* FNN_ADAM_PERIOD a round */
+        for (; i + 4 * FNN_LANES <= size; i += 4 * FNN_LANES) {
+            FNN_ADAM_AT(fnn_adam_divided, i);
+            FNN_ADAM_AT(fnn_adam_divided, i + FNN_LANES);
+            FNN_ADAM_AT(fnn_adam_divided, i + 2 * FNN_LANES);
+            FNN_ADAM_AT(fnn_adam_estimated, i + 3 * FNN_LANES);
         }
     }
-    for (; i + FNN_LANES <= size; i += FNN_LANES) {
-        FNN_V pv = FNN_NAME(fnn_load)(p + i, FNN_LANES);
-        FNN_V gv = FNN_NAME(fnn_load)(g + i, FNN_LANES) + wd * pv;
-        FNN_V u = b1 * FNN_NAME(fnn_load)(m1 + i, FNN_LANES) + c1 * gv;
-        FNN_V v = b2 * FNN_NAME(fnn_load)(m2 + i, FNN_LANES) + c2 * (gv * gv);
-        FNN_V y, half, e, r, root, d, a, q;
-        /* root = sqrt(v): from y ~ 1 / sqrt(v), one step of Goldschmidt's coupled
-         * iteration (g -> sqrt(v), h -> 1 / (2 sqrt(v)), 28 bits), then g corrected by
-         * its residual, g + h (v - g^2): a shorter chain of dependent operations than
-         * a Newton step on y first (10% faster in C, as accurate); 0 where v is 0
-         * (where the estimate is infinite) */
-        y = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_rsqrt14_pd((__m512d) v)
-                               : (FNN_V) _mm512_rsqrt14_ps((__m512) v);
-        root = v * y;
-        half = (FNN_T) 0.5 * y;
-        e = (FNN_T) 0.5 - root * half;
-        root = root + root * e;
-        half = half + half * e;
-        root = FNN_NAME(fnn_positive)(v, root + half * (v - root * root), zero);
-        /* q = a / d: r ~ 1 / d, a r corrected by its residual */
-        d = root * k + eps;
-        a = step * u;
-        r = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_rcp14_pd((__m512d) d)
-                               : (FNN_V) _mm512_rcp14_ps((__m512) d);
-        r = r + r * (1 - d * r);
-        q = a * r;
-        q = q + (a - d * q) * r;
-        if (FNN_NAME(fnn_adam_unsafe)(v, a, d, q)) {
-            FNN_NAME(fnn_adam_exact)(p + i, g + i, m1 + i, m2 + i, FNN_LANES, step, b1, b2,
-                                     c1, c2, k, eps, wd);
-            continue;
-        }
-        FNN_NAME(fnn_store)(m1 + i, u, FNN_LANES);
-        FNN_NAME(fnn_store)(m2 + i, v, FNN_LANES);
-        FNN_NAME(fnn_store)(p + i, pv - q, FNN_LANES);
+    if (way == FNN_ADAM_ESTIMATES) {
+        for (; i + FNN_LANES <= size; i += FNN_LANES)
+            FNN_ADAM_AT(fnn_adam_estimated, i);
     }
+    for (; i + FNN_LANES <= size; i += FNN_LANES)
+        FNN_ADAM_AT(fnn_adam_divided, i);
+#undef FNN_ADAM_AT
 #endif
     FNN_NAME(fnn_adam_exact)(p + i, g + i, m1 + i, m2 + i, size - i, step, b1, b2, c1, c2,
                              k, eps, wd);

@@ -487,8 +487,8 @@ def adam_update(param, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8
 
     With AVX-512 on CPUs other than AMD's, the square root and the division come
     from refined estimates, within about an ulp of the exact values; on AMD's, from
-    the divider (FASTNN_ADAM_DIVIDE chooses: see Vector maths in
-    docs/performance.md).
+    the divider, with every fourth vector of float64 from the estimates
+    (FASTNN_ADAM_DIVIDE chooses: see Vector maths in docs/performance.md).
 
     Parameters
     ----------

@@ -132,13 +132,15 @@ def test_fits_from_many_threads_at_once_give_the_bits_of_one_fit():
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs Linux and two CPUs")
+@pytest.mark.parametrize("divide", ["estimates", "mixed"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_team_of_one_gives_the_bits_of_a_team_of_two(tmp_path, dtype):
+def test_a_team_of_one_gives_the_bits_of_a_team_of_two(tmp_path, dtype, divide):
     """n_threads=2 on one CPU (a team of one: no helper to be had) and on two: the
     same bits, also where the parameters' ranges would cut a layer off a multiple of
-    16 values from its start (W of [64, 100, 10]'s second layer starts at 6,500),
-    which changed which values Adam's vector kernel took by its refined path (forced
-    here: CPUs whose divider is faster take the exact formula throughout)."""
+    32 values from its start (W of [64, 100, 10]'s second layer starts at 6,500),
+    which would change which values Adam's vector kernel takes by its refined path
+    (both ways that take it: FASTNN_ADAM_DIVIDE=divider takes the exact formula
+    throughout)."""
     code = (f"import os, sys, numpy as np\n"
             f"if sys.argv[1] == 'one': os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})\n"
             f"from fastnn import MLP\n"
@@ -148,7 +150,7 @@ def test_a_team_of_one_gives_the_bits_of_a_team_of_two(tmp_path, dtype):
             f"net = MLP([64, 100, 10], output='softmax', dtype='{dtype}', seed=0)\n"
             f"net.fit(X, y, epochs=20, batch_size=100, optimizer='adam', n_threads=2)\n"
             f"np.save(sys.argv[2], net.engine.params)\n")
-    env = dict(os.environ, FASTNN_ADAM_DIVIDE="estimates")
+    env = dict(os.environ, FASTNN_ADAM_DIVIDE=divide)
     for team in ("one", "two"):
         done = subprocess.run([sys.executable, "-c", code, team, str(tmp_path / team)],
                               capture_output=True, text=True, cwd=tmp_path, env=env)
