@@ -17,6 +17,7 @@ tol and the training dynamics thus mean what they mean in scikit-learn.
 """
 import contextlib
 import dataclasses
+import threading
 import warnings
 from collections import namedtuple
 from numbers import Integral, Real
@@ -105,6 +106,28 @@ def _unchanged_on_error(estimator):
         vars(estimator).clear()
         vars(estimator).update(saved)
         raise
+
+
+#: Each thread's spare RandomState, for _random_state.
+_SPARE = threading.local()
+
+
+@contextlib.contextmanager
+def _random_state(seed):
+    """check_random_state(seed) for the block. For an int seed, this thread's spare
+    RandomState reseeded in place: the same stream as RandomState(seed), which first
+    spends about 90 us seeding itself from entropy that seed then replaces. The spare
+    is lent for the block (a fit nested in it, from a callable init, makes its own)."""
+    if not isinstance(seed, Integral):
+        yield check_random_state(seed)
+        return
+    state = getattr(_SPARE, "state", None) or np.random.RandomState()
+    _SPARE.state = None
+    try:
+        state.seed(seed)
+        yield state
+    finally:
+        _SPARE.state = state
 
 
 def _scikit_learns_init(sizes, activation, dtype, random_state):
@@ -542,8 +565,8 @@ class _MLPBase(_Solvers, BaseEstimator):
         """fit (incremental=False) or partial_fit: check everything, then train."""
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
-        with _unchanged_on_error(self):
-            data = self._prepare(X, y, sample_weight, incremental, classes)
+        with _unchanged_on_error(self), _random_state(self.random_state) as random_state:
+            data = self._prepare(X, y, sample_weight, incremental, classes, random_state)
             self._check_scaled(data)
         if self.solver == "lbfgs":
             self._fit_lbfgs(data)
@@ -551,8 +574,9 @@ class _MLPBase(_Solvers, BaseEstimator):
             self._fit_stochastic(data, incremental)
         return self
 
-    def _prepare(self, X, y, sample_weight, incremental, classes):
-        """The checked _Data of one call; a first call also builds model_."""
+    def _prepare(self, X, y, sample_weight, incremental, classes, random_state):
+        """The checked _Data of one call; a first call also builds model_ (drawing
+        from random_state, the RandomState of self.random_state)."""
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
         hidden = _hidden_sizes(self.hidden_layer_sizes)
         X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True,
@@ -562,7 +586,6 @@ class _MLPBase(_Solvers, BaseEstimator):
             y = column_or_1d(y, warn=True)
         Y, output, n_outputs = self._encode(y, first, incremental, classes)
         weights = self._weights(sample_weight, X, y, incremental)
-        random_state = check_random_state(self.random_state)
         if first:
             sizes = [X.shape[1], *hidden, n_outputs]
             auto = isinstance(self.init, str) and self.init == "auto"

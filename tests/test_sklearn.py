@@ -162,6 +162,33 @@ def test_init_auto_draws_scikit_learns_initial_weights(kind, activation, dtype, 
     assert 0.8 * bound < np.abs(ours.intercepts_[0]).max() < 1.01 * bound
 
 
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_an_int_random_state_draws_as_its_randomstate_in_every_fit(kind):
+    """An int random_state (reseeding a spare RandomState) fits as RandomState(seed)
+    does, fit after fit in one thread, and also for a fit nested in another's draws (a
+    callable init that fits a model itself), early stopping's split included."""
+    ours, y = (MLPClassifier, Y_CLASSES) if kind == "classifier" else (MLPRegressor,
+                                                                       Y_VALUES)
+    params = {**SMALL, "max_iter": 3, "early_stopping": True}
+
+    def weights(estimator):
+        return estimator.coefs_ + estimator.intercepts_ + [estimator.validation_scores_]
+
+    want = weights(ours(**{**params, "random_state": np.random.RandomState(3)}).fit(X, y))
+    for _ in range(2):
+        for got, expected in zip(weights(ours(**{**params, "random_state": 3}).fit(X, y)),
+                                 want):
+            np.testing.assert_array_equal(got, expected)
+
+    def nested(shape, rng, dtype):  # another int-seeded fit while the outer one draws
+        ours(**{**params, "random_state": 5}).fit(X, y)
+        return rng.standard_normal(shape).astype(dtype) * 0.1
+    outer = {**params, "init": nested}
+    want = weights(ours(**{**outer, "random_state": np.random.RandomState(3)}).fit(X, y))
+    for got, expected in zip(weights(ours(**{**outer, "random_state": 3}).fit(X, y)), want):
+        np.testing.assert_array_equal(got, expected)
+
+
 @needs_reference
 def test_adams_epsilon_is_the_only_difference_from_scikit_learns_adam():
     ours = MLPClassifier(**SMALL, learning_rate_init=0.01)
