@@ -269,17 +269,19 @@ cdef bint _apply(const Plan* plan, const Optim* opt, floating* params,
     """The optimizer's update of params[lo:hi] (weight decay on W, not b); returns
     whether it overflowed one of them."""
     cdef intp l, at, b, end, first, last
+    cdef bint overflowed = False
     for l in range(plan.n_layers):
         at, end = plan.at[l], plan.at[l + 1]
         b = at + plan.sizes[l + 1] * plan.sizes[l]  # where the layer's b starts
         first, last = max(lo, at), min(hi, b)
         if first < last:
-            _update(opt, params + first, grads + first, states, first, last - first,
-                    opt.weight_decay)
+            overflowed |= _update(opt, params + first, grads + first, states, first,
+                                  last - first, opt.weight_decay)
         first, last = max(lo, b), min(hi, end)
         if first < last:
-            _update(opt, params + first, grads + first, states, first, last - first, 0)
-    return _first_nonfinite(params + lo, hi - lo, sizeof(floating) == 4) >= 0
+            overflowed |= _update(opt, params + first, grads + first, states, first,
+                                  last - first, 0)
+    return overflowed
 
 
 cdef struct Batch:

@@ -73,11 +73,11 @@ cdef extern from "_vector.h" nogil:
                          intp ds)
     void fnn_transpose_f(const float* src, float* dst, intp rows, intp cols, intp ss,
                          intp ds)
-    void fnn_adam_d(double* p, const double* g, double* m1, double* m2, intp n,
-                    double step, double b1, double b2, double c1, double c2, double k,
-                    double eps, double wd)
-    void fnn_adam_f(float* p, const float* g, float* m1, float* m2, intp n, float step,
-                    float b1, float b2, float c1, float c2, float k, float eps, float wd)
+    int fnn_adam_d(double* p, const double* g, double* m1, double* m2, intp n,
+                   double step, double b1, double b2, double c1, double c2, double k,
+                   double eps, double wd)
+    int fnn_adam_f(float* p, const float* g, float* m1, float* m2, intp n, float step,
+                   float b1, float b2, float c1, float c2, float k, float eps, float wd)
     void fnn_bias_act_d(double* z, double* a, const double* b, intp m, intp n, int act,
                         double slope)
     void fnn_bias_act_f(float* z, float* a, const float* b, intp m, intp n, int act,
@@ -694,7 +694,7 @@ cdef inline void _momentum(floating* p, const floating* g, floating* v, intp n, 
             p[i] -= lr * v[i]
 
 
-cdef inline void _adam(floating* p, const floating* g, floating* m1, floating* m2, intp n,
+cdef inline bint _adam(floating* p, const floating* g, floating* m1, floating* m2, intp n,
                 double lr, double beta1, double beta2, double eps, long t,
                 floating wd) noexcept nogil:
     """Adam (Kingma and Ba) with bias correction at step t >= 1, PyTorch's arithmetic:
@@ -702,16 +702,17 @@ cdef inline void _adam(floating* p, const floating* g, floating* m1, floating* m
     m1 = b1 m1 + (1 - b1) g';  m2 = b2 m2 + (1 - b2) g'^2;
     p -= (lr / (1 - b1^t)) m1 / (sqrt(m2) (1 / sqrt(1 - b2^t)) + eps);
 
-    in one pass in vector registers (_vector.h; with AVX-512 the square root and the
-    division come from estimates refined on the multiply-add units)."""
+    in one pass in vector registers (_vector_kernels.h; with AVX-512 the square root and
+    the division may come from estimates refined on the multiply-add units). Returns
+    whether a new p is infinite or NaN, as the pass writes them."""
     cdef floating step = lr / (1 - beta1 ** t)
     cdef floating inv_root_bc2 = 1 / sqrt(1 - beta2 ** t)  # one division per element
     if floating is float:
-        fnn_adam_f(p, g, m1, m2, n, step, beta1, beta2, 1 - beta1, 1 - beta2, inv_root_bc2,
-                   eps, wd)
+        return fnn_adam_f(p, g, m1, m2, n, step, beta1, beta2, 1 - beta1, 1 - beta2,
+                          inv_root_bc2, eps, wd)
     else:
-        fnn_adam_d(p, g, m1, m2, n, step, beta1, beta2, 1 - beta1, 1 - beta2, inv_root_bc2,
-                   eps, wd)
+        return fnn_adam_d(p, g, m1, m2, n, step, beta1, beta2, 1 - beta1, 1 - beta2,
+                          inv_root_bc2, eps, wd)
 
 
 cdef inline bint _add_into(floating* dst, const floating* src, intp n) noexcept nogil:
@@ -806,15 +807,18 @@ cdef inline int _optimizer_reads(int kind, int* n_hyper) noexcept nogil:
     return -1
 
 
-cdef inline void _update(const Optim* opt, floating* p, const floating* g,
+cdef inline bint _update(const Optim* opt, floating* p, const floating* g,
                          floating** states, intp at, intp n, double wd) noexcept nogil:
     """The optimizer's update of the n parameters p (gradient g), whose state arrays
-    start at states[i] + at; wd is the weight decay (0 for biases)."""
+    start at states[i] + at; wd is the weight decay (0 for biases). Returns whether it
+    overflowed (a new p infinite or NaN): Adam's pass tells, SGD's and momentum's
+    results are scanned."""
+    if opt.kind == ADAM:
+        return _adam(p, g, states[0] + at, states[1] + at, n, opt.lr, opt.hyper[0],
+                     opt.hyper[1], opt.hyper[2], opt.t, <floating> wd)
     if opt.kind == SGD:
         _sgd(p, g, n, <floating> opt.lr, <floating> wd)
-    elif opt.kind == ADAM:
-        _adam(p, g, states[0] + at, states[1] + at, n, opt.lr, opt.hyper[0], opt.hyper[1],
-              opt.hyper[2], opt.t, <floating> wd)
     else:
         _momentum(p, g, states[0] + at, n, <floating> opt.lr, <floating> opt.hyper[0],
                   <floating> wd, opt.kind == NESTEROV)
+    return _first_nonfinite(p, n, sizeof(floating) == 4) >= 0

@@ -1194,11 +1194,12 @@ static double FNN_NAME(fnn_sigmoid_bce)(const FNN_T* z, const FNN_T* y, FNN_T* a
  * divider, side by side (AMD's; float32 there takes the divider throughout). The
  * fours count from p, so a call on part of a W or b must start a multiple of
  * FNN_ADAM_PERIOD values from its start for the same values to take the same way. */
-FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, FNN_T* m1,
-                                                    FNN_T* m2, ptrdiff_t size, FNN_T step,
-                                                    FNN_T b1, FNN_T b2, FNN_T c1, FNN_T c2,
-                                                    FNN_T k, FNN_T eps, FNN_T wd) {
+FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, FNN_T* m1,
+                                                     FNN_T* m2, ptrdiff_t size, FNN_T step,
+                                                     FNN_T b1, FNN_T b2, FNN_T c1, FNN_T c2,
+                                                     FNN_T k, FNN_T eps, FNN_T wd) {
     ptrdiff_t i;
+    FNN_T bad = 0;  /* the sum of p 0: NaN once a p is infinite or NaN */
     for (i = 0; i < size; i++) {
         FNN_T gi = g[i] + wd * p[i];
         m1[i] = b1 * m1[i] + c1 * gi;
@@ -1206,7 +1207,9 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, FN
         /* (the root cast: ?: makes sqrtf's float a double, and float's update with it) */
         p[i] -= step * m1[i] / ((FNN_T) (sizeof(FNN_T) == 8 ? sqrt(m2[i]) : sqrtf(m2[i])) * k
                                 + eps);
+        bad += p[i] * 0;
     }
+    return bad;
 }
 
 #if FNN_BYTES == 64
@@ -1231,29 +1234,32 @@ FNN_INLINE FNN_TARGET int FNN_NAME(fnn_adam_unsafe)(FNN_V v, FNN_V a, FNN_V d, F
             | _mm512_fpclass_ps_mask((__m512) q, 0x99)) != 0;
 }
 
-/* fnn_adam's vector at p + i by the divider: fnn_adam_exact's formula, in its order. */
+/* fnn_adam's vector at p by the divider: fnn_adam_exact's formula, in its order; adds
+ * the new p times 0 to *bad. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_divided)(FNN_T* p, const FNN_T* g, FNN_T* m1,
                                                       FNN_T* m2, FNN_T step, FNN_T b1,
                                                       FNN_T b2, FNN_T c1, FNN_T c2, FNN_T k,
-                                                      FNN_T eps, FNN_T wd) {
+                                                      FNN_T eps, FNN_T wd, FNN_V* bad) {
     FNN_V pv = FNN_NAME(fnn_load)(p, FNN_LANES);
     FNN_V gv = FNN_NAME(fnn_load)(g, FNN_LANES) + wd * pv;
     FNN_V u = b1 * FNN_NAME(fnn_load)(m1, FNN_LANES) + c1 * gv;
     FNN_V v = b2 * FNN_NAME(fnn_load)(m2, FNN_LANES) + c2 * (gv * gv);
     FNN_V root = sizeof(FNN_T) == 8 ? (FNN_V) _mm512_sqrt_pd((__m512d) v)
                                     : (FNN_V) _mm512_sqrt_ps((__m512) v);
+    pv -= step * u / (root * k + eps);
     FNN_NAME(fnn_store)(m1, u, FNN_LANES);
     FNN_NAME(fnn_store)(m2, v, FNN_LANES);
-    FNN_NAME(fnn_store)(p, pv - step * u / (root * k + eps), FNN_LANES);
+    FNN_NAME(fnn_store)(p, pv, FNN_LANES);
+    *bad += pv * 0;
 }
 
 /* fnn_adam's vector at p from the refined estimates, or where a lane does not allow
- * them (fnn_adam_unsafe) from fnn_adam_exact. */
+ * them (fnn_adam_unsafe) from fnn_adam_exact; adds the new p times 0 to *bad. */
 FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_estimated)(FNN_T* p, const FNN_T* g,
                                                         FNN_T* m1, FNN_T* m2, FNN_T step,
                                                         FNN_T b1, FNN_T b2, FNN_T c1,
                                                         FNN_T c2, FNN_T k, FNN_T eps,
-                                                        FNN_T wd) {
+                                                        FNN_T wd, FNN_V* bad) {
     FNN_V zero = {0};
     FNN_V pv = FNN_NAME(fnn_load)(p, FNN_LANES);
     FNN_V gv = FNN_NAME(fnn_load)(g, FNN_LANES) + wd * pv;
@@ -1282,24 +1288,29 @@ FNN_INLINE FNN_TARGET void FNN_NAME(fnn_adam_estimated)(FNN_T* p, const FNN_T* g
     q = a * r;
     q = q + (a - d * q) * r;
     if (FNN_NAME(fnn_adam_unsafe)(v, a, d, q)) {
-        FNN_NAME(fnn_adam_exact)(p, g, m1, m2, FNN_LANES, step, b1, b2, c1, c2, k, eps,
-                                 wd);
+        *bad += FNN_NAME(fnn_adam_exact)(p, g, m1, m2, FNN_LANES, step, b1, b2, c1, c2, k,
+                                         eps, wd);
         return;
     }
+    pv -= q;
     FNN_NAME(fnn_store)(m1, u, FNN_LANES);
     FNN_NAME(fnn_store)(m2, v, FNN_LANES);
-    FNN_NAME(fnn_store)(p, pv - q, FNN_LANES);
+    FNN_NAME(fnn_store)(p, pv, FNN_LANES);
+    *bad += pv * 0;
 }
 #endif
 
+/* Returns whether a parameter it wrote is infinite or NaN (the update overflowed). */
 FNN_TARGET
-static void FNN_NAME(fnn_adam)(FNN_T* p, const FNN_T* g, FNN_T* m1, FNN_T* m2,
-                               ptrdiff_t size, FNN_T step, FNN_T b1, FNN_T b2, FNN_T c1,
-                               FNN_T c2, FNN_T k, FNN_T eps, FNN_T wd) {
+static int FNN_NAME(fnn_adam)(FNN_T* p, const FNN_T* g, FNN_T* m1, FNN_T* m2,
+                              ptrdiff_t size, FNN_T step, FNN_T b1, FNN_T b2, FNN_T c1,
+                              FNN_T c2, FNN_T k, FNN_T eps, FNN_T wd) {
     ptrdiff_t i = 0;
+    FNN_T bad = 0;
 #if FNN_BYTES == 64
 #define FNN_ADAM_AT(way, at) FNN_NAME(way)(p + (at), g + (at), m1 + (at), m2 + (at), step, \
-                                           b1, b2, c1, c2, k, eps, wd)
+                                           b1, b2, c1, c2, k, eps, wd, &bad_lanes)
+    FNN_V bad_lanes = {0};
     int way = fnn_adam_way();
     if (way == FNN_ADAM_MIXED && sizeof(FNN_T) == 8) {  /* FNN_ADAM_PERIOD a round */
         for (; i + 4 * FNN_LANES <= size; i += 4 * FNN_LANES) {
@@ -1316,9 +1327,11 @@ static void FNN_NAME(fnn_adam)(FNN_T* p, const FNN_T* g, FNN_T* m1, FNN_T* m2,
     for (; i + FNN_LANES <= size; i += FNN_LANES)
         FNN_ADAM_AT(fnn_adam_divided, i);
 #undef FNN_ADAM_AT
+    bad = FNN_NAME(fnn_lanes_sum)(bad_lanes);
 #endif
-    FNN_NAME(fnn_adam_exact)(p + i, g + i, m1 + i, m2 + i, size - i, step, b1, b2, c1, c2,
-                             k, eps, wd);
+    bad += FNN_NAME(fnn_adam_exact)(p + i, g + i, m1 + i, m2 + i, size - i, step, b1, b2, c1,
+                                    c2, k, eps, wd);
+    return bad != bad;
 }
 
 #if FNN_BYTES == 64

@@ -263,6 +263,36 @@ def test_an_update_that_overflows_the_weights_is_reported():
     assert net.step_count == 1  # the update was made, and counted
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("at", [2, 26, 98, 113, 150, 362])
+def test_an_adam_update_that_overflows_one_weight_is_reported(dtype, at):
+    """Adam's pass itself tells that it overflowed, wherever the one weight that does
+    lies: in any vector of a round (26: float64's from the estimates), in a last vector
+    or among the values after the vectors of a W or b (113 in float32, 362: b2[2]). In
+    W1 (120 values; at % 3 == 2: a weight of the third input, which is 0) a weight of
+    -0.9 times the largest value takes a finite step of a quarter of it; elsewhere (b1
+    from 120, W2 from 160, b2 from 360) a first moment of the largest value over a
+    second moment of 0 makes the step itself infinite. The others step by about lr."""
+    big = np.finfo(dtype).max
+    net = MLP([3, 40, 5], output="identity", dtype=dtype, seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((32, 3)).astype(dtype), rng.standard_normal((32, 5))
+    X[:, 2] = 0
+    net.fit(X, y, epochs=1, batch_size=None, optimizer="adam")
+    lr = 1.0
+    if at < 120:
+        W = net.layers[0].W.copy()
+        W.flat[at] = -0.9 * big
+        net.layers[0].W = W
+        lr = 1e-3  # step 2 of a gradient of 0: lr / (1 - b1^2) b1 m / eps
+    m, v = net.optimizer_state.arrays
+    m[at], v[at] = big if at >= 120 else big / 4 * 1e-8 * (1 - 0.9 ** 2) / (lr * 0.9), 0
+    with pytest.raises(fastnn.DivergenceError, match="an update overflowed the weights"):
+        net.fit(X, y, epochs=1, batch_size=None, optimizer="adam", lr=lr)
+    assert ~np.isfinite(net.engine.params[at])
+    assert np.isfinite(np.delete(net.engine.params, at)).all()
+
+
 def test_a_huge_float32_weight_decay_penalty_is_computed_in_double():
     net = MLP([2, 1], output="identity", dtype="float32", seed=0)
     net.layers[0].W = np.full((1, 2), 2e19, np.float32)  # its square overflows float32
