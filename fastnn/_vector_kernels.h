@@ -507,62 +507,84 @@ static void FNN_NAME(fnn_thin_dots)(const FNN_T* L, const FNN_T* R, const FNN_T*
 #undef FNN_DOTS_ROWS
 }
 
+/* acc j0, j1 (a vector each) += l[j] times v0, v1, for j < nj (l[j] read only then) */
+#define FNN_GRAM_TERMS(j, v0, v1) do { \
+        if (nj > (j)) { a##j##0 += l[j] * v0; a##j##1 += l[j] * v1; } \
+    } while (0)
+
+/* the rows of L and R in order, R's vectors at c as count0 values and as load1 */
+#define FNN_GRAM_ROWS(count0, load1) do { \
+        for (i = 0; i < m; i++) { \
+            const FNN_T* l = L + i * J + j; \
+            FNN_V v0 = FNN_NAME(fnn_load)(R + i * N + c, count0), v1 = load1; \
+            FNN_GRAM_TERMS(0, v0, v1); \
+            FNN_GRAM_TERMS(1, v0, v1); \
+            FNN_GRAM_TERMS(2, v0, v1); \
+            FNN_GRAM_TERMS(3, v0, v1); \
+        } \
+    } while (0)
+
+/* fnn_thin_gram's rows j .. j + nj - 1 of G (nj from 1 to 4: inlined with a constant nj,
+ * so that no work is spent on absent rows) and its columns c .. c + n0 + n1 - 1 (n0 and
+ * n1 up to a vector each), the rows i of L and R in order. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_gram_block)(const FNN_T* L, const FNN_T* R, FNN_T* G,
+                                                    ptrdiff_t m, ptrdiff_t J, ptrdiff_t N,
+                                                    int transposed, ptrdiff_t j, int nj,
+                                                    ptrdiff_t c, ptrdiff_t n0,
+                                                    ptrdiff_t n1) {
+    FNN_V a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0};
+    FNN_V a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+    ptrdiff_t i, q, t;
+    if (n1 == FNN_LANES)
+        FNN_GRAM_ROWS(FNN_LANES, FNN_NAME(fnn_load)(R + i * N + c + FNN_LANES, FNN_LANES));
+    else
+        FNN_GRAM_ROWS(n0, n1 > 0 ? FNN_NAME(fnn_load)(R + i * N + c + FNN_LANES, n1)
+                                 : (FNN_V) {0});
+    FNN_V first[4] = {a00, a10, a20, a30}, second[4] = {a01, a11, a21, a31};
+    for (q = 0; q < nj; q++) {
+        if (!transposed) {
+            FNN_NAME(fnn_store)(G + (j + q) * N + c, first[q], n0);
+            if (n1 > 0)
+                FNN_NAME(fnn_store)(G + (j + q) * N + c + FNN_LANES, second[q], n1);
+            continue;
+        }
+        FNN_T lanes[2 * FNN_LANES];
+        memcpy(lanes, &first[q], sizeof(FNN_V));
+        memcpy(lanes + FNN_LANES, &second[q], sizeof(FNN_V));
+        for (t = 0; t < n0; t++)
+            G[(c + t) * J + j + q] = lanes[t];
+        for (t = 0; t < n1; t++)
+            G[(c + FNN_LANES + t) * J + j + q] = lanes[FNN_LANES + t];
+    }
+}
+#undef FNN_GRAM_TERMS
+#undef FNN_GRAM_ROWS
+
+/* G (J, N) = L^T R for L (m, J) and R (m, N): G[j][c] = sum_i L[i][j] R[i][c], up to
+ * four values of j and two vectors of c at a time, the rows i in order; with
+ * transposed, G is stored as (N, J). */
+FNN_TARGET
+static void FNN_NAME(fnn_thin_gram)(const FNN_T* L, const FNN_T* R, FNN_T* G, ptrdiff_t m,
+                                    ptrdiff_t J, ptrdiff_t N, int transposed) {
+    ptrdiff_t c, j, n0, n1;
+    for (c = 0; c < N; c += 2 * FNN_LANES) {
+        n0 = N - c < FNN_LANES ? N - c : FNN_LANES;
+        n1 = N - c - n0 < FNN_LANES ? N - c - n0 : FNN_LANES;
+        for (j = 0; j + 4 <= J; j += 4)
+            FNN_NAME(fnn_gram_block)(L, R, G, m, J, N, transposed, j, 4, c, n0, n1);
+        switch (J - j) {  /* a constant nj in each call */
+        case 3: FNN_NAME(fnn_gram_block)(L, R, G, m, J, N, transposed, j, 3, c, n0, n1); break;
+        case 2: FNN_NAME(fnn_gram_block)(L, R, G, m, J, N, transposed, j, 2, c, n0, n1); break;
+        case 1: FNN_NAME(fnn_gram_block)(L, R, G, m, J, N, transposed, j, 1, c, n0, n1); break;
+        }
+    }
+}
+
 /* acc0..acc3 (two vectors each) += the four values of L times two vectors of R */
 #define FNN_FOUR_TERMS(la, lb, lc, ld, v0, v1) do { \
         a00 += (la) * v0; a01 += (la) * v1; a10 += (lb) * v0; a11 += (lb) * v1; \
         a20 += (lc) * v0; a21 += (lc) * v1; a30 += (ld) * v0; a31 += (ld) * v1; \
     } while (0)
-
-/* G (J, N) = L^T R for L (m, J) and R (m, N): G[j][c] = sum_i L[i][j] R[i][c], four
- * values of j and two vectors of c at a time, the rows i in order; with transposed,
- * G is stored as (N, J). */
-FNN_TARGET
-static void FNN_NAME(fnn_thin_gram)(const FNN_T* L, const FNN_T* R, FNN_T* G, ptrdiff_t m,
-                                    ptrdiff_t J, ptrdiff_t N, int transposed) {
-    ptrdiff_t c, j, i, q, t, n0, n1;
-    for (c = 0; c < N; c += 2 * FNN_LANES) {
-        n0 = N - c < FNN_LANES ? N - c : FNN_LANES;
-        n1 = N - c - n0 < FNN_LANES ? N - c - n0 : FNN_LANES;
-        for (j = 0; j < J; j += 4) {  /* columns of L past J repeat the last */
-            ptrdiff_t j1 = j + 1 < J ? j + 1 : J - 1, j2 = j + 2 < J ? j + 2 : J - 1;
-            ptrdiff_t j3 = j + 3 < J ? j + 3 : J - 1;
-            FNN_V a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0};
-            FNN_V a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
-            if (n1 == FNN_LANES) {
-                for (i = 0; i < m; i++) {
-                    const FNN_T* l = L + i * J;
-                    FNN_V v0 = FNN_NAME(fnn_load)(R + i * N + c, FNN_LANES);
-                    FNN_V v1 = FNN_NAME(fnn_load)(R + i * N + c + FNN_LANES, FNN_LANES);
-                    FNN_FOUR_TERMS(l[j], l[j1], l[j2], l[j3], v0, v1);
-                }
-            } else {
-                for (i = 0; i < m; i++) {
-                    const FNN_T* l = L + i * J;
-                    FNN_V v0 = FNN_NAME(fnn_load)(R + i * N + c, n0);
-                    FNN_V v1 = n1 > 0 ? FNN_NAME(fnn_load)(R + i * N + c + FNN_LANES, n1)
-                                      : (FNN_V) {0};
-                    FNN_FOUR_TERMS(l[j], l[j1], l[j2], l[j3], v0, v1);
-                }
-            }
-            FNN_V first[4] = {a00, a10, a20, a30}, second[4] = {a01, a11, a21, a31};
-            for (q = 0; q < 4 && j + q < J; q++) {
-                if (!transposed) {
-                    FNN_NAME(fnn_store)(G + (j + q) * N + c, first[q], n0);
-                    if (n1 > 0)
-                        FNN_NAME(fnn_store)(G + (j + q) * N + c + FNN_LANES, second[q], n1);
-                    continue;
-                }
-                FNN_T lanes[2 * FNN_LANES];
-                memcpy(lanes, &first[q], sizeof(FNN_V));
-                memcpy(lanes + FNN_LANES, &second[q], sizeof(FNN_V));
-                for (t = 0; t < n0; t++)
-                    G[(c + t) * J + j + q] = lanes[t];
-                for (t = 0; t < n1; t++)
-                    G[(c + FNN_LANES + t) * J + j + q] = lanes[FNN_LANES + t];
-            }
-        }
-    }
-}
 
 /* C (m, N) = L (m, K) R + bias for R (K, N) with row stride r_row and column stride
  * r_col (1, or R given as the transpose of a row-major (N, K) array): each row of C
