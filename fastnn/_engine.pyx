@@ -31,9 +31,10 @@ from scipy.linalg.cython_blas cimport dgemm as _scipy_dgemm
 
 from fastnn._gate cimport Gate
 from fastnn._kernels import _nonfinite_message
-from fastnn._ops cimport (FNN_ADAM_PERIOD, IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES, NARROW_MIN,
-                          OUT_SOFTMAX, Optim, _activation_grad, _add_into, _dense_backward,
-                          _dense_forward, _first_nonfinite, _narrow_dense_backward,
+from fastnn._ops cimport (FNN_ADAM_PERIOD, IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES,
+                          NARROW_MIN, OUT_SOFTMAX, Optim, _activation_grad, _add_into,
+                          _dense_backward, _dense_forward, _first_nonfinite,
+                          _narrow_dense_backward,
                           _narrow_dense_forward, _optimizer_reads, _output_activation,
                           _output_loss, _row_stride, _scratch_bytes, _sum_squares,
                           _transpose, _update, fnn_flush_subnormals, fnn_fp_mode,

@@ -116,7 +116,7 @@ enum { FNN_GEMM_SCRATCH = FNN_GEMM_PACK_BYTES + 64 };
  * Chosen once, by the CPU's maker (AMD's: mixed); FASTNN_ADAM_DIVIDE=divider,
  * =estimates or =mixed in the environment before import sets it. */
 enum { FNN_ADAM_ESTIMATES = 0, FNN_ADAM_DIVIDER = 1, FNN_ADAM_MIXED = 2 };
-/* The mixed way's round: four vectors of doubles (and two of floats) */
+/* The mixed way's round: four vectors of doubles (a whole number of floats' too) */
 enum { FNN_ADAM_PERIOD = 32 };
 static const char* const fnn_adam_ways[] = {"estimates", "divider", "mixed"};
 

@@ -1221,7 +1221,7 @@ FNN_INLINE FNN_TARGET FNN_T FNN_NAME(fnn_adam_exact)(FNN_T* p, const FNN_T* g, F
                                                      FNN_T b1, FNN_T b2, FNN_T c1, FNN_T c2,
                                                      FNN_T k, FNN_T eps, FNN_T wd) {
     ptrdiff_t i;
-    FNN_T bad = 0;  /* the sum of p 0: NaN once a p is infinite or NaN */
+    FNN_T bad = 0;  /* the sum of the new p times 0: NaN once one is infinite or NaN */
     for (i = 0; i < size; i++) {
         FNN_T gi = g[i] + wd * p[i];
         m1[i] = b1 * m1[i] + c1 * gi;
