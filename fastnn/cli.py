@@ -23,10 +23,9 @@ import sys
 import tempfile
 import time
 
-from fastnn import experiments
+from fastnn import experiments, plots
 from fastnn._version import __version__
 from fastnn.model import load
-from fastnn.plots import PLOT_HINT
 
 BARS = " ▁▂▃▄▅▆▇█"
 ASCII_BARS = " .:-=+*#%@"
@@ -202,10 +201,9 @@ def _report_folder(text):
 def _matplotlib_filetypes():
     """The extensions matplotlib saves figures as; refuses --out without matplotlib."""
     try:
-        from matplotlib.backend_bases import FigureCanvasBase
-    except ImportError:
-        raise argparse.ArgumentTypeError(PLOT_HINT) from None
-    return FigureCanvasBase.get_supported_filetypes()
+        return plots.figure_filetypes()
+    except plots.PlottingUnavailable as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _check_folder(folder):
@@ -335,7 +333,6 @@ def run_histograms(args):
         print(histograms_text(activation, init_scheme, records) + "\n")
         rows.append((f"{activation}\n{_init_label(init_scheme)}", records))
     if args.out:
-        from fastnn import plots
         print(f"saved {plots.histograms(rows, args.out)}")
 
 
@@ -398,7 +395,6 @@ def _compare_init_circles(args):
                  [[r.label, _accuracy(r.train_score), _accuracy(r.test_score)]
                   for r in results]))
     if args.out:
-        from fastnn import plots
         title = "the course's" if dataset == "course" else "fastnn's"
         print("saved " + plots.loss_and_boundaries(results, data, args.out,
                                                    f"{title} circles: cost"))
@@ -436,7 +432,6 @@ def _compare_init_spiral(args):
                  [[r.label, f"{_tail_mean(r.losses):.4f}", _percent(r.train_score)]
                   for r in results]))
     if args.out:
-        from fastnn import plots
         print("saved " + plots.loss_curves(results, args.out, "spiral: loss per iteration",
                                            reference_line=(math.log(3), "ln 3")))
     return results
@@ -480,7 +475,6 @@ def run_compare_activations(args):
     print("\ntanh beats sigmoid in hidden layers (zero-centred, stronger gradients); ReLU "
           "is the default; when unsure, try them all.")
     if args.out:
-        from fastnn import plots
         print("saved " + plots.loss_curves(results, args.out,
                                            "hidden activations: loss per epoch", log=True))
     return results
@@ -516,7 +510,6 @@ def run_vanishing(args):
         print(f"{name}: first layer / last layer = "
               f"{_ratio(records[0].dW_norm, records[-1].dW_norm)}")
     if args.out:
-        from fastnn import plots
         print(f"saved {plots.gradient_norms(norms, args.out)}")
     return norms
 
@@ -560,7 +553,6 @@ def run_dead_relu(args):
               "failing step);\nits dead units are counted with those. overflow: the "
               "weights overflow float64\non the data, so no unit can be counted.")
     if args.out:
-        from fastnn import plots
         print(f"saved {plots.dead_units(runs, args.out)}")
     return runs
 
@@ -615,7 +607,6 @@ def run_demo(args):
 # returns its lines of the Markdown summary.
 
 def _demo_histograms(seed, path):
-    from fastnn import plots
     print("histograms ...", file=sys.stderr)
     rows = [(f"{a}\n{_init_label(i)}", experiments.histograms(a, i, seed=seed))
             for a, i in experiments.HISTOGRAM_GRID]
@@ -632,7 +623,6 @@ def _demo_histograms(seed, path):
 
 
 def _demo_init_circles(seed, path):
-    from fastnn import plots
     print("compare-init (the course's circles) ...", file=sys.stderr)
     results, data = experiments.compare_init_circles(seed=seed, progress=_progress)
     plots.loss_and_boundaries(results, data, path("compare_init_circles.png"),
@@ -646,7 +636,6 @@ def _demo_init_circles(seed, path):
 
 
 def _demo_init_spiral(seed, path):
-    from fastnn import plots
     print("compare-init (spiral) ...", file=sys.stderr)
     results, _ = experiments.compare_init_spiral(1000, seed=seed, progress=_progress)
     plots.loss_curves(results, path("compare_init_spiral.png"), "spiral: loss per iteration",
@@ -658,7 +647,6 @@ def _demo_init_spiral(seed, path):
 
 
 def _demo_activations(seed, path):
-    from fastnn import plots
     print("compare-activations ...", file=sys.stderr)
     results, _ = experiments.compare_activations(seed=seed, progress=_progress)
     plots.loss_curves(results, path("compare_activations.png"),
@@ -670,7 +658,6 @@ def _demo_activations(seed, path):
 
 
 def _demo_vanishing(seed, path):
-    from fastnn import plots
     print("vanishing ...", file=sys.stderr)
     norms = experiments.vanishing(seed=seed)
     plots.gradient_norms(norms, path("vanishing.png"))
@@ -681,7 +668,6 @@ def _demo_vanishing(seed, path):
 
 
 def _demo_dead_relu(seed, path):
-    from fastnn import plots
     print("dead-relu ...", file=sys.stderr)
     runs = experiments.dead_relu(seed=seed, progress=_progress)
     plots.dead_units(runs, path("dead_relu.png"))

@@ -2,6 +2,10 @@
 
 Each function draws one figure from an experiment's results and saves it as a file.
 """
+import contextlib
+import signal
+import threading
+
 import numpy as np
 
 PLOT_HINT = "figures need matplotlib: pip install 'fastnn[plot]' (or pip install matplotlib)"
@@ -14,14 +18,53 @@ class PlottingUnavailable(RuntimeError):
     """
 
 
+def figure_filetypes():
+    """The extensions the figures can be saved as, such as 'png' and 'svg'.
+
+    Imports matplotlib as the figures do (see _pyplot).
+
+    Raises
+    ------
+    PlottingUnavailable
+        When matplotlib cannot be imported.
+    """
+    _pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+    return FigureCanvasBase.get_supported_filetypes()
+
+
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise PlottingUnavailable(PLOT_HINT) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """matplotlib.pyplot, on the Agg backend, with every compiled module the figures use
+    imported whole: Ctrl-C during the import waits for its end (_ctrl_c_deferred)."""
+    with _ctrl_c_deferred():
+        try:
+            import matplotlib
+        except ImportError:
+            raise PlottingUnavailable(PLOT_HINT) from None
+        matplotlib.use("Agg")
+        import matplotlib.backends.backend_agg  # noqa: F401 (savefig's, imported now)
+        import matplotlib.pyplot as plt
     return plt
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Hold Ctrl-C (SIGINT) back until the block ends, then deliver it to the handler
+    that was there. matplotlib's pybind11 modules (ft2font, _backend_agg) run Python
+    code while they initialise; interrupted there, the import fails and the interpreter
+    aborts when it exits ("Fatal Python error: PyThreadState_Get")."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is None):  # not ours to set, or restore
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
 
 
 def _save(fig, path):

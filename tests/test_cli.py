@@ -411,7 +411,6 @@ def test_a_bad_report_folder_is_refused_before_any_work(capsys, no_work, tmp_pat
 def test_without_matplotlib_out_is_refused_with_the_hint(capsys, monkeypatch, no_work,
                                                          tmp_path, command):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
-    monkeypatch.setitem(sys.modules, "matplotlib.backend_bases", None)
     err = refused(capsys, [command, "--out", str(tmp_path / "v.png")])
     assert "argument --out: figures need matplotlib: pip install 'fastnn[plot]'" in err
 
@@ -507,6 +506,47 @@ def test_ctrl_c_in_the_first_moments_of_main_is_one_line_and_status_130(tmp_path
     for status, err in hits:
         assert status == 130 and re.fullmatch(r"fastnn( histograms)?: interrupted\n",
                                                err), (status, err)
+
+
+#: A child that presses Ctrl-C (raises SIGINT) inside the initialisation of one of
+#: matplotlib's compiled modules, at the 20th Python call it makes, then runs main.
+INTERRUPTED_INIT = """
+import importlib.machinery, signal, sys
+import fastnn.cli
+target, argv = sys.argv[1], sys.argv[2:]
+exec_module = importlib.machinery.ExtensionFileLoader.exec_module
+
+def interrupted_exec(loader, module):
+    calls = 0
+    def profile(frame, event, arg):
+        nonlocal calls
+        calls += event == "call"
+        if calls == 20:
+            sys.setprofile(None)
+            signal.raise_signal(signal.SIGINT)
+    sys.setprofile(profile if module.__name__ == target else None)
+    try:
+        return exec_module(loader, module)
+    finally:
+        sys.setprofile(None)
+
+importlib.machinery.ExtensionFileLoader.exec_module = interrupted_exec
+sys.exit(fastnn.cli.main(argv))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+@pytest.mark.parametrize("module", ["matplotlib.ft2font", "matplotlib.backends._backend_agg"])
+def test_ctrl_c_inside_a_compiled_module_of_matplotlib_is_an_interrupt(tmp_path, module):
+    """Interrupted half-way, these pybind11 modules fail their import (ImportError
+    from the KeyboardInterrupt) and the interpreter aborts at exit: Ctrl-C waits for
+    the import to end (while --out is checked, which imports both)."""
+    pytest.importorskip("matplotlib")
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_INIT, module, "vanishing",
+                           "--out", str(tmp_path / "fig.png")],
+                          capture_output=True, text=True, cwd=tempfile.gettempdir())
+    assert (done.returncode, done.stderr) == (130, "fastnn: interrupted\n")
+    assert not (tmp_path / "fig.png").exists()
 
 
 def test_ctrl_c_wrapped_by_python_in_an_import_is_still_an_interrupt(monkeypatch, capsys):

@@ -47,3 +47,38 @@ def test_ctrl_c_during_full_batch_training_keeps_every_completed_epoch(delay, va
 def test_ctrl_c_during_mini_batches_keeps_the_completed_epochs_only(delay):
     net, _, _ = _interrupted_fit(delay, batch_size=50)  # six steps per epoch
     assert len(net.history["loss"]) == net.step_count // 6
+
+
+def test_ctrl_c_held_back_by_a_matplotlib_import_reaches_the_handler_that_was_there():
+    """plots._ctrl_c_deferred: nothing during the block, the handler in place before it
+    called once at its end, and that handler back in place; other threads cannot set
+    handlers and are left alone."""
+    from fastnn import plots
+    calls = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    try:
+        handler = signal.getsignal(signal.SIGINT)
+        with plots._ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+            assert calls == []
+        assert calls == [signal.SIGINT] and signal.getsignal(signal.SIGINT) is handler
+        with plots._ctrl_c_deferred():
+            pass
+        assert calls == [signal.SIGINT]
+        errors = []
+        def in_a_thread():
+            try:
+                with plots._ctrl_c_deferred():
+                    pass
+            except BaseException as error:  # noqa: BLE001 (reported below)
+                errors.append(error)
+        thread = threading.Thread(target=in_a_thread)
+        thread.start()
+        thread.join()
+        assert errors == []
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with pytest.raises(KeyboardInterrupt):  # Python's own handler: the interrupt
+        with plots._ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
