@@ -2,6 +2,7 @@
 same training as scikit-learn's MLP from the same weights, labels, sample and class
 weights, sparse input, the ecosystem (Pipeline, GridSearchCV on processes and on a dask
 cluster, cross-validation, clone, pickle) and bad input."""
+import inspect
 import os
 import pickle
 import subprocess
@@ -421,6 +422,23 @@ def test_pipeline_cross_validation_and_clone():
     fitted = MLPClassifier(**SMALL, max_iter=3).fit(X, Y_CLASSES)
     copy = clone(fitted)
     assert copy.get_params() == fitted.get_params() and not hasattr(copy, "model_")
+
+
+def test_the_parameter_names_are_those_of_each_classs_own_init():
+    """_get_param_names is cached per class: a subclass with parameters of its own has
+    them, and its parents keep theirs, in whatever order the classes are asked."""
+    class Narrower(MLPClassifier):
+        def __init__(self, hidden_layer_sizes=(3,), alpha=0.5, width=8):
+            super().__init__(hidden_layer_sizes=hidden_layer_sizes, alpha=alpha)
+            self.width = width
+
+    for cls in (Narrower, MLPClassifier, MLPRegressor, Narrower, MLPClassifier):
+        expected = sorted(name for name in inspect.signature(cls.__init__).parameters
+                          if name != "self")
+        assert cls._get_param_names() == cls()._get_param_names() == expected
+    assert Narrower().get_params() == {"alpha": 0.5, "hidden_layer_sizes": (3,),
+                                       "width": 8}
+    assert "width" not in MLPClassifier().get_params()
 
 
 def test_pickled_estimators_predict_and_train_on_as_the_original():
