@@ -32,10 +32,9 @@ from scipy.linalg.cython_blas cimport dgemm as _scipy_dgemm
 from fastnn._gate cimport Gate
 from fastnn._kernels import _nonfinite_message
 from fastnn._ops cimport (FNN_ADAM_PERIOD, IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES,
-                          NARROW_MIN, OUT_SOFTMAX, Optim, _activation_grad, _add_into,
-                          _dense_backward, _dense_forward, _first_nonfinite,
-                          _narrow_dense_backward,
-                          _narrow_dense_forward, _optimizer_reads, _output_activation,
+                          NARROW_MIN, OUT_SOFTMAX, Optim, _activation_grad_sums,
+                          _add_into, _column_sums, _dense_backward, _dense_forward,
+                          _first_nonfinite, _narrow_dense_backward, _narrow_dense_forward, _optimizer_reads, _output_activation,
                           _output_loss, _row_stride, _scratch_bytes, _sum_squares,
                           _transpose, _update, fnn_flush_subnormals, fnn_fp_mode,
                           fnn_fp_restore, fnn_vector_build, fnn_adam_divide, intp)
@@ -251,13 +250,16 @@ cdef bint _backward(const Plan* plan, const floating* params, floating* grads,
                                    other if l > 0 else NULL, z_prev,
                                    plan.acts[l - 1] if l > 0 else IDENTITY,
                                    <floating> plan.slope, m, s, n_in, n_out)
-        else:
+        else:  # db of the output layer, and of the others with their dZ (below)
+            if l == plan.n_layers - 1:
+                _column_sums(dz, grads + plan.at[l] + n_out * n_in, m, n_out)
             _dense_backward(dz, a_prev, params + plan.at[l], grads + plan.at[l],
-                            grads + plan.at[l] + n_out * n_in, other if l > 0 else NULL,
-                            m, n_in, n_out, work + _work_size(plan, s))
+                            other if l > 0 else NULL, m, n_in, n_out,
+                            work + _work_size(plan, s))
             if l > 0:
-                _activation_grad(other, z_prev, a_prev, other, m * n_in,
-                                 plan.acts[l - 1], <floating> plan.slope)
+                _activation_grad_sums(other, z_prev, a_prev, other,
+                                      grads + plan.at[l - 1] + n_in * plan.sizes[l - 1],
+                                      m, n_in, plan.acts[l - 1], <floating> plan.slope)
         if check and not bad:
             bad = _first_nonfinite(grads + plan.at[l], plan.at[l + 1] - plan.at[l],
                                    sizeof(floating) == 4) >= 0

@@ -22,7 +22,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from fastnn._ops cimport (IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
-                          OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX, intp, _activate, _activation_grad,
+                          OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX, intp,
+                          _activate, _activation_grad, _activation_grad_sums,
                           _dense_forward, _dense_backward, _output_loss,
                           _softmax_ce_labels, _softmax_ce_probs, _sgd, _momentum, _adam,
                           _first_nonfinite, _scratch_bytes, fnn_adam_divide,
@@ -388,17 +389,17 @@ cdef void _dense_backward_run(bint single, void** p, intp m, intp n_in, intp n_o
     """dZ = dA g'(Z), then _dense_backward, on the pointers p of (dA, Z, A, A_prev, W,
     dZ, dW, db, dA_prev or NULL), float32 (single) or float64."""
     if single:
-        _activation_grad(<const float*> p[0], <const float*> p[1], <const float*> p[2],
-                         <float*> p[5], m * n_out, act, <float> slope)
+        _activation_grad_sums(<const float*> p[0], <const float*> p[1],
+                              <const float*> p[2], <float*> p[5], <float*> p[7], m, n_out,
+                              act, <float> slope)
         _dense_backward(<const float*> p[5], <const float*> p[3], <const float*> p[4],
-                        <float*> p[6], <float*> p[7], <float*> p[8], m, n_in, n_out,
-                        scratch)
+                        <float*> p[6], <float*> p[8], m, n_in, n_out, scratch)
     else:
-        _activation_grad(<const double*> p[0], <const double*> p[1],
-                         <const double*> p[2], <double*> p[5], m * n_out, act, slope)
+        _activation_grad_sums(<const double*> p[0], <const double*> p[1],
+                              <const double*> p[2], <double*> p[5], <double*> p[7], m,
+                              n_out, act, slope)
         _dense_backward(<const double*> p[5], <const double*> p[3], <const double*> p[4],
-                        <double*> p[6], <double*> p[7], <double*> p[8], m, n_in, n_out,
-                        scratch)
+                        <double*> p[6], <double*> p[8], m, n_in, n_out, scratch)
 
 
 def dense_backward(dA,       # IN  (m, n_out)

@@ -88,6 +88,10 @@ cdef extern from "_vector.h" nogil:
                         float slope)
     void fnn_column_sums_d(const double* x, double* s, intp m, intp n)
     void fnn_column_sums_f(const float* x, float* s, intp m, intp n)
+    void fnn_act_grad_sums_d(const double* da, const double* g, double* out, double* s,
+                             intp m, intp n, int act, double slope)
+    void fnn_act_grad_sums_f(const float* da, const float* g, float* out, float* s, intp m,
+                             intp n, int act, float slope)
     const char* fnn_vector_build()
     const char* fnn_adam_divide()
     int fnn_cpu_build()
@@ -244,6 +248,24 @@ cdef inline void _column_sums(const floating* x, floating* s, intp m, intp n) no
         fnn_column_sums_d(x, s, m, n)
 
 
+cdef inline void _activation_grad_sums(const floating* da, const floating* z,
+                                       const floating* a, floating* out, floating* s,
+                                       intp m, intp n, int act,
+                                       floating slope) noexcept nogil:
+    """_activation_grad over m rows of n values and s (n,) = the column sums of out
+    (_column_sums' bits: the db of the layer whose dZ out is), in one pass for the
+    activations of _gated."""
+    if not _gated(act):
+        _activation_grad(da, z, a, out, m * n, act, slope)
+        _column_sums(out, s, m, n)
+    elif floating is float:
+        fnn_act_grad_sums_f(da, a if act == SIGMOID or act == TANH else z, out, s, m, n,
+                            act, slope)
+    else:
+        fnn_act_grad_sums_d(da, a if act == SIGMOID or act == TANH else z, out, s, m, n,
+                            act, slope)
+
+
 # ---------------------------------------------------------------- dense layer
 
 cdef enum:
@@ -392,11 +414,12 @@ cdef inline void _dense_forward(const floating* a_prev, const floating* w, const
 
 
 cdef inline void _dense_backward(const floating* dz, const floating* a_prev, const floating* w,
-                          floating* dw, floating* db, floating* da_prev,
-                          intp m, intp n_in, intp n_out, void* scratch) noexcept nogil:
-    """dW = dZ^T A_prev, db = column sums of dZ, dA_prev = dZ W (skipped if NULL); a
-    thin layer's products in vector loops (dA_prev of a layer of few inputs by a
-    product), the others by fnn_gemm or BLAS (scratch as for _dense_forward)."""
+                          floating* dw, floating* da_prev, intp m, intp n_in, intp n_out,
+                          void* scratch) noexcept nogil:
+    """dW = dZ^T A_prev and dA_prev = dZ W (skipped if NULL), db being the caller's
+    (_column_sums of dZ, or with dZ itself by _activation_grad_sums); a thin layer's
+    products in vector loops (dA_prev of a layer of few inputs by a product), the
+    others by fnn_gemm or BLAS (scratch as for _dense_forward)."""
     if n_out <= THIN_UNITS:
         _thin_gram(dz, a_prev, dw, m, n_out, n_in, False)
     elif n_in <= THIN_UNITS:  # dW^T = A_prev^T dZ, stored transposed
@@ -406,7 +429,6 @@ cdef inline void _dense_backward(const floating* dz, const floating* a_prev, con
     else:
         gemm(True, False, <int> n_out, <int> n_in, <int> m, <floating> 1, dz,
              <int> n_out, a_prev, <int> n_in, <floating> 0, dw, <int> n_in)
-    _column_sums(dz, db, m, n_out)
     if da_prev == NULL:
         return
     if n_out <= THIN_UNITS:

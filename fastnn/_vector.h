@@ -246,5 +246,7 @@ static const char* fnn_vector_build(void) {
 #define fnn_act_grad_f(...) FNN_DISPATCH(fnn_act_grad_f, __VA_ARGS__)
 #define fnn_column_sums_d(...) FNN_DISPATCH(fnn_column_sums_d, __VA_ARGS__)
 #define fnn_column_sums_f(...) FNN_DISPATCH(fnn_column_sums_f, __VA_ARGS__)
+#define fnn_act_grad_sums_d(...) FNN_DISPATCH(fnn_act_grad_sums_d, __VA_ARGS__)
+#define fnn_act_grad_sums_f(...) FNN_DISPATCH(fnn_act_grad_sums_f, __VA_ARGS__)
 
 #endif

@@ -675,16 +675,17 @@ static void FNN_NAME(fnn_bias_act)(FNN_T* z, FNN_T* a, const FNN_T* b, ptrdiff_t
     }
 }
 
-/* the k values at i of fnn_act_grad */
-FNN_INLINE FNN_TARGET void FNN_NAME(fnn_act_grad_at)(const FNN_T* da, const FNN_T* g,
-                                                     FNN_T* out, ptrdiff_t i, ptrdiff_t k,
-                                                     int act, FNN_T slope) {
+/* the k values at i of fnn_act_grad, stored and returned (0 past k) */
+FNN_INLINE FNN_TARGET FNN_V FNN_NAME(fnn_act_grad_at)(const FNN_T* da, const FNN_T* g,
+                                                      FNN_T* out, ptrdiff_t i, ptrdiff_t k,
+                                                      int act, FNN_T slope) {
     FNN_V zero = {0}, v = FNN_NAME(fnn_load)(da + i, k);
     if (act == FNN_RELU)  /* 0 where z is NaN, as z > 0 says (the twin's mask) */
         v = FNN_NAME(fnn_positive)(FNN_NAME(fnn_load)(g + i, k), v, zero);
     else if (act != FNN_IDENTITY)
         v = FNN_NAME(fnn_gate)(v, FNN_NAME(fnn_load)(g + i, k), act, slope);
     FNN_NAME(fnn_store)(out + i, v, k);
+    return v;
 }
 
 /* out = da g'(z) over n values, from g = z for relu and leaky_relu, g = a = act(z) for
@@ -699,24 +700,69 @@ static void FNN_NAME(fnn_act_grad)(const FNN_T* da, const FNN_T* g, FNN_T* out,
         FNN_NAME(fnn_act_grad_at)(da, g, out, i, n - i, act, slope);
 }
 
-/* s[j] = sum of x[i n + j] over the m rows, in row order (db = the column sums of
- * dZ): four vectors of columns at a time, their sums held in registers down the rows. */
-FNN_TARGET
-static void FNN_NAME(fnn_column_sums)(const FNN_T* x, FNN_T* s, ptrdiff_t m, ptrdiff_t n) {
-    ptrdiff_t i, j, q, k[4];
-    for (j = 0; j < n; j += FNN_WIDE) {
-        FNN_V sum[4] = {{0}, {0}, {0}, {0}};
-        for (q = 0; q < 4; q++) {
-            ptrdiff_t left = n - j - q * FNN_LANES;
-            k[q] = left < 0 ? 0 : left < FNN_LANES ? left : FNN_LANES;
-        }
-        for (i = 0; i < m; i++)
-            for (q = 0; q < 4; q++)
-                if (k[q] > 0)
-                    sum[q] += FNN_NAME(fnn_load)(x + i * n + j + q * FNN_LANES, k[q]);
+/* s[j .. j + k[0] + ... + k[3]) = the sums down the m rows of x (the vectors of k[q]
+ * values at j + q lanes, k[0] > 0), or of x = da g'(z) (fnn_act_grad, stored into
+ * out) when da is given: their sums held in registers down the rows, in row order. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_sums_block)(const FNN_T* x, const FNN_T* da,
+                                                    const FNN_T* g, FNN_T* out, FNN_T* s,
+                                                    ptrdiff_t m, ptrdiff_t n, ptrdiff_t j,
+                                                    const ptrdiff_t* k, int act,
+                                                    FNN_T slope) {
+    FNN_V sum[4] = {{0}, {0}, {0}, {0}};
+    ptrdiff_t i, q;
+    for (i = 0; i < m; i++)
         for (q = 0; q < 4; q++)
             if (k[q] > 0)
-                FNN_NAME(fnn_store)(s + j + q * FNN_LANES, sum[q], k[q]);
+                sum[q] += da != NULL
+                    ? FNN_NAME(fnn_act_grad_at)(da, g, out, i * n + j + q * FNN_LANES, k[q],
+                                                act, slope)
+                    : FNN_NAME(fnn_load)(x + i * n + j + q * FNN_LANES, k[q]);
+    for (q = 0; q < 4; q++)
+        if (k[q] > 0)
+            FNN_NAME(fnn_store)(s + j + q * FNN_LANES, sum[q], k[q]);
+}
+
+/* s[j] = the sum of x[i n + j] over the m rows, in row order, for every column j (db =
+ * the column sums of dZ), of x = da g'(z) when da is given (see fnn_sums_block): four
+ * whole vectors of columns at a time (their counts constant), then the rest. */
+FNN_INLINE FNN_TARGET void FNN_NAME(fnn_sums_of_rows)(const FNN_T* x, const FNN_T* da,
+                                                      const FNN_T* g, FNN_T* out, FNN_T* s,
+                                                      ptrdiff_t m, ptrdiff_t n, int act,
+                                                      FNN_T slope) {
+    const ptrdiff_t whole[4] = {FNN_LANES, FNN_LANES, FNN_LANES, FNN_LANES};
+    ptrdiff_t j, q, k[4];
+    for (j = 0; j + FNN_WIDE <= n; j += FNN_WIDE)
+        FNN_NAME(fnn_sums_block)(x, da, g, out, s, m, n, j, whole, act, slope);
+    if (j == n)
+        return;
+    for (q = 0; q < 4; q++) {
+        ptrdiff_t left = n - j - q * FNN_LANES;
+        k[q] = left < 0 ? 0 : left < FNN_LANES ? left : FNN_LANES;
+    }
+    FNN_NAME(fnn_sums_block)(x, da, g, out, s, m, n, j, k, act, slope);
+}
+
+FNN_TARGET
+static void FNN_NAME(fnn_column_sums)(const FNN_T* x, FNN_T* s, ptrdiff_t m, ptrdiff_t n) {
+    FNN_NAME(fnn_sums_of_rows)(x, NULL, NULL, NULL, s, m, n, FNN_IDENTITY, 0);
+}
+
+/* out = da g'(z) over m rows of n values (fnn_act_grad) and s = its column sums
+ * (fnn_column_sums: the same bits), in one pass, inlined for each activation; out may
+ * be da. */
+FNN_TARGET
+static void FNN_NAME(fnn_act_grad_sums)(const FNN_T* da, const FNN_T* g, FNN_T* out,
+                                        FNN_T* s, ptrdiff_t m, ptrdiff_t n, int act,
+                                        FNN_T slope) {
+    switch (act) {
+    case FNN_RELU:
+        FNN_NAME(fnn_sums_of_rows)(NULL, da, g, out, s, m, n, FNN_RELU, slope);
+        break;
+    case FNN_LEAKY_RELU:
+        FNN_NAME(fnn_sums_of_rows)(NULL, da, g, out, s, m, n, FNN_LEAKY_RELU, slope);
+        break;
+    default:
+        FNN_NAME(fnn_sums_of_rows)(NULL, da, g, out, s, m, n, act, slope);
     }
 }
 
