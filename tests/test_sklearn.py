@@ -519,6 +519,54 @@ def _refusals():
     ]
 
 
+
+def _plain_cases():
+    F = np.asfortranarray(X)
+    huge = np.full((4, 2), 1e308)  # finite, with a sum that overflows
+    return {  # name: (X, y, whether the fast path takes them)
+        "float64 X, float y": (X, Y_VALUES, True),
+        "float32 X, int labels": (X.astype(np.float32), Y_CLASSES, True),
+        "2-D y": (X, Y_LABELS, True),
+        "one row": (X[:1], Y_VALUES[:1], True),
+        "X with a NaN": (np.where(X > 2, np.nan, X), Y_VALUES, False),
+        "y with an infinity": (X, np.where(Y_VALUES > 2, np.inf, Y_VALUES), False),
+        "huge X": (huge, np.arange(4.0), False),
+        "Fortran-ordered X": (F, Y_VALUES, False),
+        "integer X": (np.round(X).astype(int), Y_VALUES, False),
+        "a list X": (X.tolist(), Y_VALUES, False),
+        "string labels": (X, np.array(["a", "b", "c"])[Y_CLASSES], False),
+        "bool y": (X, Y_BINARY.astype(bool), False),
+        "y of another length": (X, Y_VALUES[:-1], False),
+        "no column": (X[:, :0], Y_VALUES, False),
+        "y of no column": (X, Y_VALUES[:, None][:, :0], False),
+    }
+
+
+@pytest.mark.parametrize("case", list(_plain_cases()))
+def test_plain_arrays_skip_validate_data_only_where_it_keeps_them_as_they_are(case):
+    """_plain_arrays, the fit's fast path: where it takes X and y, validate_data
+    returns the same arrays and notes the same attributes; everything else is left to
+    validate_data, whose errors and conversions stay scikit-learn's."""
+    from sklearn.utils.validation import validate_data
+
+    from fastnn.sklearn import _plain_arrays
+    X_in, y_in, taken = _plain_cases()[case]
+    fast, checked = MLPRegressor(), MLPRegressor()
+    fast.feature_names_in_ = checked.feature_names_in_ = np.array(["a"])  # a refit
+    out = _plain_arrays(fast, X_in, y_in, reset=True)
+    assert (out is not None) == taken
+    assert _plain_arrays(MLPRegressor(), X_in, y_in, reset=False) is None
+    if not taken:
+        assert not hasattr(fast, "n_features_in_") and list(fast.feature_names_in_) == ["a"]
+        return
+    expected = validate_data(checked, X_in, y_in, accept_sparse="csr", multi_output=True,
+                             dtype=(np.float64, np.float32), order="C", reset=True)
+    assert out[0] is X_in and out[1] is y_in
+    assert expected[0] is X_in and expected[1] is y_in  # nothing converted or copied
+    assert vars(fast) == vars(checked) and fast.n_features_in_ == X_in.shape[1]
+    assert not hasattr(fast, "feature_names_in_")
+
+
 @pytest.mark.parametrize("refusal", range(len(_refusals())))
 def test_a_refused_call_leaves_a_fitted_estimator_unchanged(refusal):
     import pandas
