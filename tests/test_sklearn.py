@@ -424,6 +424,31 @@ def test_pipeline_cross_validation_and_clone():
     assert copy.get_params() == fitted.get_params() and not hasattr(copy, "model_")
 
 
+def test_parameters_are_validated_as_scikit_learn_validates_them_fit_after_fit():
+    """_validate_params remembers the valid scalars: the same errors, in the same
+    order, as BaseEstimator's check, before and after a value was seen valid; a value
+    equal to a valid one but of another type (1 and True) is checked for itself."""
+    from sklearn.base import BaseEstimator
+    from sklearn.utils._param_validation import InvalidParameterError
+    MLPRegressor(**SMALL, max_iter=2, shuffle=True).fit(X, Y_VALUES)
+    for params in [dict(shuffle=1), dict(max_iter=0), dict(alpha=-1.0, max_iter=0),
+                   dict(activation="softmax", solver="lbfgs", tol=-1),
+                   dict(hidden_layer_sizes="a", shuffle=1), dict(init=3j)]:
+        estimator = MLPRegressor(**params)
+        with pytest.raises(InvalidParameterError) as expected:
+            BaseEstimator._validate_params(estimator)
+        for _ in range(2):
+            with pytest.raises(InvalidParameterError) as raised:
+                estimator.fit(X, Y_VALUES)
+            assert str(raised.value) == str(expected.value), params
+    for params in [dict(shuffle=np.bool_(False), alpha=np.float32(0.5)),
+                   dict(max_iter=np.int64(2), init=lambda shape, rng, dtype:
+                        np.full(shape, 0.1, dtype))]:
+        estimator = MLPRegressor(**params)
+        BaseEstimator._validate_params(estimator)  # valid for scikit-learn: for us too
+        estimator._validate_params()
+
+
 def test_the_parameter_names_are_those_of_each_classs_own_init():
     """_get_param_names is cached per class: a subclass with parameters of its own has
     them, and its parents keep theirs, in whatever order the classes are asked."""
