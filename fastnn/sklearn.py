@@ -664,8 +664,8 @@ class _MLPBase(_Solvers, BaseEstimator):
                               init="zeros" if auto else self.init,
                               negative_slope=self.negative_slope, dtype=X.dtype,
                               seed=int(random_state.randint(np.iinfo(np.int32).max)))
-            for layer, (W, b) in zip(self.model_.layers, initial):
-                layer.W, layer.b = W, b
+            for layer, (W, b) in zip(self.model_.layers, initial):  # finite, in the
+                layer.W[...], layer.b[...] = W, b                      # model's dtype
         if first or not self._bookkeeping_fits():
             self._start_bookkeeping()
         model = self.model_

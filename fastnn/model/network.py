@@ -13,7 +13,7 @@ from fastnn import _layout
 from fastnn import _engine
 from fastnn._engine import Engine, flat_buffer
 from fastnn.activations import DEFAULT_NEGATIVE_SLOPE, activation_code, check_negative_slope
-from fastnn.init import as_rng, scheme_for
+from fastnn.init import as_rng, scheme_for, zeros
 from fastnn.model import inputs
 from fastnn.model.outputs import OUTPUTS
 from fastnn.model.lbfgs import LBFGS
@@ -141,6 +141,10 @@ class MLP(Training, LBFGS, Files):
             act = layer.activation if index < last else (
                 "sigmoid" if self.output == "sigmoid" else "identity")
             draw = scheme_for(init, act, self.negative_slope)
+            layer.b[...] = bias_init
+            if draw is zeros:  # nothing to draw, nor to check
+                layer.W[...] = 0
+                continue
             W = np.asarray(draw(layer.W.shape, self._rng, self.dtype))
             if W.shape != layer.W.shape or W.dtype.kind not in "fiu":
                 raise ValueError(f"init returned {W.dtype} of shape {W.shape} for layer "
@@ -148,7 +152,6 @@ class MLP(Training, LBFGS, Files):
             if not np.isfinite(W).all():
                 raise ValueError(f"init returned non-finite weights for layer {index}")
             layer.W[...] = check.cast(f"init's weights for layer {index}", W, self.dtype)
-            layer.b[...] = bias_init
 
     # ------------------------------------------------------------ properties
 
