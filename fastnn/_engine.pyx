@@ -34,10 +34,11 @@ from fastnn._kernels import _nonfinite_message
 from fastnn._ops cimport (FNN_ADAM_PERIOD, IDENTITY, MAX_HYPER, MAX_STATES, NARROW_BYTES,
                           NARROW_MIN, OUT_SOFTMAX, Optim, _activation_grad_sums,
                           _add_into, _column_sums, _dense_backward, _dense_forward,
-                          _first_nonfinite, _narrow_dense_backward, _narrow_dense_forward, _optimizer_reads, _output_activation,
-                          _output_loss, _row_stride, _scratch_bytes, _sum_squares,
-                          _transpose, _update, fnn_flush_subnormals, fnn_fp_mode,
-                          fnn_fp_restore, fnn_vector_build, fnn_adam_divide, intp)
+                          _first_nonfinite, _narrow_dense_backward, _narrow_dense_forward,
+                          _optimizer_reads, _output_activation, _output_loss,
+                          _row_stride, _scratch_bytes, _sum_squares, _transpose, _update,
+                          fnn_flush_subnormals, fnn_fp_mode, fnn_fp_restore,
+                          fnn_vector_build, fnn_adam_divide, intp)
 
 cnp.import_array()
 fnn_vector_build()  # settles the vector build and Adam's division at import, before

@@ -222,6 +222,13 @@ cdef inline void _activate(const floating* z, floating* a, intp n, int act,
     _bias_activate(<floating*> z, a, NULL, 1, n, act, slope)  # z is not written
 
 
+cdef inline const floating* _derivative_input(const floating* z, const floating* a,
+                                              int act) noexcept nogil:
+    """What g'(z) is computed from: the cached output a for sigmoid (a (1 - a)) and
+    tanh (1 - a^2), z for the others."""
+    return a if act == SIGMOID or act == TANH else z
+
+
 cdef inline void _activation_grad(const floating* da, const floating* z, const floating* a,
                            floating* out, intp n, int act, floating slope) noexcept nogil:
     """out = da * g'(z) elementwise; out may alias da; in vector registers (_vector.h).
@@ -230,7 +237,7 @@ cdef inline void _activation_grad(const floating* da, const floating* z, const f
     relu' and leaky_relu' from z (the derivative at exactly 0 is that of z < 0).
     """
     cdef intp i
-    cdef const floating* g = a if act == SIGMOID or act == TANH else z
+    cdef const floating* g = _derivative_input(z, a, act)
     if not _gated(act):  # the last branch: leaky_relu's derivative
         for i in range(n):
             out[i] = da[i] * (1 if z[i] > 0 else slope)
@@ -259,11 +266,9 @@ cdef inline void _activation_grad_sums(const floating* da, const floating* z,
         _activation_grad(da, z, a, out, m * n, act, slope)
         _column_sums(out, s, m, n)
     elif floating is float:
-        fnn_act_grad_sums_f(da, a if act == SIGMOID or act == TANH else z, out, s, m, n,
-                            act, slope)
+        fnn_act_grad_sums_f(da, _derivative_input(z, a, act), out, s, m, n, act, slope)
     else:
-        fnn_act_grad_sums_d(da, a if act == SIGMOID or act == TANH else z, out, s, m, n,
-                            act, slope)
+        fnn_act_grad_sums_d(da, _derivative_input(z, a, act), out, s, m, n, act, slope)
 
 
 # ---------------------------------------------------------------- dense layer

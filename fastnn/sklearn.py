@@ -146,6 +146,10 @@ def _scikit_learns_init(sizes, activation, dtype, random_state):
     return initial
 
 
+#: The dtypes fit trains in as they come (anything else is converted to the first)
+_FIT_DTYPES = (np.float64, np.float32)
+
+
 def _plain_arrays(estimator, X, y, reset):
     """(X, y) as _MLPBase._prepare's validate_data returns them, without its generic
     machinery (some 160 us a fit, 300 to 450 us just after a fit's own work has
@@ -155,7 +159,7 @@ def _plain_arrays(estimator, X, y, reset):
     finite reals, one or two dimensions (not empty). None for anything else, which
     validate_data checks."""
     if not (reset and type(X) is np.ndarray and type(y) is np.ndarray and X.ndim == 2
-            and X.dtype in (np.float64, np.float32) and X.flags.c_contiguous
+            and X.dtype in _FIT_DTYPES and X.flags.c_contiguous
             and X.shape[0] > 0 and X.shape[1] > 0 and y.shape[:1] == X.shape[:1]
             and (y.ndim == 1 or y.ndim == 2 and y.shape[1] > 0)
             and y.dtype.kind in "fiu"):
@@ -537,12 +541,17 @@ def _param_names(cls):
 _REMEMBERED = (bool, int, float, str, type(None), np.generic)
 
 
-@functools.lru_cache(maxsize=4096)
-def _valid_scalar(cls, name, kind, value):
-    """True once value (of type kind) has passed cls's constraints on name; raises as
-    scikit-learn's validation does otherwise (see _MLPBase._validate_params)."""
+def _check_parameter(cls, name, value):
+    """scikit-learn's check of value against cls's constraints on name (its errors)."""
     validate_parameter_constraints({name: cls._parameter_constraints[name]},
                                    {name: value}, caller_name=cls.__name__)
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_scalar(cls, name, kind, value):
+    """True once value (of type kind) has passed _check_parameter; raises as it does
+    otherwise, every time (see _MLPBase._validate_params)."""
+    _check_parameter(cls, name, value)
     return True
 
 
@@ -590,15 +599,14 @@ class _MLPBase(_Solvers, BaseEstimator):
         its order and with its errors, a valid scalar value remembered per class
         (_valid_scalar): the check cost some 80 us a fit, 170 to 250 us just after a
         fit's own work has evicted it from the caches."""
-        constraints, cls = self._parameter_constraints, type(self)
+        cls = type(self)
         for name, value in self.get_params(deep=False).items():
-            if name not in constraints:
+            if name not in self._parameter_constraints:
                 continue
             if isinstance(value, _REMEMBERED):
                 _valid_scalar(cls, name, type(value), value)
             else:
-                validate_parameter_constraints({name: constraints[name]}, {name: value},
-                                               caller_name=cls.__name__)
+                _check_parameter(cls, name, value)
 
     @classmethod
     def _get_param_names(cls):
@@ -648,7 +656,7 @@ class _MLPBase(_Solvers, BaseEstimator):
         hidden = _hidden_sizes(self.hidden_layer_sizes)
         X, y = _plain_arrays(self, X, y, first) or validate_data(
             self, X, y, accept_sparse="csr", multi_output=True,
-            dtype=(np.float64, np.float32), order="C", y_numeric=not is_classifier(self),
+            dtype=_FIT_DTYPES, order="C", y_numeric=not is_classifier(self),
             reset=first)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
