@@ -46,6 +46,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastnn import _checks as check
+from fastnn._kernels import first_nonfinite
 from fastnn.init import SCHEMES
 from fastnn.model import MLP, TrainingSettings, inputs
 from fastnn.model.training import Batches, run_epoch, threads
@@ -137,12 +138,18 @@ def _scikit_learns_init(sizes, activation, dtype, random_state):
     then b from U(-a, a), a = sqrt(f / (fan_in + fan_out)), f = 2 for logistic hidden
     layers and 6 otherwise (Glorot and Bengio's uniform scheme)."""
     factor = 2.0 if activation == "logistic" else 6.0
-    initial = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    # the uniforms u of every layer in one draw: uniform(low, high) is low + (high -
+    # low) u, rounded as this NumPy expression rounds it
+    draws = random_state.random_sample(sum((n_in + 1) * n_out for n_in, n_out in pairs))
+    initial, at = [], 0
+    for n_in, n_out in pairs:
         bound = np.sqrt(factor / (n_in + n_out))
-        W = random_state.uniform(-bound, bound, (n_in, n_out)).T
-        b = random_state.uniform(-bound, bound, n_out)
-        initial.append((W.astype(dtype), b.astype(dtype)))
+        values = -bound + (bound - -bound) * draws[at:at + (n_in + 1) * n_out]
+        values = values.astype(dtype)
+        initial.append((values[:n_in * n_out].reshape(n_in, n_out).T,
+                        values[n_in * n_out:]))
+        at += (n_in + 1) * n_out
     return initial
 
 
@@ -164,10 +171,10 @@ def _plain_arrays(estimator, X, y, reset):
             and (y.ndim == 1 or y.ndim == 2 and y.shape[1] > 0)
             and y.dtype.kind in "fiu"):
         return None
-    with np.errstate(over="ignore", invalid="ignore"):  # an infinite sum: validate_data
-        finite = np.isfinite(X.sum()) and (y.dtype.kind != "f" or np.isfinite(y.sum()))
-    if not finite:
-        return None
+    if first_nonfinite(X) >= 0 or y.dtype.kind == "f" and not (
+            first_nonfinite(y) < 0 if y.dtype in _FIT_DTYPES and y.flags.c_contiguous
+            else np.isfinite(y).all()):
+        return None  # (validate_data refuses it)
     if hasattr(estimator, "feature_names_in_"):  # fitted on a DataFrame before
         del estimator.feature_names_in_
     estimator.n_features_in_ = X.shape[1]
@@ -446,14 +453,14 @@ class _Solvers:
     def _epochs(self, settings, batches, validation, incremental):
         """Up to max_iter epochs (one for partial_fit), each one run_epoch, then
         scikit-learn's bookkeeping; a new learning rate rebinds the update."""
-        engine, state = self.model_.engine, settings.state
+        engine, state, scale = self.model_.engine, settings.state, self._scale()
         update = engine.updater(settings)
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             update.start_epoch()
             objective = run_epoch(engine, update, batches, self.n_iter_ + 1,
                                   state.optimizer.lr, settings.n_threads)
-            self._record_epoch(objective / self._scale(), batches.m)
+            self._record_epoch(objective / scale, batches.m)
             learning_rate = self._learning_rate
             stop = self._after_epoch(validation)
             if self._learning_rate != learning_rate:
@@ -698,9 +705,10 @@ class _MLPBase(_Solvers, BaseEstimator):
                   "tol": s * self.tol,
                   "learning_rate_init": self._engine_lr(self.learning_rate_init),
                   "epsilon": s * self.epsilon}
+        with np.errstate(over="ignore", under="ignore"):
+            engine_values = {name: dtype.type(value) for name, value in scaled.items()}
         for name, value in scaled.items():
-            with np.errstate(over="ignore", under="ignore"):
-                engine_value = dtype.type(value)
+            engine_value = engine_values[name]
             vanished = name in ("learning_rate_init", "epsilon") and engine_value == 0
             subnormal = name != "tol" and \
                 0 < abs(engine_value) < check.SMALLEST_NORMAL[dtype.itemsize]

@@ -548,6 +548,7 @@ def _refusals():
 def _plain_cases():
     F = np.asfortranarray(X)
     huge = np.full((4, 2), 1e308)  # finite, with a sum that overflows
+    y_f32 = Y_VALUES.astype(np.float32)
     return {  # name: (X, y, whether the fast path takes them)
         "float64 X, float y": (X, Y_VALUES, True),
         "float32 X, int labels": (X.astype(np.float32), Y_CLASSES, True),
@@ -555,7 +556,10 @@ def _plain_cases():
         "one row": (X[:1], Y_VALUES[:1], True),
         "X with a NaN": (np.where(X > 2, np.nan, X), Y_VALUES, False),
         "y with an infinity": (X, np.where(Y_VALUES > 2, np.inf, Y_VALUES), False),
-        "huge X": (huge, np.arange(4.0), False),
+        "huge X": (huge, np.arange(4.0), True),
+        "float32 y with a NaN": (X, np.where(Y_VALUES > 2, np.nan, y_f32), False),
+        "strided y with a NaN": (X, np.where(Y_VALUES > 2, np.nan, Y_VALUES)[::-1], False),
+        "strided y": (X, Y_VALUES[::-1], True),
         "Fortran-ordered X": (F, Y_VALUES, False),
         "integer X": (np.round(X).astype(int), Y_VALUES, False),
         "a list X": (X.tolist(), Y_VALUES, False),
