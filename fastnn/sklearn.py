@@ -46,7 +46,6 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastnn import _checks as check
-from fastnn._kernels import first_nonfinite
 from fastnn.init import SCHEMES
 from fastnn.model import MLP, TrainingSettings, inputs
 from fastnn.model.training import Batches, run_epoch, threads
@@ -171,9 +170,7 @@ def _plain_arrays(estimator, X, y, reset):
             and (y.ndim == 1 or y.ndim == 2 and y.shape[1] > 0)
             and y.dtype.kind in "fiu"):
         return None
-    if first_nonfinite(X) >= 0 or y.dtype.kind == "f" and not (
-            first_nonfinite(y) < 0 if y.dtype in _FIT_DTYPES and y.flags.c_contiguous
-            else np.isfinite(y).all()):
+    if inputs.first_nonfinite(X) >= 0 or inputs.first_nonfinite(y) >= 0:
         return None  # (validate_data refuses it)
     if hasattr(estimator, "feature_names_in_"):  # fitted on a DataFrame before
         del estimator.feature_names_in_

@@ -13,7 +13,8 @@ from fastnn.activations import ACTIVATIONS, activation_code
 from fastnn.model.outputs import OUTPUTS
 
 __all__ = ["layer_sizes", "hidden_activations", "output_layer", "features", "targets",
-           "sample_weight", "check_finite", "checked_like", "SparseRows", "gather_rows"]
+           "sample_weight", "check_finite", "first_nonfinite", "checked_like", "SparseRows",
+           "gather_rows"]
 
 
 def layer_sizes(sizes):
@@ -259,15 +260,21 @@ def check_finite(name, array):
     """
     if isinstance(array, SparseRows):
         return array.check_finite(name)
-    if array.dtype.kind in "biu":
-        return
-    if array.dtype in check.FLOAT_DTYPES and array.flags.c_contiguous:
-        first = _kernels.first_nonfinite(array)
-    else:
-        bad = np.flatnonzero(~np.isfinite(array))
-        first = bad[0] if len(bad) else -1
+    first = first_nonfinite(array)
     if first >= 0:
-        raise ValueError(_kernels._nonfinite_message(name, array, int(first)))
+        raise ValueError(_kernels._nonfinite_message(name, array, first))
+
+
+def first_nonfinite(array):
+    """The flat index of the first NaN or infinity in a numeric ndarray, or -1
+    (booleans and integers: -1 at once); a C-contiguous float32 or float64 array in
+    one pass of the compiled scan, any other by NumPy."""
+    if array.dtype.kind in "biu":
+        return -1
+    if array.dtype in check.FLOAT_DTYPES and array.flags.c_contiguous:
+        return _kernels.first_nonfinite(array)
+    bad = np.flatnonzero(~np.isfinite(array))
+    return int(bad[0]) if len(bad) else -1
 
 
 def checked_like(name, value, target):
