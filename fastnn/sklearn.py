@@ -144,11 +144,11 @@ def _scikit_learns_init(sizes, activation, dtype, random_state):
     initial, at = [], 0
     for n_in, n_out in pairs:
         bound = np.sqrt(factor / (n_in + n_out))
-        values = -bound + (bound - -bound) * draws[at:at + (n_in + 1) * n_out]
-        values = values.astype(dtype)
+        size = (n_in + 1) * n_out  # W's values, then b's
+        values = (-bound + (bound - -bound) * draws[at:at + size]).astype(dtype)
+        at += size
         initial.append((values[:n_in * n_out].reshape(n_in, n_out).T,
                         values[n_in * n_out:]))
-        at += (n_in + 1) * n_out
     return initial
 
 
@@ -702,17 +702,17 @@ class _MLPBase(_Solvers, BaseEstimator):
                   "tol": s * self.tol,
                   "learning_rate_init": self._engine_lr(self.learning_rate_init),
                   "epsilon": s * self.epsilon}
-        with np.errstate(over="ignore", under="ignore"):
-            engine_values = {name: dtype.type(value) for name, value in scaled.items()}
-        for name, value in scaled.items():
-            engine_value = engine_values[name]
-            vanished = name in ("learning_rate_init", "epsilon") and engine_value == 0
-            subnormal = name != "tol" and \
-                0 < abs(engine_value) < check.SMALLEST_NORMAL[dtype.itemsize]
-            if not np.isfinite(engine_value) or vanished or subnormal:
-                raise ValueError(f"{name}={getattr(self, name)!r} becomes {value!r} on "
-                                 f"fastnn's scale of the objective, which {dtype.name} "
-                                 f"cannot use; choose a less extreme {name}")
+        with np.errstate(over="ignore", under="ignore"):  # (the checks below tell)
+            for name, value in scaled.items():
+                engine_value = dtype.type(value)
+                vanished = name in ("learning_rate_init", "epsilon") and engine_value == 0
+                subnormal = name != "tol" and \
+                    0 < abs(engine_value) < check.SMALLEST_NORMAL[dtype.itemsize]
+                if not np.isfinite(engine_value) or vanished or subnormal:
+                    raise ValueError(f"{name}={getattr(self, name)!r} becomes {value!r} "
+                                     f"on fastnn's scale of the objective, which "
+                                     f"{dtype.name} cannot use; choose a less extreme "
+                                     f"{name}")
 
     def _weights(self, sample_weight, X, y, incremental):
         """The checked sample weights (None for none)."""
