@@ -170,6 +170,8 @@ def sample_weight(value, m, dtype, name="sample_weight", strict=False):
 def cast(name, value, dtype):
     """value (an ndarray of numbers) as dtype, refusing a finite value that the cast
     turns into an infinity, with its index as the user passed it."""
+    if np.can_cast(value.dtype, dtype):  # (no value can overflow: nothing to scan)
+        return value.astype(dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         cast_value = value.astype(dtype)
     if cast_value.dtype.kind == "f" and value.dtype.kind == "f":

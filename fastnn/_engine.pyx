@@ -821,8 +821,9 @@ def flat_buffer(n, dtype, zeros=False):
     sum of two gradients 25%)."""
     dtype = np.dtype(dtype)
     spare = 64 // dtype.itemsize
-    buffer = (np.zeros if zeros else np.empty)(n + spare, dtype)
-    start = (-buffer.ctypes.data % 64) // dtype.itemsize
+    cdef cnp.ndarray buffer = (np.zeros if zeros else np.empty)(n + spare, dtype)
+    cdef size_t past_line = <size_t> cnp.PyArray_DATA(buffer) % 64
+    start = (64 - past_line) % 64 // dtype.itemsize
     return buffer[start:start + n]
 
 

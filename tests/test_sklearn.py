@@ -48,6 +48,7 @@ def test_importing_fastnn_does_not_import_scikit_learn(tmp_path):
             "assert 'MLPClassifier' in dir(fastnn)\n"
             "import fastnn.sklearn\n"
             "assert fastnn.MLPRegressor is fastnn.sklearn.MLPRegressor\n"
+            "assert vars(fastnn)['MLPClassifier'] is fastnn.sklearn.MLPClassifier\n"
             "assert 'sklearn' in sys.modules\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path)  # not the checkout's folder: the installed fastnn

@@ -121,8 +121,7 @@ class MLP(Training, LBFGS, Files):
         bias_init = check.real("bias_init", bias_init)
         for name, value in (("negative_slope", self.negative_slope),
                             ("bias_init", bias_init)):  # in the dtype, as the engine
-            check.cast(name, np.array(value), self.dtype)  # reads them
-            check.representable(name, value, self.dtype, flushed=True)
+            check.representable(name, value, self.dtype, flushed=True)  # reads them
         self._rng = as_rng(seed)
         params = flat_buffer(_layout.n_parameters(sizes), self.dtype)
         self.layers = [Layer(W, b, act) for (W, b), act in
