@@ -28,16 +28,12 @@ def _check_built():
                 f"`pip install -e .`.")
 
 
-#: The compiled core's settings read from the environment at import, and the values
-#: each knows ("avx512": no cap); any other value would be ignored.
-_ENVIRONMENT = {"FASTNN_VECTOR_BUILD": ("base", "fma", "avx512"),
-                "FASTNN_ADAM_DIVIDE": ("divider", "estimates", "mixed")}
-
-
 def _check_environment():
-    """A RuntimeWarning for each of _ENVIRONMENT's variables set to a value the
-    compiled core does not know, instead of ignoring it in silence."""
-    for name, known in _ENVIRONMENT.items():
+    """A RuntimeWarning for each of the compiled core's environment variables
+    (fastnn._kernels.ENVIRONMENT) set to a value it does not know, instead of
+    ignoring it in silence."""
+    from fastnn._kernels import ENVIRONMENT
+    for name, known in ENVIRONMENT.items():
         value = os.environ.get(name)
         if value is not None and value not in known:
             warnings.warn(f"{name}={value!r} is not one of {', '.join(known)}: ignored "

@@ -27,7 +27,8 @@ from fastnn._ops cimport (IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
                           _dense_forward, _dense_backward, _output_loss,
                           _softmax_ce_labels, _softmax_ce_probs, _sgd, _momentum, _adam,
                           _first_nonfinite, _scratch_bytes, fnn_adam_divide,
-                          fnn_vector_build)
+                          fnn_adam_ways, FNN_ADAM_WAYS, fnn_vector_build,
+                          fnn_vector_builds, FNN_BUILDS)
 
 cnp.import_array()
 
@@ -638,6 +639,12 @@ def adam_divide():
 
 vector_build()  # settles the choices at import, before any thread can ask
 adam_divide()
+
+#: The compiled core's settings read from the environment at import, and the values
+#: each knows (its C names; "avx512": no cap); it ignores any other value.
+ENVIRONMENT = {
+    "FASTNN_VECTOR_BUILD": tuple(fnn_vector_builds[i].decode() for i in range(FNN_BUILDS)),
+    "FASTNN_ADAM_DIVIDE": tuple(fnn_adam_ways[i].decode() for i in range(FNN_ADAM_WAYS))}
 
 
 def first_nonfinite(cnp.ndarray array):

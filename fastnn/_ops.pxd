@@ -94,9 +94,13 @@ cdef extern from "_vector.h" nogil:
                              intp n, int act, float slope)
     const char* fnn_vector_build()
     const char* fnn_adam_divide()
+    const char* const fnn_vector_builds[]
+    const char* const fnn_adam_ways[]
     int fnn_cpu_build()
     enum:
         FNN_BUILD_AVX512
+        FNN_BUILDS
+        FNN_ADAM_WAYS
         FNN_GEMM_SCRATCH  # bytes of scratch that fnn_gemm packs B into
         FNN_ADAM_PERIOD  # values of fnn_adam's round of vectors (see _vector_kernels.h)
     void fnn_gemm_d(intp m, intp n, intp k, const double* a, intp ars, intp acs,

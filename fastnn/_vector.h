@@ -115,10 +115,11 @@ enum { FNN_GEMM_SCRATCH = FNN_GEMM_PACK_BYTES + 64 };
  * in five 3.4); in float32 the divider alone stayed fastest (1.4 against 1.5 to 1.8).
  * Chosen once, by the CPU's maker (AMD's: mixed); FASTNN_ADAM_DIVIDE=divider,
  * =estimates or =mixed in the environment before import sets it. */
-enum { FNN_ADAM_ESTIMATES = 0, FNN_ADAM_DIVIDER = 1, FNN_ADAM_MIXED = 2 };
+enum { FNN_ADAM_ESTIMATES = 0, FNN_ADAM_DIVIDER = 1, FNN_ADAM_MIXED = 2, FNN_ADAM_WAYS = 3 };
 /* The mixed way's round: four vectors of doubles (a whole number of floats' too) */
 enum { FNN_ADAM_PERIOD = 32 };
-static const char* const fnn_adam_ways[] = {"estimates", "divider", "mixed"};
+/* the ways' names: the values FASTNN_ADAM_DIVIDE takes */
+static const char* const fnn_adam_ways[FNN_ADAM_WAYS] = {"estimates", "divider", "mixed"};
 
 static int fnn_adam_way(void) {
     static int way = -1;  /* set once per module, at import (as fnn_cpu_build) */
@@ -131,7 +132,7 @@ static int fnn_adam_way(void) {
 #else
         chosen = FNN_ADAM_DIVIDER;
 #endif
-        for (w = 0; choice && w < 3; w++)
+        for (w = 0; choice && w < FNN_ADAM_WAYS; w++)
             if (strcmp(choice, fnn_adam_ways[w]) == 0)
                 chosen = w;
         way = chosen;
@@ -154,8 +155,10 @@ static const char* fnn_adam_divide(void) {
 #define FNN_BUILD base
 #include "_vector_build.h"
 
-/* the builds, as fnn_cpu_build numbers them (every compiler: _ops.pxd names them) */
-enum { FNN_BUILD_BASE = 0, FNN_BUILD_FMA = 1, FNN_BUILD_AVX512 = 2 };
+/* the builds, as fnn_cpu_build numbers them (every compiler: _ops.pxd names them), and
+ * their names: the values FASTNN_VECTOR_BUILD takes */
+enum { FNN_BUILD_BASE = 0, FNN_BUILD_FMA = 1, FNN_BUILD_AVX512 = 2, FNN_BUILDS = 3 };
+static const char* const fnn_vector_builds[FNN_BUILDS] = {"base", "fma", "avx512"};
 
 #ifdef FNN_FMA_BUILD
 /* 32-byte vectors and fused multiply-add (AVX2-era CPUs) */
@@ -177,8 +180,10 @@ static int fnn_cpu_build(void) {
     static int build = -1;  /* set once per module, at import (_kernels.pyx, _engine.pyx) */
     if (build < 0) {
         const char* choice = getenv("FASTNN_VECTOR_BUILD");
-        int most = choice && strcmp(choice, "base") == 0 ? FNN_BUILD_BASE
-                 : choice && strcmp(choice, "fma") == 0 ? FNN_BUILD_FMA : FNN_BUILD_AVX512;
+        int most = FNN_BUILD_AVX512, b;
+        for (b = 0; choice && b < FNN_BUILDS; b++)
+            if (strcmp(choice, fnn_vector_builds[b]) == 0)
+                most = b;
         __builtin_cpu_init();
         build = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
                     && __builtin_cpu_supports("fma")
@@ -207,8 +212,7 @@ static int fnn_cpu_build(void) {
 
 /* "avx512", "fma" or "base": the build of these kernels that runs here. */
 static const char* fnn_vector_build(void) {
-    static const char* const names[3] = {"base", "fma", "avx512"};
-    return names[fnn_cpu_build()];
+    return fnn_vector_builds[fnn_cpu_build()];
 }
 
 /* The entry points: the fastest build this CPU can run. */
