@@ -545,7 +545,6 @@ def _refusals():
     ]
 
 
-
 def _plain_cases():
     F = np.asfortranarray(X)
     huge = np.full((4, 2), 1e308)  # finite, with a sum that overflows
