@@ -394,6 +394,7 @@ cdef extern from "_team.h" nogil:
     void fnn_blas_find(const void* blas_function)
     int fnn_blas_limit()
     int fnn_cpu_count()
+    void fnn_evict(const void* start, size_t nbytes)
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals()
@@ -661,6 +662,8 @@ cdef void _item(Epoch* ep, const Phase* ph, long i, floating* params) noexcept n
         ep.grads_bad[i] = first < last and _sum_slices(ep, ph.parts, first, last, params)
     else:
         opt = ph.opt
+        if ep.ranges > 1:  # the other members read these parameters in the step
+            fnn_evict(params + first, (last - first) * sizeof(floating))
         ep.overflowed[i] = first < last and _apply(
             plan, &opt, params, <floating*> ep.grads[0], <floating**> ep.states, first,
             last)
