@@ -182,6 +182,28 @@ def _plain_arrays(estimator, X, y, reset):
     return X, y
 
 
+def _integer_labels(y):
+    """(its distinct labels, sorted; y's index in them) for a 1-D integer ndarray y,
+    which scikit-learn's checks of classification targets always accept: one
+    bincount pass when the labels are small non-negative numbers, where those checks
+    and LabelBinarizer.fit make four hashing passes over y (some 1 ms for 15,000
+    labels), and y itself as the index when the labels are 0, 1, ..., K - 1. None
+    for any other y, and where the labels are more than half the samples (those
+    checks warn then)."""
+    if not (type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "iu"
+            and len(y) > 0):
+        return None
+    if np.can_cast(y.dtype, np.intp) and 0 <= y.min() and y.max() <= len(y):
+        distinct = np.flatnonzero(np.bincount(y)).astype(y.dtype)
+    else:
+        distinct = np.unique(y)
+    if 2 * len(distinct) > len(y):
+        return None
+    if distinct[0] == 0 and distinct[-1] == len(distinct) - 1:
+        return distinct, y
+    return distinct, np.searchsorted(distinct, y)
+
+
 def _hidden_sizes(hidden_layer_sizes):
     """hidden_layer_sizes (an int or a sequence of ints) as a list of ints >= 1."""
     sizes = (list(hidden_layer_sizes) if np.iterable(hidden_layer_sizes)
@@ -940,21 +962,28 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
     def _encode(self, y, first, incremental, classes):
         """(targets, output layer, units) for labels y; a first call learns the
         classes, later ones refuse labels outside them."""
-        check_classification_targets(y)
-        if incremental and _check_partial_fit_first_call(self, classes):
-            multilabel = type_of_target(y).startswith("multilabel")
-            self._label_binarizer = LabelBinarizer().fit(
-                y if multilabel else self.classes_)
-            if not multilabel:
-                self._check_known(y)
-        elif first:
-            self._label_binarizer = LabelBinarizer().fit(y)
+        found = _integer_labels(y) if first and not incremental else None
+        indices = None
+        if found is not None:  # (LabelBinarizer takes y's type from its labels)
+            distinct, indices = found
+            self._label_binarizer = LabelBinarizer().fit(distinct)
         else:
-            self._check_known(y)
+            check_classification_targets(y)
+            if incremental and _check_partial_fit_first_call(self, classes):
+                multilabel = type_of_target(y).startswith("multilabel")
+                self._label_binarizer = LabelBinarizer().fit(
+                    y if multilabel else self.classes_)
+                if not multilabel:
+                    self._check_known(y)
+            elif first:
+                self._label_binarizer = LabelBinarizer().fit(y)
+            else:
+                self._check_known(y)
         binarizer = self._label_binarizer
         self.classes_ = binarizer.classes_
         if y.ndim == 1 and binarizer.y_type_ in ("multiclass", "binary"):
-            indices = np.searchsorted(self.classes_, y)  # (the classes are sorted)
+            if indices is None:
+                indices = np.searchsorted(self.classes_, y)  # (the classes are sorted)
             if binarizer.y_type_ == "multiclass":
                 return indices, "softmax", len(self.classes_)
             # two classes: binarizer.transform(y), 50 times faster (1 for the second

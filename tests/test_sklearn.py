@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.model_selection import (GridSearchCV, cross_val_score,  # noqa: E402
                                      cross_validate, train_test_split)
 from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.preprocessing import LabelBinarizer, StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from fastnn import MLPClassifier, MLPRegressor  # noqa: E402
@@ -217,6 +217,39 @@ def test_any_labels_come_back_as_given(labels):
     assert clf.out_activation_ == ("logistic" if len(labels) == 2 else "softmax")
     assert clf.n_outputs_ == (1 if len(labels) == 2 else len(labels))
     assert clf.model_.output == ("sigmoid" if len(labels) == 2 else "softmax")
+
+
+@pytest.mark.parametrize("y", [
+    np.array([2, 0, 1, 2]), np.array([2, 0, 1, 2], dtype=np.int32),
+    np.array([1, 0, 1], dtype=np.uint8), np.array([5, 5]), np.array([0, 0, 0]),
+    np.array([7, 3, 7]), np.array([-1, 4, 2, -1]), np.array([0, 2, 9, 2]),
+    np.array([2**62, 1, 2**62]), np.array([2**63 + 5, 3], dtype=np.uint64),
+    np.arange(1000)[::-7] % 50], ids=lambda y: f"{y.dtype}{y[:4].tolist()}")
+def test_integer_labels_are_learnt_as_scikit_learns_checks_learn_them(y):
+    """_integer_labels, the first fit's fast path for 1-D integer labels: the same
+    LabelBinarizer (classes, their dtype, y's type) and index as
+    check_classification_targets, LabelBinarizer().fit(y) and a search of y in the
+    classes give."""
+    from sklearn.utils.multiclass import check_classification_targets
+
+    from fastnn.sklearn import _integer_labels
+    y = np.tile(y, 3)  # (labels fewer than half the samples)
+    distinct, index = _integer_labels(y)
+    check_classification_targets(y)
+    expected = LabelBinarizer().fit(y)
+    got = LabelBinarizer().fit(distinct)
+    assert vars(got).keys() == vars(expected).keys()
+    for name, value in vars(expected).items():
+        np.testing.assert_array_equal(getattr(got, name), value, err_msg=name)
+    assert got.classes_.dtype == expected.classes_.dtype
+    np.testing.assert_array_equal(index, np.searchsorted(expected.classes_, y))
+    assert _integer_labels(y.astype(float)) is None
+    assert _integer_labels(y[:0]) is None and _integer_labels(y[:, None]) is None
+
+
+def test_more_classes_than_half_the_samples_are_warned_of_as_by_scikit_learn():
+    with pytest.warns(UserWarning, match="greater than 50% of the number of samples"):
+        MLPClassifier(**SMALL, max_iter=1).fit(X[:40], np.arange(40) % 21)
 
 
 def test_a_label_indicator_matrix_trains_one_sigmoid_per_label():
