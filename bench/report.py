@@ -6,7 +6,9 @@ The peers table (bench/test_bench_peers.py): for each case, the fastest round of
 fastnn, scikit-learn and PyTorch, how many times faster fastnn is than each, fastnn's
 GFLOP/s (the FLOPs of its training steps' matrix products over its time) and its share
 of the machine's GEMM peak measured in the same run (the "GEMM peak" group of the
-case's dtype), and each one's test score (accuracy, or R^2 for a regressor).
+case's dtype), the share its training steps alone reach (the FLOPs over the fastest
+round's time in its epochs' compiled calls, without the fit's set-up), and each one's
+test score (accuracy, or R^2 for a regressor).
 
 The engine table (the other files): for each case (benchmark group), fastnn's and the
 baseline's median (the baseline is fastnn.reference, or for the threads case fastnn
@@ -58,12 +60,15 @@ def peer_rows(report):
         row += [f"{best[name] / best['fastnn']:.1f}x" if name in best else "-"
                 for name in PEERS[1:]]
         row += [f"{speed / 1e9:.1f}", f"{100 * speed / peak:.0f}%" if peak else "-"]
+        epochs = info.get("epoch_seconds")
+        row.append(f"{100 * info['flops'] / min(epochs) / peak:.0f}%"
+                   if peak and epochs else "-")
         row.append(" / ".join(f"{impls[name]['extra_info']['test_score']:.3f}"
                               if name in impls else "-" for name in PEERS))
         yield row
     for dtype, peak in sorted(peaks.items()):
         yield [f"GEMM peak {dtype} (numpy, 1536^3)", "", "", "", "", "", "",
-               f"{peak / 1e9:.1f}", "100%", ""]
+               f"{peak / 1e9:.1f}", "100%", "", ""]
 
 
 def engine_rows(report):
@@ -114,7 +119,7 @@ def main(argv):
     print(f"{machine.get('cpu', {}).get('brand_raw', 'unknown CPU')}, "
           f"Python {machine.get('python_version', '?')}\n")
     _print(["case", "threads", "fastnn", "scikit-learn", "PyTorch", "vs scikit-learn",
-            "vs PyTorch", "fastnn GFLOP/s", "of GEMM peak",
+            "vs PyTorch", "fastnn GFLOP/s", "of GEMM peak", "steps of GEMM peak",
             "test score fastnn / sklearn / torch"], peer_rows(report))
     _print(["case", "fastnn", "baseline", "speed-up", "fastnn GFLOP/s",
             "BLAS GEMM GFLOP/s", "of GEMM"], engine_rows(report))

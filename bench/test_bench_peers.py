@@ -15,10 +15,15 @@ numpy's BLAS on a 1536^3 product on those threads, in the same run, for each dty
 `python bench/report.py` divides each case's FLOPs (those of its training steps'
 matrix products) by its time and by that peak.
 
+fastnn's rounds also time its epochs alone (each a compiled call over all its steps),
+without the fit's set-up (checks, the model, its initial weights) and bookkeeping: the
+report's "steps of GEMM peak" is the share of the peak that its training steps reach.
+
 Rounds: the contenders take turns, a fit each per round, for ROUNDS rounds after a
 warm-up round, and the report takes each one's fastest (this VM's slow phases last
 seconds: five rounds of one contender in a row could all fall in one).
 """
+import contextlib
 import os
 import time
 import warnings
@@ -193,6 +198,26 @@ def _sizes(case):
     return [X_train.shape[1], *hidden, n_out]
 
 
+@contextlib.contextmanager
+def _epochs_timed(seconds):
+    """Within it, every epoch that fastnn's estimators run (fastnn.sklearn's
+    run_epoch) adds its time to seconds[0]."""
+    import fastnn.sklearn as estimators
+    run_epoch = estimators.run_epoch
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return run_epoch(*args, **kwargs)
+        finally:
+            seconds[0] += time.perf_counter() - start
+    estimators.run_epoch = timed
+    try:
+        yield
+    finally:
+        estimators.run_epoch = run_epoch
+
+
 ROUNDS = 5
 SETTLE_SECONDS = 0.3
 _ROUND_TIMES = {}
@@ -206,18 +231,24 @@ def _round_times(case):
     after their last product (numpy's, for scikit-learn's fit), and a fit started
     meanwhile shares the cores with them (fastnn's two-thread digits fit took 110-140
     ms so while its threads met at barriers, about 40 since they take work items,
-    against 22-30 alone), as no program using one of these libraries would."""
+    against 22-30 alone), as no program using one of these libraries would. Also
+    fastnn's epochs' time in each of its fits (under "fastnn epochs")."""
     if case not in _ROUND_TIMES:
         fits = {impl: _fit_function(impl, case) for impl in ("fastnn", "sklearn", "torch")
                 if impl != "torch" or torch is not None}
-        times = {impl: [] for impl in fits}
+        times = {impl: [] for impl in [*fits, "fastnn epochs"]}
         for round_ in range(ROUNDS + 1):
             for impl, fit in fits.items():
+                epochs = [0.0]
                 time.sleep(SETTLE_SECONDS)
-                start = time.perf_counter()
-                fit()
+                with _epochs_timed(epochs) if impl == "fastnn" else contextlib.nullcontext():
+                    start = time.perf_counter()
+                    fit()
+                    seconds = time.perf_counter() - start
                 if round_:
-                    times[impl].append(time.perf_counter() - start)
+                    times[impl].append(seconds)
+                    if impl == "fastnn":
+                        times["fastnn epochs"].append(epochs[0])
         _ROUND_TIMES[case] = times
     return _ROUND_TIMES[case]
 
@@ -233,6 +264,8 @@ def test_fit(benchmark, peer_threads, impl, case):
     benchmark.extra_info.update(flops=fit_flops(_sizes(case), len(X_train), batch, epochs),
                                 dtype=dtype, threads=peer_threads,
                                 round_seconds=_round_times(case)[impl])
+    if impl == "fastnn":
+        benchmark.extra_info["epoch_seconds"] = _round_times(case)["fastnn epochs"]
     predict = benchmark.pedantic(_fit_function(impl, case), rounds=1, iterations=1)
     benchmark.extra_info["test_score"] = _score(kind, predict(X_test), y_test)
 
