@@ -113,7 +113,7 @@ static void fnn_evict(const void* start, size_t nbytes) {
 #if defined(__GNUC__) && (defined(__x86_64__) || (defined(__i386__) && defined(__SSE2__)))
     const char* line = (const char*) ((size_t) start & ~(size_t) 63);
     const char* end = (const char*) start + nbytes;
-    for (; line < end; line += 64)
+    for (; nbytes > 0 && line < end; line += 64)  /* (an empty range: no line) */
         __builtin_ia32_clflush(line);
 #else
     (void) start;
